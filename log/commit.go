@@ -1,0 +1,287 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/tidwall/wal"
+)
+
+// group is a set of entries committed together: one write and (in Sync
+// mode) one fsync. Every appender in it is released when done closes.
+type group struct {
+	done  chan struct{}
+	err   error
+	first uint64
+	last  uint64
+	bufs  []*bytes.Buffer
+}
+
+// Pending is an entry submitted to the log and not yet known to be durable.
+type Pending struct {
+	index uint64
+	g     *group
+}
+
+// Index returns the log index assigned to the entry.
+func (p *Pending) Index() uint64 { return p.index }
+
+// Wait blocks until the entry is acknowledged (durable in Sync mode,
+// written in the other modes) and returns nil, or returns the error that
+// failed its group. Wait may be called any number of times.
+func (p *Pending) Wait() error {
+	<-p.g.done
+	return p.g.err
+}
+
+// Append writes recs as one entry and waits until it is acknowledged. It
+// returns the entry's log index: record i of recs is at (index, i). The
+// entry is atomic: after a crash either all of recs are in the log or none.
+func (l *Log) Append(recs []Record) (uint64, error) {
+	p, err := l.Submit(recs)
+	if err != nil {
+		return 0, err
+	}
+	return p.index, p.Wait()
+}
+
+// Submit encodes recs as one entry, assigns it the next log index and queues
+// it for the next group commit without waiting. Entries are written in the
+// order Submit assigned their indexes. It sets recs[i].PayloadAt.
+func (l *Log) Submit(recs []Record) (*Pending, error) {
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("walq/log: append of no records")
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	body, err := encodeBody(buf, recs)
+	if err != nil {
+		return nil, fmt.Errorf("walq/log: encode: %w", err)
+	}
+	if buf.Len() > l.opts.MaxEntrySize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, buf.Len(), l.opts.MaxEntrySize)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return nil, err
+	}
+	idx := l.next
+	l.next++
+	binary.LittleEndian.PutUint32(buf.Bytes(), entryCRC(body, idx))
+	g := l.open
+	if g == nil {
+		g = &group{done: make(chan struct{}), first: idx}
+		l.open = g
+		l.cond.Signal()
+	}
+	g.last = idx
+	g.bufs = append(g.bufs, buf)
+	return &Pending{index: idx, g: g}, nil
+}
+
+// writableLocked returns why the log cannot take an append, or nil.
+func (l *Log) writableLocked() error {
+	switch {
+	case l.closed || l.closing:
+		return ErrClosed
+	case l.w == nil:
+		return ErrReadOnly
+	case l.failed != nil:
+		return l.failed
+	}
+	return nil
+}
+
+// commitLoop is the committer: it takes whatever groups are waiting and
+// writes them, one group at a time. Submit keeps filling the next group
+// while a write or fsync is in flight, so the next group is ready the moment
+// the previous one is durable.
+func (l *Log) commitLoop() {
+	defer close(l.done)
+	if l.opts.Durability == Interval {
+		go l.syncLoop()
+		defer close(l.syncStop)
+	}
+	for {
+		l.mu.Lock()
+		for l.open == nil && !l.closing {
+			l.cond.Wait()
+		}
+		g := l.open
+		if g == nil { // closing and drained
+			l.mu.Unlock()
+			return
+		}
+		l.open = nil
+		l.busy = true
+		failed := l.failed
+		l.mu.Unlock()
+
+		err := failed
+		if err == nil {
+			err = l.commit(g)
+		}
+
+		l.mu.Lock()
+		l.busy = false
+		if err != nil && l.failed == nil {
+			l.failed = fmt.Errorf("%w: entries %d-%d: %w", ErrFailed, g.first, g.last, err)
+			l.opts.Logger.Error("walq: log write failed; refusing appends until recovered",
+				"dir", l.dir, "first", g.first, "last", g.last, "err", err)
+		}
+		if err == nil {
+			l.acked = g.last
+		} else {
+			err = l.failed
+		}
+		l.idle.Broadcast()
+		l.mu.Unlock()
+		for _, b := range g.bufs {
+			if b.Cap() <= 1<<20 {
+				bufPool.Put(b)
+			}
+		}
+		g.bufs = nil
+		g.err = err
+		close(g.done)
+	}
+}
+
+// commit writes one group and, in Sync mode, fsyncs it.
+func (l *Log) commit(g *group) error {
+	h := l.opts.Hooks
+	if h != nil && h.Write != nil {
+		if err := h.Write(g.first, g.last); err != nil {
+			return err
+		}
+	}
+	var b wal.Batch
+	for i, buf := range g.bufs {
+		b.Write(g.first+uint64(i), buf.Bytes())
+	}
+	cycled := l.mirrorCycles(g)
+	if err := l.w.WriteBatch(&b); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if cycled {
+		if err := l.switchTail(); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.written = g.last
+	l.mu.Unlock()
+	if l.opts.Durability != Sync {
+		return nil
+	}
+	if h != nil && h.Sync != nil {
+		if err := h.Sync(g.first, g.last); err != nil {
+			return err
+		}
+	}
+	return l.syncTail(g.last)
+}
+
+// mirrorCycles replays tidwall/wal's rule for starting a new segment (before
+// a batch if the tail already exceeds SegmentSize; after any entry that
+// brings it to SegmentSize) so that we know the segment files it will
+// create: each needs a directory fsync, and our tail handle must follow.
+func (l *Log) mirrorCycles(g *group) bool {
+	cycled := false
+	start := func(first uint64) {
+		l.mu.Lock()
+		l.segs = append(l.segs, segment{path: l.dir + "/" + segmentName(first), first: first})
+		l.mu.Unlock()
+		l.tailSize = 0
+		cycled = true
+	}
+	if l.tailSize > l.opts.SegmentSize {
+		start(g.first)
+	}
+	for i, buf := range g.bufs {
+		n := buf.Len()
+		l.tailSize += uvarintLen(uint64(n)) + n
+		if l.tailSize >= l.opts.SegmentSize {
+			start(g.first + uint64(i) + 1)
+		}
+	}
+	return cycled
+}
+
+// switchTail makes new segment files durable by name and points our fsync
+// handle at the current tail. tidwall/wal fsyncs a segment before it starts
+// the next one.
+func (l *Log) switchTail() error {
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	path := l.segs[len(l.segs)-1].path
+	l.mu.Unlock()
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("walq/log: open new tail segment: %w", err)
+	}
+	l.tailMu.Lock()
+	old := l.tail
+	l.tail = f
+	l.tailMu.Unlock()
+	return old.Close()
+}
+
+// syncTail fsyncs the tail segment and records that entries up to last are
+// durable.
+func (l *Log) syncTail(last uint64) error {
+	// The read lock keeps switchTail from closing the handle under the
+	// fsync; it does not block writes, which go through tidwall/wal.
+	l.tailMu.RLock()
+	err := l.tail.Sync()
+	l.tailMu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	l.mu.Lock()
+	if last > l.synced {
+		l.synced = last
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// syncLoop fsyncs written entries at most every SyncInterval (Interval mode).
+func (l *Log) syncLoop() {
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.syncStop:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		written, synced, failed := l.written, l.synced, l.failed
+		l.mu.Unlock()
+		if failed != nil || written <= synced {
+			continue
+		}
+		if err := l.syncTail(written); err != nil {
+			l.mu.Lock()
+			if l.failed == nil {
+				l.failed = fmt.Errorf("%w: background %w", ErrFailed, err)
+				l.opts.Logger.Error("walq: background fsync failed; refusing appends until recovered", "dir", l.dir, "err", err)
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// Failed returns the write or fsync failure that stopped the log, or nil.
+func (l *Log) Failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}

@@ -1,0 +1,190 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// verifiedEntry remembers the last entry whose checksum Read verified, by
+// index and by the address of its bytes, so that reading many payloads out
+// of one large batch entry checks its checksum once. If tidwall/wal reloads
+// the segment from disk the address changes and the entry is checked again.
+type verifiedEntry struct {
+	index uint64
+	ptr   *byte
+	n     int
+}
+
+// Read returns the bytes of the entry at index after verifying its
+// checksum. The bytes must not be modified; they stay valid after later
+// appends. It returns ErrNotFound outside [FirstIndex, LastIndex].
+func (l *Log) Read(index uint64) ([]byte, error) {
+	l.mu.Lock()
+	first, last, closed := l.first, l.acked, l.closed
+	l.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if index < first || index > last {
+		return nil, fmt.Errorf("%w: %d is outside [%d, %d]", ErrNotFound, index, first, last)
+	}
+	if l.w == nil {
+		return l.readScan(index)
+	}
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
+	data, err := l.w.Read(index)
+	if err != nil {
+		return nil, fmt.Errorf("walq/log: read index %d: %w", index, err)
+	}
+	v := &l.verified
+	if len(data) > 0 && v.index == index && v.ptr == &data[0] && v.n == len(data) {
+		return data, nil
+	}
+	if err := CheckEntry(index, data); err != nil {
+		return nil, locate(err, l.segmentOf(index), -1, index)
+	}
+	if len(data) > 0 {
+		*v = verifiedEntry{index: index, ptr: &data[0], n: len(data)}
+	}
+	return data, nil
+}
+
+// segmentOf returns the path of the segment holding index.
+func (l *Log) segmentOf(index uint64) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if l.segs[i].first <= index {
+			return l.segs[i].path
+		}
+	}
+	return ""
+}
+
+// readScan reads one entry of a read-only log by scanning its segment.
+func (l *Log) readScan(index uint64) ([]byte, error) {
+	var out []byte
+	err := l.Iterate(index, func(i uint64, data []byte) error {
+		out = append([]byte(nil), data...)
+		return errStop
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	if err == nil && out == nil {
+		err = fmt.Errorf("%w: %d", ErrNotFound, index)
+	}
+	return out, err
+}
+
+var errStop = errors.New("stop")
+
+// Refresh rereads the segment list of a read-only log so that entries
+// appended (or segments truncated) by the writer since Open become visible.
+// On a writable log it does nothing.
+func (l *Log) Refresh() error {
+	if l.w != nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refreshReadOnly()
+}
+
+// Iterate calls fn with every entry from index from (or the first entry, if
+// later) up to LastIndex as of the call, in order, verifying each checksum.
+// The data passed to fn is only valid during the call. Corruption stops the
+// iteration with a *CorruptError naming segment, offset and index; on a
+// read-only log, invalid bytes at the very end of the last segment are taken
+// to be a write in progress and end the iteration quietly.
+func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) error {
+	l.mu.Lock()
+	segs := append([]segment(nil), l.segs...)
+	last, closed := l.acked, l.closed
+	l.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	var buf []byte
+	for i, seg := range segs {
+		isTail := i == len(segs)-1
+		if !isTail && segs[i+1].first <= from {
+			continue
+		}
+		if seg.first > last && !(l.w == nil && isTail) {
+			break
+		}
+		var err error
+		if buf, err = readInto(buf, seg.path); err != nil {
+			return err
+		}
+		res, err := scanSegment(buf, seg, l.opts.MaxEntrySize, func(index uint64, f frame) error {
+			if index > last && l.w != nil {
+				return errStop
+			}
+			if index < from {
+				return nil
+			}
+			return fn(index, f.data)
+		})
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		end := seg.first + uint64(res.entries) // one past the last valid entry
+		if res.bad != nil {
+			tornTail := isTail && !res.validAfter && (l.w == nil || end > last)
+			if !tornTail {
+				return res.bad
+			}
+		}
+		if !isTail && end != segs[i+1].first {
+			return &CorruptError{Segment: seg.path, Offset: res.end, Record: -1, Index: end,
+				Reason: fmt.Sprintf("segment ends before index %d but the next segment starts at %d", end, segs[i+1].first)}
+		}
+	}
+	return nil
+}
+
+// readInto reads a whole file into buf, reusing its capacity.
+func readInto(buf []byte, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return buf, fmt.Errorf("walq/log: read segment: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return buf, err
+	}
+	n := int(st.Size())
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	m, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return buf, fmt.Errorf("walq/log: read segment %s: %w", path, err)
+	}
+	return buf[:m], nil
+}
+
+// Replay decodes every record from index from onward, in order, and calls
+// fn with each record's entry index and position in the entry. The Record is
+// reused between calls and its Payload and Result alias the log's buffer.
+// Any decoding failure is a *CorruptError with its location.
+func (l *Log) Replay(from uint64, fn func(index uint64, slot int, r *Record) error) error {
+	return l.Iterate(from, func(index uint64, data []byte) error {
+		err := decodeRecords(data, func(i int, r *Record) error { return fn(index, i, r) })
+		var ce *CorruptError
+		if errors.As(err, &ce) && ce.Index == 0 {
+			return locate(err, l.segmentOf(index), -1, index)
+		}
+		return err
+	})
+}

@@ -1,0 +1,144 @@
+package log
+
+import "fmt"
+
+// Kind identifies what a Record says happened to a job. Kinds are part of the
+// on-disk format: their numeric values never change and are never reused.
+type Kind uint8
+
+// The record kinds. Each names one job transition (or one queue-level
+// change); see DESIGN.md for the state machine they drive.
+const (
+	// KindEnqueued creates a job: Job, At, Queue, Key, Payload, Priority,
+	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout.
+	KindEnqueued Kind = 1
+	// KindLeased starts attempt Attempt of Job at At, held until Deadline.
+	KindLeased Kind = 2
+	// KindCompleted ends attempt Attempt of Job successfully with Result.
+	KindCompleted Kind = 3
+	// KindFailed ends attempt Attempt of Job with Error and schedules the
+	// next attempt at RunAt.
+	KindFailed Kind = 4
+	// KindDead ends attempt Attempt of Job with Error and moves the job to
+	// the dead-letter queue.
+	KindDead Kind = 5
+	// KindRequeued moves a dead job back to queue Queue, ready at RunAt, with
+	// its attempt count reset.
+	KindRequeued Kind = 6
+	// KindCancelled removes a pending job from scheduling.
+	KindCancelled Kind = 7
+	// KindCarry restates a job's whole state (compaction writes it so that
+	// older records can be dropped): every field of KindEnqueued plus
+	// State, Attempt, History, Error, Result, Deadline, Created and Finished.
+	KindCarry Kind = 8
+	// KindExpired ends attempt Attempt of Job because its lease ran out (or
+	// its process died); the job is ready again at RunAt, the attempt counts.
+	KindExpired Kind = 9
+	// KindReleased gives attempt Attempt of Job back without counting it;
+	// the job is ready again at RunAt.
+	KindReleased Kind = 10
+	// KindExtended moves the lease deadline of attempt Attempt of Job to
+	// Deadline.
+	KindExtended Kind = 11
+	// KindPurged forgets Job (a dead, completed or cancelled job) entirely,
+	// including its idempotency key.
+	KindPurged Kind = 12
+	// KindPaused stops leasing from queue Queue.
+	KindPaused Kind = 13
+	// KindResumed undoes KindPaused for queue Queue.
+	KindResumed Kind = 14
+	// KindCheckpoint records engine-wide counters, such as NextID, that must
+	// survive the compaction of every record that implied them.
+	KindCheckpoint Kind = 15
+
+	// kindMax is one past the largest known kind.
+	kindMax = 16
+)
+
+var kindNames = [kindMax]string{
+	KindEnqueued:   "enqueued",
+	KindLeased:     "leased",
+	KindCompleted:  "completed",
+	KindFailed:     "failed",
+	KindDead:       "dead",
+	KindRequeued:   "requeued",
+	KindCancelled:  "cancelled",
+	KindCarry:      "carry",
+	KindExpired:    "expired",
+	KindReleased:   "released",
+	KindExtended:   "extended",
+	KindPurged:     "purged",
+	KindPaused:     "paused",
+	KindResumed:    "resumed",
+	KindCheckpoint: "checkpoint",
+}
+
+// String returns the lower-case name of the kind, such as "enqueued".
+func (k Kind) String() string {
+	if k.Valid() {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Valid reports whether k is a kind this version of walq knows.
+func (k Kind) Valid() bool { return k > 0 && k < kindMax }
+
+// Kinds returns every known kind in numeric order.
+func Kinds() []Kind {
+	ks := make([]Kind, 0, kindMax-1)
+	for k := Kind(1); k < kindMax; k++ {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// Attempt is one run of a job, as kept in its history.
+type Attempt struct {
+	// Started is when the attempt's lease was taken, in Unix nanoseconds.
+	Started int64
+	// Ended is when the attempt ended, in Unix nanoseconds; zero while it
+	// runs.
+	Ended int64
+	// Outcome is the kind of record that ended the attempt (KindCompleted,
+	// KindFailed, KindDead, KindExpired or KindReleased); zero while it runs.
+	Outcome Kind
+	// Error is the error text of a failed attempt.
+	Error string
+}
+
+// Record is one job transition. Which fields are meaningful depends on Kind
+// (see the Kind constants); the rest are zero and take no space on disk.
+// Times are Unix nanoseconds taken from the queue's clock, so that replaying
+// a record never reads the clock.
+//
+// A decoded Record's Payload and Result alias the bytes they were decoded
+// from; copy them to keep them past the callback that received them.
+type Record struct {
+	Kind        Kind
+	Job         uint64
+	At          int64
+	Queue       string
+	Key         string
+	Payload     []byte
+	Priority    int64
+	RunAt       int64
+	MaxAttempts int64
+	BackoffBase int64
+	BackoffCap  int64
+	Timeout     int64
+	Attempt     int64
+	Deadline    int64
+	Error       string
+	Result      []byte
+	State       uint8
+	History     []Attempt
+	Created     int64
+	Finished    int64
+	NextID      uint64
+
+	// PayloadAt is the offset of Payload within the entry's bytes, set by
+	// the decoder when Payload is non-empty so that a reader can fetch the
+	// payload later without decoding the entry again. It is not encoded.
+	PayloadAt int
+}
