@@ -165,6 +165,8 @@ func encodeRecord(enc *msgpack.Encoder, buf *bytes.Buffer, r *Record) error {
 			if err = enc.EncodeBytesLen(len(f.b)); err == nil {
 				if f.tag == tagPayload {
 					r.PayloadAt = buf.Len()
+				} else {
+					r.ResultAt = buf.Len()
 				}
 				_, err = buf.Write(f.b)
 			}
@@ -267,7 +269,7 @@ func decodeRecords(data []byte, fn func(i int, r *Record) error) error {
 	}
 	var r Record
 	for i := 0; i < n; i++ {
-		r = Record{History: r.History[:0]}
+		r = Record{}
 		if err := decodeRecord(dec, rd, data, &r); err != nil {
 			ce := corruptf(err, "bad record")
 			ce.Record = i
@@ -354,7 +356,7 @@ func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record,
 	case tagPayload:
 		r.Payload, r.PayloadAt, err = rawBytes(dec, rd, data)
 	case tagResult:
-		r.Result, _, err = rawBytes(dec, rd, data)
+		r.Result, r.ResultAt, err = rawBytes(dec, rd, data)
 	case tagState:
 		r.State, err = dec.DecodeUint8()
 	case tagHistory:

@@ -137,8 +137,10 @@ type Record struct {
 	Finished    int64
 	NextID      uint64
 
-	// PayloadAt is the offset of Payload within the entry's bytes, set by
-	// the decoder when Payload is non-empty so that a reader can fetch the
-	// payload later without decoding the entry again. It is not encoded.
+	// PayloadAt and ResultAt are the offsets of Payload and Result within
+	// the entry's bytes, set by the encoder and the decoder so that a
+	// reader can fetch them later without decoding the entry again. They
+	// are not encoded.
 	PayloadAt int
+	ResultAt  int
 }

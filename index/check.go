@@ -1,0 +1,83 @@
+package index
+
+import "fmt"
+
+// Check verifies the index's internal invariants: counts agree with job
+// states, every job sits in the heap its state calls for, heap order holds,
+// and keys point at their jobs. It is for tests and `walq check`; it is
+// O(jobs).
+func (x *Index) Check() error {
+	counts := map[*Queue]*[numStates]int{}
+	for _, q := range x.queues {
+		counts[q] = new([numStates]int)
+		for _, h := range []*jobHeap{&q.ready, &q.scheduled} {
+			if err := h.check(); err != nil {
+				return fmt.Errorf("queue %q: %w", q.Name, err)
+			}
+		}
+	}
+	if err := x.leased.check(); err != nil {
+		return fmt.Errorf("leased: %w", err)
+	}
+	for id, j := range x.jobs {
+		if j.ID != id {
+			return fmt.Errorf("job %d stored under %d", j.ID, id)
+		}
+		if !j.State.Valid() {
+			return fmt.Errorf("job %d: invalid state %d", id, j.State)
+		}
+		if x.queues[j.Queue.Name] != j.Queue {
+			return fmt.Errorf("job %d: unknown queue %q", id, j.Queue.Name)
+		}
+		counts[j.Queue][j.State]++
+		if id >= x.nextID {
+			return fmt.Errorf("job %d not below next ID %d", id, x.nextID)
+		}
+		if j.Key != "" && x.keys[j.Key] != j {
+			return fmt.Errorf("job %d: key %q points elsewhere", id, j.Key)
+		}
+		want := inNone
+		switch {
+		case j.State == Leased:
+			want = inLeased
+		case j.State == Pending && !j.Busy && j.RunAt <= x.now:
+			want = inReady
+		case j.State == Pending && !j.Busy:
+			want = inScheduled
+		}
+		// A job promoted earlier may sit in ready although its RunAt is
+		// later than a clock that moved backwards; accept either heap.
+		if want != j.where && !(want == inScheduled && j.where == inReady) {
+			return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
+		}
+		if (j.State == Dead) != (j.Queue.dead[id] == j) {
+			return fmt.Errorf("job %d (%s): dead set disagrees", id, j.State)
+		}
+		if j.Attempt < 0 {
+			return fmt.Errorf("job %d: negative attempt %d", id, j.Attempt)
+		}
+	}
+	for k, j := range x.keys {
+		if x.jobs[j.ID] != j || j.Key != k {
+			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)
+		}
+	}
+	for q, c := range counts {
+		if *c != q.counts {
+			return fmt.Errorf("queue %q: counts %v, jobs say %v", q.Name, q.counts, *c)
+		}
+	}
+	return nil
+}
+
+func (h *jobHeap) check() error {
+	for i, j := range h.jobs {
+		if int(j.heap) != i {
+			return fmt.Errorf("job %d at %d thinks it is at %d", j.ID, i, j.heap)
+		}
+		if i > 0 && h.less(j, h.jobs[(i-1)/2]) {
+			return fmt.Errorf("heap order broken at %d (job %d)", i, j.ID)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package index
+
+// jobHeap is a binary min-heap of jobs that keeps each job's position in
+// Job.heap so that a job can be removed or re-sifted in O(log n).
+type jobHeap struct {
+	jobs []*Job
+	less func(a, b *Job) bool
+}
+
+func readyLess(a, b *Job) bool {
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	if a.RunAt != b.RunAt {
+		return a.RunAt < b.RunAt
+	}
+	return a.ID < b.ID
+}
+
+func runAtLess(a, b *Job) bool {
+	if a.RunAt != b.RunAt {
+		return a.RunAt < b.RunAt
+	}
+	return a.ID < b.ID
+}
+
+func deadlineLess(a, b *Job) bool {
+	if a.Deadline != b.Deadline {
+		return a.Deadline < b.Deadline
+	}
+	return a.ID < b.ID
+}
+
+func (h *jobHeap) Len() int { return len(h.jobs) }
+
+func (h *jobHeap) peek() *Job {
+	if len(h.jobs) == 0 {
+		return nil
+	}
+	return h.jobs[0]
+}
+
+func (h *jobHeap) push(j *Job) {
+	j.heap = int32(len(h.jobs))
+	h.jobs = append(h.jobs, j)
+	h.up(len(h.jobs) - 1)
+}
+
+func (h *jobHeap) remove(j *Job) {
+	i := int(j.heap)
+	n := len(h.jobs) - 1
+	if i != n {
+		h.swap(i, n)
+	}
+	h.jobs[n] = nil
+	h.jobs = h.jobs[:n]
+	j.heap = -1
+	if i != n {
+		if !h.down(i) {
+			h.up(i)
+		}
+	}
+}
+
+func (h *jobHeap) fix(j *Job) {
+	i := int(j.heap)
+	if !h.down(i) {
+		h.up(i)
+	}
+}
+
+func (h *jobHeap) swap(i, k int) {
+	h.jobs[i], h.jobs[k] = h.jobs[k], h.jobs[i]
+	h.jobs[i].heap = int32(i)
+	h.jobs[k].heap = int32(k)
+}
+
+func (h *jobHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(h.jobs[i], h.jobs[p]) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h *jobHeap) down(i0 int) bool {
+	i, n := i0, len(h.jobs)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && h.less(h.jobs[r], h.jobs[l]) {
+			c = r
+		}
+		if !h.less(h.jobs[c], h.jobs[i]) {
+			break
+		}
+		h.swap(i, c)
+		i = c
+	}
+	return i > i0
+}

@@ -1,0 +1,468 @@
+package index
+
+import (
+	"fmt"
+	"sort"
+
+	wlog "github.com/walq/walq/log"
+)
+
+// Index is the folded state of a log. The zero value is not usable; call
+// New. It is not safe for concurrent use.
+type Index struct {
+	jobs   map[uint64]*Job
+	keys   map[string]*Job
+	queues map[string]*Queue
+	leased jobHeap
+	// finished lists completed and cancelled jobs in the order they
+	// finished, for retention; entries whose job was purged are skipped.
+	finished     []*Job
+	finishedHead int
+	nextID       uint64
+	now          int64 // the latest time passed to Promote
+	records      int
+}
+
+// New returns an empty index.
+func New() *Index {
+	return &Index{
+		jobs:   make(map[uint64]*Job),
+		keys:   make(map[string]*Job),
+		queues: make(map[string]*Queue),
+		leased: jobHeap{less: deadlineLess},
+		nextID: 1,
+	}
+}
+
+// NextID returns the smallest job ID no record has used.
+func (x *Index) NextID() uint64 { return x.nextID }
+
+// Records returns how many records have been applied.
+func (x *Index) Records() int { return x.records }
+
+// Len returns the number of jobs known (in any state).
+func (x *Index) Len() int { return len(x.jobs) }
+
+// Job returns the job with the given ID, or nil.
+func (x *Index) Job(id uint64) *Job { return x.jobs[id] }
+
+// Key returns the job holding idempotency key k, or nil.
+func (x *Index) Key(k string) *Job { return x.keys[k] }
+
+// Queue returns the named queue, or nil if no record has named it.
+func (x *Index) Queue(name string) *Queue { return x.queues[name] }
+
+// Queues returns every named queue, sorted by name.
+func (x *Index) Queues() []*Queue {
+	qs := make([]*Queue, 0, len(x.queues))
+	for _, q := range x.queues {
+		qs = append(qs, q)
+	}
+	sort.Slice(qs, func(i, j int) bool { return qs[i].Name < qs[j].Name })
+	return qs
+}
+
+// Jobs returns every job sorted by ID.
+func (x *Index) Jobs() []*Job {
+	js := make([]*Job, 0, len(x.jobs))
+	for _, j := range x.jobs {
+		js = append(js, j)
+	}
+	sort.Slice(js, func(a, b int) bool { return js[a].ID < js[b].ID })
+	return js
+}
+
+func (x *Index) queue(name string) *Queue {
+	q := x.queues[name]
+	if q == nil {
+		q = &Queue{
+			Name:      name,
+			ready:     jobHeap{less: readyLess},
+			scheduled: jobHeap{less: runAtLess},
+			dead:      make(map[uint64]*Job),
+		}
+		x.queues[name] = q
+	}
+	return q
+}
+
+// Promote moves every pending job whose RunAt is at or before now from the
+// scheduled heap to the ready heap. It changes no job's state, only which
+// heap holds it; now is remembered so that later jobs due by then go
+// straight to the ready heap.
+func (x *Index) Promote(now int64) {
+	if now > x.now {
+		x.now = now
+	}
+	for _, q := range x.queues {
+		for {
+			j := q.scheduled.peek()
+			if j == nil || j.RunAt > x.now {
+				break
+			}
+			q.scheduled.remove(j)
+			j.where = inReady
+			q.ready.push(j)
+		}
+	}
+}
+
+// Expired calls fn with each leased job whose deadline is at or before now,
+// earliest first, until fn returns false. fn must not change the index.
+func (x *Index) Expired(now int64, fn func(*Job) bool) {
+	// Walk a copy in deadline order: the heap itself is only partially
+	// ordered.
+	var due []*Job
+	for _, j := range x.leased.jobs {
+		if j.Deadline <= now {
+			due = append(due, j)
+		}
+	}
+	sort.Slice(due, func(a, b int) bool { return deadlineLess(due[a], due[b]) })
+	for _, j := range due {
+		if !fn(j) {
+			return
+		}
+	}
+}
+
+// NextDeadline returns the earliest lease deadline.
+func (x *Index) NextDeadline() (int64, bool) {
+	j := x.leased.peek()
+	if j == nil {
+		return 0, false
+	}
+	return j.Deadline, true
+}
+
+// Leased calls fn with every leased job, in no particular order.
+func (x *Index) Leased(fn func(*Job)) {
+	for _, j := range x.leased.jobs {
+		fn(j)
+	}
+}
+
+// Finished calls fn with completed and cancelled jobs in the order they
+// finished, oldest first, until fn returns false.
+func (x *Index) Finished(fn func(*Job) bool) {
+	for _, j := range x.finished[x.finishedHead:] {
+		if x.jobs[j.ID] != j || !(j.State == Completed || j.State == Cancelled) {
+			continue
+		}
+		if !fn(j) {
+			return
+		}
+	}
+}
+
+// Reserve marks j busy while an operation on it is made durable and, if it
+// is pending, takes it out of scheduling so that no one else leases it.
+func (x *Index) Reserve(j *Job) {
+	j.Busy = true
+	x.unschedule(j)
+}
+
+// Unreserve clears j's busy mark and puts a pending job back into
+// scheduling (after a failed append, or once its record is applied).
+func (x *Index) Unreserve(j *Job) {
+	j.Busy = false
+	if x.jobs[j.ID] == j {
+		x.schedule(j)
+	}
+}
+
+// unschedule takes j out of whichever heap holds it.
+func (x *Index) unschedule(j *Job) {
+	switch j.where {
+	case inReady:
+		j.Queue.ready.remove(j)
+	case inScheduled:
+		j.Queue.scheduled.remove(j)
+	case inLeased:
+		x.leased.remove(j)
+	}
+	j.where = inNone
+}
+
+// schedule puts j into the heap its state calls for.
+func (x *Index) schedule(j *Job) {
+	if j.where != inNone {
+		return
+	}
+	switch j.State {
+	case Pending:
+		if j.Busy {
+			return
+		}
+		if j.RunAt <= x.now {
+			j.where = inReady
+			j.Queue.ready.push(j)
+		} else {
+			j.where = inScheduled
+			j.Queue.scheduled.push(j)
+		}
+	case Leased:
+		j.where = inLeased
+		x.leased.push(j)
+	}
+}
+
+// setState moves j to state s, keeping counts, heaps and the dead-letter
+// set in step.
+func (x *Index) setState(j *Job, s State) {
+	x.unschedule(j)
+	q := j.Queue
+	if j.State.Valid() {
+		q.counts[j.State]--
+	}
+	if j.State == Dead {
+		delete(q.dead, j.ID)
+	}
+	j.State = s
+	q.counts[s]++
+	if s == Dead {
+		q.dead[j.ID] = j
+	}
+	if s == Completed || s == Cancelled {
+		x.finished = append(x.finished, j)
+	}
+	x.schedule(j)
+}
+
+// remove forgets j entirely.
+func (x *Index) remove(j *Job) {
+	x.unschedule(j)
+	j.Queue.counts[j.State]--
+	delete(j.Queue.dead, j.ID)
+	delete(x.jobs, j.ID)
+	if j.Key != "" && x.keys[j.Key] == j {
+		delete(x.keys, j.Key)
+	}
+	x.compactFinished()
+}
+
+// compactFinished drops purged jobs from the front of the finished list.
+func (x *Index) compactFinished() {
+	for x.finishedHead < len(x.finished) {
+		j := x.finished[x.finishedHead]
+		if x.jobs[j.ID] == j && (j.State == Completed || j.State == Cancelled) {
+			break
+		}
+		x.finished[x.finishedHead] = nil
+		x.finishedHead++
+	}
+	if x.finishedHead > 1024 && x.finishedHead*2 > len(x.finished) {
+		x.finished = append([]*Job(nil), x.finished[x.finishedHead:]...)
+		x.finishedHead = 0
+	}
+}
+
+// Apply folds one record into the index. pos is where the record sits in the
+// log; a payload or result in the record is located relative to it. A record
+// that does not fit the state returns an *ApplyError and changes nothing.
+func (x *Index) Apply(r *wlog.Record, pos Pos) error {
+	if err := x.apply(r, pos); err != nil {
+		return err
+	}
+	x.records++
+	return nil
+}
+
+func (x *Index) bad(r *wlog.Record, pos Pos, format string, args ...any) error {
+	return &ApplyError{Pos: pos, Kind: r.Kind, Job: r.Job, Reason: fmt.Sprintf(format, args...)}
+}
+
+func loc(pos Pos, at int, b []byte) Loc {
+	if b == nil {
+		return Loc{}
+	}
+	return Loc{Index: pos.Index, Off: uint32(at), Len: uint32(len(b))}
+}
+
+func (x *Index) apply(r *wlog.Record, pos Pos) error {
+	switch r.Kind {
+	case wlog.KindEnqueued, wlog.KindCarry:
+		return x.applyCreate(r, pos)
+	case wlog.KindPaused, wlog.KindResumed:
+		if r.Queue == "" {
+			return x.bad(r, pos, "no queue name")
+		}
+		x.queue(r.Queue).Paused = r.Kind == wlog.KindPaused
+		return nil
+	case wlog.KindCheckpoint:
+		x.nextID = max(x.nextID, r.NextID)
+		return nil
+	}
+	j := x.jobs[r.Job]
+	if j == nil {
+		return x.bad(r, pos, "unknown job")
+	}
+	switch r.Kind {
+	case wlog.KindLeased:
+		return x.applyLeased(j, r, pos)
+	case wlog.KindExtended:
+		if err := x.checkAttempt(j, r, pos); err != nil {
+			return err
+		}
+		x.unschedule(j)
+		j.Deadline = r.Deadline
+		x.schedule(j)
+		return nil
+	case wlog.KindCompleted, wlog.KindFailed, wlog.KindDead, wlog.KindExpired, wlog.KindReleased:
+		return x.applyEnd(j, r, pos)
+	case wlog.KindRequeued:
+		if j.State != Dead {
+			return x.bad(r, pos, "job is %s, not dead", j.State)
+		}
+		x.unschedule(j)
+		if r.Queue != "" && r.Queue != j.Queue.Name {
+			j.Queue.counts[Dead]--
+			delete(j.Queue.dead, j.ID)
+			j.Queue = x.queue(r.Queue)
+			j.Queue.counts[Dead]++
+			j.Queue.dead[j.ID] = j
+		}
+		j.Attempt = 0
+		j.RunAt = r.RunAt
+		x.setState(j, Pending)
+		return nil
+	case wlog.KindCancelled:
+		if j.State != Pending {
+			return x.bad(r, pos, "job is %s, not pending", j.State)
+		}
+		j.extra().Finished = r.At
+		x.setState(j, Cancelled)
+		return nil
+	case wlog.KindPurged:
+		if !j.State.Terminal() {
+			return x.bad(r, pos, "job is %s, not finished", j.State)
+		}
+		x.remove(j)
+		return nil
+	}
+	return x.bad(r, pos, "unexpected record kind")
+}
+
+func (x *Index) checkAttempt(j *Job, r *wlog.Record, pos Pos) error {
+	if j.State != Leased {
+		return x.bad(r, pos, "job is %s, not leased", j.State)
+	}
+	if int64(j.Attempt) != r.Attempt {
+		return x.bad(r, pos, "attempt %d, but attempt %d is running", r.Attempt, j.Attempt)
+	}
+	return nil
+}
+
+func (x *Index) applyLeased(j *Job, r *wlog.Record, pos Pos) error {
+	if j.State != Pending {
+		return x.bad(r, pos, "job is %s, not pending", j.State)
+	}
+	if r.Attempt != int64(j.Attempt)+1 {
+		return x.bad(r, pos, "attempt %d follows attempt %d", r.Attempt, j.Attempt)
+	}
+	x.unschedule(j)
+	j.Attempt = int32(r.Attempt)
+	j.Deadline = r.Deadline
+	e := j.extra()
+	e.History = append(e.History, wlog.Attempt{Started: r.At})
+	x.setState(j, Leased)
+	return nil
+}
+
+// applyEnd ends the running attempt with the record's outcome.
+func (x *Index) applyEnd(j *Job, r *wlog.Record, pos Pos) error {
+	if err := x.checkAttempt(j, r, pos); err != nil {
+		return err
+	}
+	e := j.extra()
+	if n := len(e.History); n > 0 && e.History[n-1].Ended == 0 {
+		e.History[n-1].Ended = r.At
+		e.History[n-1].Outcome = r.Kind
+		e.History[n-1].Error = r.Error
+	}
+	if r.Error != "" {
+		e.Error = r.Error
+	}
+	j.Deadline = 0
+	switch r.Kind {
+	case wlog.KindCompleted:
+		e.Finished = r.At
+		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), r.Result != nil
+		x.setState(j, Completed)
+	case wlog.KindDead:
+		e.Finished = r.At
+		x.setState(j, Dead)
+	case wlog.KindReleased:
+		j.Attempt--
+		j.RunAt = r.RunAt
+		x.setState(j, Pending)
+	default: // Failed, Expired: the attempt counts
+		j.RunAt = r.RunAt
+		x.setState(j, Pending)
+	}
+	return nil
+}
+
+// applyCreate handles KindEnqueued (a new job) and KindCarry (a job's whole
+// state restated, replacing whatever the index had).
+func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
+	if r.Job == 0 {
+		return x.bad(r, pos, "job ID 0")
+	}
+	if r.Queue == "" {
+		return x.bad(r, pos, "no queue name")
+	}
+	state := Pending
+	if r.Kind == wlog.KindCarry {
+		state = State(r.State)
+		if !state.Valid() {
+			return x.bad(r, pos, "invalid state %d", r.State)
+		}
+	}
+	old := x.jobs[r.Job]
+	if old != nil && r.Kind == wlog.KindEnqueued {
+		return x.bad(r, pos, "job already exists")
+	}
+	if r.Key != "" {
+		if k := x.keys[r.Key]; k != nil && k != old {
+			return x.bad(r, pos, "key %q already belongs to job %d", r.Key, k.ID)
+		}
+	}
+	if old != nil {
+		x.remove(old)
+	}
+	j := &Job{
+		ID:          r.Job,
+		Queue:       x.queue(r.Queue),
+		Key:         r.Key,
+		Payload:     loc(pos, r.PayloadAt, r.Payload),
+		RunAt:       r.RunAt,
+		Created:     r.At,
+		Attempt:     int32(r.Attempt),
+		MaxAttempts: int32(r.MaxAttempts),
+		Priority:    int32(r.Priority),
+		heap:        -1,
+	}
+	if r.Kind == wlog.KindCarry {
+		j.Created, j.Deadline = r.Created, r.Deadline
+	}
+	if r.BackoffBase != 0 || r.BackoffCap != 0 || r.Timeout != 0 || len(r.History) > 0 || r.Error != "" || r.Finished != 0 {
+		e := j.extra()
+		e.BackoffBase, e.BackoffCap, e.Timeout = r.BackoffBase, r.BackoffCap, r.Timeout
+		e.History = append([]wlog.Attempt(nil), r.History...)
+		e.Error, e.Finished = r.Error, r.Finished
+	}
+	if r.Result != nil {
+		e := j.extra()
+		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
+	}
+	x.jobs[j.ID] = j
+	if j.Key != "" {
+		x.keys[j.Key] = j
+	}
+	if j.ID >= x.nextID {
+		x.nextID = j.ID + 1
+	}
+	x.setState(j, state)
+	return nil
+}

@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/walq/walq/index"
+	wlog "github.com/walq/walq/log"
+)
+
+// maxKeyLen and maxQueueLen bound the strings a job carries.
+const (
+	maxKeyLen   = 1024
+	maxQueueLen = 255
+)
+
+// Enqueue adds a job and returns its ID once the job is durable. If
+// job.Key is already held by a job (in any state, until a finished job's
+// retention ends), nothing is added: the existing job's ID is returned with
+// Duplicate set.
+func (q *Queue) Enqueue(ctx context.Context, job NewJob) (Enqueued, error) {
+	res, err := q.EnqueueBatch(ctx, []NewJob{job})
+	if err != nil {
+		return Enqueued{}, err
+	}
+	return res[0], nil
+}
+
+// EnqueueBatch adds jobs atomically: after a crash either all of them exist
+// or none does. It returns one result per job, in order. A key repeated
+// within the batch yields one job; later occurrences are duplicates of it.
+func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	for i := range jobs {
+		if err := q.validate(&jobs[i]); err != nil {
+			if len(jobs) > 1 {
+				err = fmt.Errorf("job %d: %w", i, err)
+			}
+			return nil, err
+		}
+	}
+	if err := q.beginWrite(ctx); err != nil {
+		return nil, err
+	}
+	defer q.end()
+	// Wait until no enqueue of the same keys is in flight, so that a
+	// concurrent duplicate sees the first job.
+	for q.keysBusy(jobs) {
+		q.cond.Wait()
+		if q.closed {
+			return nil, ErrClosed
+		}
+	}
+	now := q.now()
+	res, recs := q.addJobs(jobs, nil, now)
+	if len(recs) == 0 {
+		return res, nil
+	}
+	defer q.releaseKeys(jobs)
+	if err := q.commit(recs, nil); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// addJobs appends to recs the records that enqueue jobs, assigning IDs and
+// resolving idempotency keys, and holds the new keys in q.keys until
+// releaseKeys. Callers hold q.mu and have waited for keysBusy to clear.
+func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64) ([]Enqueued, []wlog.Record) {
+	res := make([]Enqueued, len(jobs))
+	inBatch := map[string]uint64{}
+	for i := range jobs {
+		nj := &jobs[i]
+		if nj.Key != "" {
+			if id, ok := inBatch[nj.Key]; ok {
+				res[i] = Enqueued{ID: id, Duplicate: true}
+				continue
+			}
+			if j := q.idx.Key(nj.Key); j != nil {
+				if !q.retentionOver(j, now) {
+					res[i] = Enqueued{ID: j.ID, Duplicate: true}
+					continue
+				}
+				// The key's old job is past retention: forget it in
+				// the same entry that reuses the key.
+				recs = append(recs, wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now})
+			}
+		}
+		id := q.nextID
+		q.nextID++
+		res[i] = Enqueued{ID: id}
+		recs = append(recs, q.enqueueRecord(nj, id, now))
+		if nj.Key != "" {
+			inBatch[nj.Key] = id
+			q.keys[nj.Key] = true
+		}
+	}
+	return res, recs
+}
+
+// releaseKeys ends the hold addJobs took on the jobs' keys.
+func (q *Queue) releaseKeys(jobs []NewJob) {
+	for i := range jobs {
+		if jobs[i].Key != "" {
+			delete(q.keys, jobs[i].Key)
+		}
+	}
+	q.cond.Broadcast()
+}
+
+func (q *Queue) keysBusy(jobs []NewJob) bool {
+	if len(q.keys) == 0 {
+		return false
+	}
+	for i := range jobs {
+		if jobs[i].Key != "" && q.keys[jobs[i].Key] {
+			return true
+		}
+	}
+	return false
+}
+
+// retentionOver reports whether a finished job may be forgotten: completed
+// and cancelled jobs are kept for KeyRetention after they finish; pending,
+// leased and dead jobs are kept until they finish or are purged.
+func (q *Queue) retentionOver(j *index.Job, now int64) bool {
+	if j.State != index.Completed && j.State != index.Cancelled {
+		return false
+	}
+	return j.Finished()+int64(q.opts.KeyRetention) <= now
+}
+
+// validate checks a NewJob and fills in defaults.
+func (q *Queue) validate(nj *NewJob) error {
+	if nj.Queue == "" {
+		nj.Queue = DefaultQueue
+	}
+	switch {
+	case len(nj.Payload) > q.opts.MaxPayload:
+		return fmt.Errorf("%w: %d bytes, limit %d (Options.MaxPayload)", ErrTooLarge, len(nj.Payload), q.opts.MaxPayload)
+	case len(nj.Queue) > maxQueueLen:
+		return fmt.Errorf("%w: NewJob.Queue: longer than %d bytes", ErrInvalid, maxQueueLen)
+	case len(nj.Key) > maxKeyLen:
+		return fmt.Errorf("%w: NewJob.Key: longer than %d bytes", ErrInvalid, maxKeyLen)
+	case nj.Delay < 0:
+		return fmt.Errorf("%w: NewJob.Delay: %v is negative", ErrInvalid, nj.Delay)
+	case nj.MaxAttempts < 0 || nj.MaxAttempts > math.MaxInt32:
+		return fmt.Errorf("%w: NewJob.MaxAttempts: %d out of range", ErrInvalid, nj.MaxAttempts)
+	case nj.Timeout < 0:
+		return fmt.Errorf("%w: NewJob.Timeout: %v is negative", ErrInvalid, nj.Timeout)
+	}
+	if nj.Backoff != nil {
+		if nj.Backoff.Base < 0 || nj.Backoff.Cap < 0 {
+			return fmt.Errorf("%w: NewJob.Backoff: negative duration", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// enqueueRecord builds the record that creates a job.
+func (q *Queue) enqueueRecord(nj *NewJob, id uint64, now int64) wlog.Record {
+	runAt := now
+	if !nj.RunAt.IsZero() {
+		runAt = nj.RunAt.UnixNano()
+	} else if nj.Delay > 0 {
+		runAt = now + int64(nj.Delay)
+	}
+	maxAttempts := nj.MaxAttempts
+	if maxAttempts == 0 {
+		maxAttempts = q.opts.MaxAttempts
+	}
+	r := wlog.Record{
+		Kind:        wlog.KindEnqueued,
+		Job:         id,
+		At:          now,
+		Queue:       nj.Queue,
+		Key:         nj.Key,
+		Payload:     nj.Payload,
+		Priority:    int64(nj.Priority),
+		RunAt:       runAt,
+		MaxAttempts: int64(maxAttempts),
+		Timeout:     int64(nj.Timeout),
+	}
+	if r.Payload == nil {
+		r.Payload = []byte{}
+	}
+	if b := nj.Backoff; b != nil {
+		r.BackoffBase, r.BackoffCap = int64(b.Base), int64(b.Cap)
+	}
+	return r
+}

@@ -1,0 +1,139 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/walq/walq/index"
+	wlog "github.com/walq/walq/log"
+)
+
+var (
+	// ErrClosed is returned by every call after Close.
+	ErrClosed = errors.New("walq: queue closed")
+	// ErrNotFound is returned for a job ID that the queue does not know
+	// (never enqueued, or purged).
+	ErrNotFound = errors.New("walq: job not found")
+	// ErrNoJob is returned by TryLease when no job is ready.
+	ErrNoJob = errors.New("walq: no job ready")
+	// ErrLeaseLost is returned by Complete, Fail, Extend and Release when
+	// the token does not name the job's current lease: the attempt ended
+	// already (completed, failed, expired, voided at reopen). Nothing is
+	// changed.
+	ErrLeaseLost = errors.New("walq: lease lost")
+	// ErrLeaseExpired is returned when the lease's deadline passed before
+	// the call; the attempt is recorded as expired. It matches ErrLeaseLost
+	// too.
+	ErrLeaseExpired = fmt.Errorf("walq: lease expired: %w", ErrLeaseLost)
+	// ErrState is returned when a job is not in a state the operation
+	// accepts (cancelling a leased job, requeueing a job that is not dead).
+	ErrState = errors.New("walq: job in wrong state")
+	// ErrInvalid is returned for invalid arguments or options; the message
+	// names the field.
+	ErrInvalid = errors.New("walq: invalid argument")
+	// ErrTooLarge is returned for a payload over Options.MaxPayload, or a
+	// batch too large for one log entry.
+	ErrTooLarge = errors.New("walq: payload too large")
+	// ErrDead is matched by the error Wait returns for a job in the
+	// dead-letter queue; errors.As with *DeadError gives the details.
+	ErrDead = errors.New("walq: job is dead")
+	// ErrCancelled is returned by Wait for a cancelled job.
+	ErrCancelled = errors.New("walq: job cancelled")
+	// ErrReadOnly is returned by changing calls on a queue opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("walq: queue opened read-only")
+
+	// ErrLocked is returned by Open when another process holds the
+	// directory; the message names its pid.
+	ErrLocked = wlog.ErrLocked
+	// ErrCorrupt is returned by Open for a damaged log; errors.As with
+	// *CorruptError gives the segment, offset and index.
+	ErrCorrupt = wlog.ErrCorrupt
+	// ErrVersion is returned by Open for a directory written by a newer,
+	// incompatible walq.
+	ErrVersion = wlog.ErrVersion
+	// ErrNotQueue is returned by Open for a directory that holds other
+	// files and no walq log.
+	ErrNotQueue = wlog.ErrNotLog
+	// ErrFailed is returned after a write or fsync failed; it also wraps
+	// the cause (errors.Is(err, syscall.ENOSPC) works). The queue recovers
+	// by itself once the cause is gone, or on reopen.
+	ErrFailed = wlog.ErrFailed
+	// ErrInconsistent is returned by Open when a record does not fit the
+	// state built from the records before it.
+	ErrInconsistent = index.ErrInconsistent
+)
+
+// CorruptError locates corruption found on open.
+type CorruptError = wlog.CorruptError
+
+// DeadError is the error Wait returns for a dead job. It matches ErrDead.
+type DeadError struct {
+	// ID is the job.
+	ID uint64
+	// Attempts is how many attempts ran.
+	Attempts int
+	// Reason is the last error's text.
+	Reason string
+	// At is when the job died.
+	At time.Time
+}
+
+// Error describes the dead job.
+func (e *DeadError) Error() string {
+	return fmt.Sprintf("walq: job %d is dead after %d attempt(s): %s", e.ID, e.Attempts, e.Reason)
+}
+
+// Is reports whether target is ErrDead.
+func (e *DeadError) Is(target error) bool { return target == ErrDead }
+
+// permanent marks an error that must not be retried.
+type permanent struct{ err error }
+
+func (p *permanent) Error() string { return p.err.Error() }
+func (p *permanent) Unwrap() error { return p.err }
+
+// Permanent wraps err so that Fail moves the job to the dead-letter queue at
+// once, whatever attempts remain. Permanent(nil) returns nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanent{err}
+}
+
+// IsPermanent reports whether err was wrapped by Permanent.
+func IsPermanent(err error) bool {
+	var p *permanent
+	return errors.As(err, &p)
+}
+
+// retryAfter asks for the next attempt after a given delay.
+type retryAfter struct {
+	err    error
+	delay  time.Duration
+	snooze bool
+}
+
+func (r *retryAfter) Error() string {
+	if r.snooze {
+		return fmt.Sprintf("snoozed for %v", r.delay)
+	}
+	if r.err == nil {
+		return fmt.Sprintf("retry after %v", r.delay)
+	}
+	return fmt.Sprintf("retry after %v: %v", r.delay, r.err)
+}
+func (r *retryAfter) Unwrap() error { return r.err }
+
+// RetryAfter wraps err so that Fail schedules the next attempt after d
+// instead of the backoff policy's delay (for example an API's Retry-After).
+// The failed attempt still counts; with none left the job is dead.
+func RetryAfter(d time.Duration, err error) error {
+	return &retryAfter{err: err, delay: d}
+}
+
+// Snooze returns an error that makes Fail put the job back to run again
+// after d without counting the attempt and without recording a failure.
+func Snooze(d time.Duration) error { return &retryAfter{delay: d, snooze: true} }

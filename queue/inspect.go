@@ -1,0 +1,217 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/walq/walq/index"
+)
+
+// Get returns a snapshot of the job with its payload and result, or
+// ErrNotFound.
+func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
+	if err := q.begin(ctx); err != nil {
+		return nil, err
+	}
+	j := q.idx.Job(id)
+	if j == nil {
+		q.end()
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	out := snapshot(j, q.now())
+	payload := j.Payload
+	var result index.Loc
+	if j.X != nil {
+		result = j.X.Result
+	}
+	q.end()
+	var err error
+	if out.Payload, err = q.readLoc(payload); err != nil {
+		return nil, err
+	}
+	if out.Result, err = q.readLoc(result); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Wait blocks until the job finishes and returns its result (nil if it has
+// none) once it completes. For a dead job it returns a *DeadError (matching
+// ErrDead); for a cancelled one, ErrCancelled; for an unknown or purged one,
+// ErrNotFound. It returns early with ctx's error or ErrClosed.
+func (q *Queue) Wait(ctx context.Context, id uint64) ([]byte, error) {
+	for {
+		if err := q.begin(ctx); err != nil {
+			return nil, err
+		}
+		j := q.idx.Job(id)
+		if j == nil {
+			q.end()
+			return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		switch j.State {
+		case index.Completed:
+			loc := j.X.Result
+			q.end()
+			return q.readLoc(loc)
+		case index.Dead:
+			err := &DeadError{ID: id, Attempts: int(j.Attempt), Reason: j.Error(), At: unixTime(j.Finished())}
+			q.end()
+			return nil, err
+		case index.Cancelled:
+			q.end()
+			return nil, fmt.Errorf("%w: %d", ErrCancelled, id)
+		}
+		ch := make(chan struct{})
+		q.waiters[id] = append(q.waiters[id], ch)
+		q.end()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			q.dropWaiter(id, ch)
+			return nil, ctx.Err()
+		case <-q.done:
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (q *Queue) dropWaiter(id uint64, ch chan struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ws := q.waiters[id]
+	for i, c := range ws {
+		if c == ch {
+			q.waiters[id] = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(q.waiters[id]) == 0 {
+		delete(q.waiters, id)
+	}
+}
+
+// JobFilter selects jobs for Jobs. The zero value selects every job.
+type JobFilter struct {
+	// Queue keeps jobs of this named queue only; empty means all.
+	Queue string
+	// State keeps jobs in this state only; empty means all.
+	State JobState
+	// AfterID keeps jobs with larger IDs only, for paging.
+	AfterID uint64
+	// Limit caps how many jobs are returned; 0 means no cap.
+	Limit int
+}
+
+// Jobs lists jobs in ID order, without payloads or results (Get has them).
+func (q *Queue) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
+	if err := q.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer q.end()
+	now := q.now()
+	var out []*Job
+	for _, j := range q.idx.Jobs() {
+		if j.ID <= f.AfterID || (f.Queue != "" && j.Queue.Name != f.Queue) {
+			continue
+		}
+		s := snapshot(j, now)
+		if f.State != "" && s.State != f.State {
+			continue
+		}
+		out = append(out, s)
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// QueueStats counts one named queue's jobs.
+type QueueStats struct {
+	Ready     int
+	Scheduled int
+	Leased    int
+	Completed int
+	Dead      int
+	Cancelled int
+	// Paused reports that the queue hands out no leases.
+	Paused bool
+	// OldestReady is how long the oldest ready job has been ready; zero if
+	// none is.
+	OldestReady time.Duration
+}
+
+// LogStats describes the log on disk.
+type LogStats struct {
+	// Size is the segment files' total size in bytes.
+	Size int64
+	// Segments is the number of segment files.
+	Segments int
+	// FirstIndex and LastIndex bound the log's entries.
+	FirstIndex uint64
+	LastIndex  uint64
+}
+
+// Stats is a snapshot of the whole queue.
+type Stats struct {
+	// Queues maps each named queue to its counts.
+	Queues map[string]QueueStats
+	// Log describes the files.
+	Log LogStats
+}
+
+// Stats returns per-queue counts and log figures.
+func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	if err := q.begin(ctx); err != nil {
+		return Stats{}, err
+	}
+	now := q.now()
+	q.idx.Promote(now)
+	st := Stats{Queues: map[string]QueueStats{}}
+	for _, iq := range q.idx.Queues() {
+		qs := QueueStats{
+			Ready:     iq.Ready(),
+			Scheduled: iq.Count(index.Pending) - iq.Ready(),
+			Leased:    iq.Count(index.Leased),
+			Completed: iq.Count(index.Completed),
+			Dead:      iq.Count(index.Dead),
+			Cancelled: iq.Count(index.Cancelled),
+			Paused:    iq.Paused,
+		}
+		if t, ok := iq.OldestReady(); ok && t < now {
+			qs.OldestReady = time.Duration(now - t)
+		}
+		st.Queues[iq.Name] = qs
+	}
+	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex()}
+	q.end()
+	var err error
+	st.Log.Size, err = q.log.Size()
+	return st, err
+}
+
+// sortedDead returns the dead jobs matching f, oldest death first.
+func (q *Queue) sortedDead(f DeadFilter) []*index.Job {
+	var js []*index.Job
+	for _, iq := range q.idx.Queues() {
+		if f.Queue != "" && iq.Name != f.Queue {
+			continue
+		}
+		iq.Dead(func(j *index.Job) bool {
+			if f.match(j) {
+				js = append(js, j)
+			}
+			return true
+		})
+	}
+	sort.Slice(js, func(a, b int) bool {
+		if js[a].Finished() != js[b].Finished() {
+			return js[a].Finished() < js[b].Finished()
+		}
+		return js[a].ID < js[b].ID
+	})
+	return js
+}

@@ -1,0 +1,189 @@
+package queue
+
+import (
+	"time"
+
+	"github.com/walq/walq/index"
+	wlog "github.com/walq/walq/log"
+)
+
+// JobState is where a job is in its life; see DESIGN.md for the diagram.
+type JobState string
+
+const (
+	// StateReady jobs wait to be leased now. → Leased, Cancelled.
+	StateReady JobState = "ready"
+	// StateScheduled jobs wait for their run-at time (a delay or a retry's
+	// backoff). → Ready when the clock reaches it, Cancelled.
+	StateScheduled JobState = "scheduled"
+	// StateLeased jobs run under a lease. → Completed; Scheduled or Ready
+	// (failure with attempts left, lease expiry, release); Dead.
+	StateLeased JobState = "leased"
+	// StateCompleted jobs succeeded. Kept with their result and key for
+	// Options.KeyRetention, then forgotten.
+	StateCompleted JobState = "completed"
+	// StateDead jobs failed permanently or used up their attempts: the
+	// dead-letter queue. → Ready (Requeue), or forgotten (Purge).
+	StateDead JobState = "dead"
+	// StateCancelled jobs were cancelled before they ran. Kept like
+	// completed jobs, then forgotten.
+	StateCancelled JobState = "cancelled"
+)
+
+// JobStates returns every job state.
+func JobStates() []JobState {
+	return []JobState{StateReady, StateScheduled, StateLeased, StateCompleted, StateDead, StateCancelled}
+}
+
+// NewJob describes a job to enqueue. Only Payload is commonly set; every
+// other field has a default.
+type NewJob struct {
+	// Queue is the named queue. Defaults to "default".
+	Queue string
+	// Payload is the job's data, up to Options.MaxPayload bytes; empty is
+	// valid.
+	Payload []byte
+	// Key is an idempotency key: enqueueing a key the queue already holds
+	// returns the existing job instead of a new one. Defaults to none.
+	Key string
+	// RunAt delays the job until then. Defaults to now.
+	RunAt time.Time
+	// Delay delays the job by this much from now (ignored if RunAt is set).
+	// Defaults to 0.
+	Delay time.Duration
+	// Priority orders ready jobs of a queue: higher runs first. Defaults
+	// to 0.
+	Priority int32
+	// MaxAttempts overrides Options.MaxAttempts for this job. Defaults to 0
+	// (the queue's).
+	MaxAttempts int
+	// Backoff overrides Options.Backoff for this job (Base and Cap; Factor
+	// and Jitter stay the queue's). Defaults to nil (the queue's).
+	Backoff *Backoff
+	// Timeout is the per-attempt time limit the worker runtime applies.
+	// Defaults to 0 (the runtime's default).
+	Timeout time.Duration
+}
+
+// Enqueued is the outcome of enqueueing one job.
+type Enqueued struct {
+	// ID is the job's ID: new, or the existing job's for a duplicate key.
+	ID uint64
+	// Duplicate reports that the key was already held, so no job was made.
+	Duplicate bool
+}
+
+// Attempt is one run of a job, for its timeline.
+type Attempt struct {
+	// Number is the attempt's number as counted toward MaxAttempts; a
+	// released attempt does not count and shares its number with the next.
+	Number int
+	// Started is when the lease was taken.
+	Started time.Time
+	// Ended is when the attempt ended; zero while it runs.
+	Ended time.Time
+	// Outcome is "completed", "failed", "dead", "expired", "released", or
+	// "" while running.
+	Outcome string
+	// Error is the failure's text.
+	Error string
+}
+
+// Job is a snapshot of a job.
+type Job struct {
+	ID    uint64
+	Queue string
+	Key   string
+	// Payload is the job's data (nil in listings, which leave it out).
+	Payload []byte
+	State   JobState
+	// Attempt is the number of attempts counted so far; during a lease,
+	// the running attempt's number (1 for the first run).
+	Attempt     int
+	MaxAttempts int
+	Priority    int32
+	// RunAt is when a ready or scheduled job may run.
+	RunAt time.Time
+	// EnqueuedAt is when the job was created.
+	EnqueuedAt time.Time
+	// FinishedAt is when it completed, died or was cancelled.
+	FinishedAt time.Time
+	// LeaseDeadline is when the current lease expires (leased jobs only).
+	LeaseDeadline time.Time
+	// LastError is the text of the last failure.
+	LastError string
+	// Result is a completed job's result (nil in listings).
+	Result []byte
+	// HasResult tells an empty result from none.
+	HasResult bool
+	// Timeout is the job's per-attempt time limit, 0 for the default.
+	Timeout time.Duration
+	// History lists every attempt, oldest first.
+	History []Attempt
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// jobState maps an index state to the public one at time now.
+func jobState(j *index.Job, now int64) JobState {
+	switch j.State {
+	case index.Pending:
+		if j.RunAt > now {
+			return StateScheduled
+		}
+		return StateReady
+	case index.Leased:
+		return StateLeased
+	case index.Completed:
+		return StateCompleted
+	case index.Dead:
+		return StateDead
+	default:
+		return StateCancelled
+	}
+}
+
+// snapshot copies an index job into a Job, without payload or result.
+func snapshot(j *index.Job, now int64) *Job {
+	out := &Job{
+		ID:            j.ID,
+		Queue:         j.Queue.Name,
+		Key:           j.Key,
+		State:         jobState(j, now),
+		Attempt:       int(j.Attempt),
+		MaxAttempts:   int(j.MaxAttempts),
+		Priority:      j.Priority,
+		RunAt:         unixTime(j.RunAt),
+		EnqueuedAt:    unixTime(j.Created),
+		LeaseDeadline: unixTime(j.Deadline),
+	}
+	if x := j.X; x != nil {
+		out.FinishedAt = unixTime(x.Finished)
+		out.LastError = x.Error
+		out.HasResult = x.HasResult
+		out.Timeout = time.Duration(x.Timeout)
+		n := 0
+		for _, a := range x.History {
+			if a.Outcome != wlog.KindReleased {
+				n++
+			}
+			out.History = append(out.History, Attempt{
+				Number: max(n, 1), Started: unixTime(a.Started), Ended: unixTime(a.Ended),
+				Outcome: outcome(a.Outcome), Error: a.Error,
+			})
+		}
+	}
+	return out
+}
+
+func outcome(k wlog.Kind) string {
+	if k == 0 {
+		return ""
+	}
+	return k.String()
+}

@@ -1,0 +1,180 @@
+package queue
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	wlog "github.com/walq/walq/log"
+)
+
+// Durability says when a change counts as durable; see the constants.
+type Durability = wlog.Durability
+
+const (
+	// Sync makes every change durable (written and fsynced) before the call
+	// returns; concurrent calls share fsyncs. The default.
+	Sync = wlog.Sync
+	// Interval returns once a change is written to the OS and fsyncs at
+	// most every Options.SyncInterval: a power loss can drop the last
+	// interval of acknowledged changes (a process crash cannot).
+	Interval = wlog.Interval
+	// None leaves flushing to the OS: a power loss can drop any
+	// acknowledged change the OS had not written back.
+	None = wlog.None
+)
+
+// Backoff is the delay policy between attempts: the delay after failed
+// attempt n is Base·Factor^(n-1), at most Cap, then shortened by up to
+// Jitter of itself at random. The zero value means the defaults.
+type Backoff struct {
+	// Base is the first delay. Defaults to 1s.
+	Base time.Duration
+	// Factor multiplies the delay after each failure. Defaults to 2.
+	Factor float64
+	// Cap bounds the delay. Defaults to 1h.
+	Cap time.Duration
+	// Jitter, between 0 and 1, is the largest share of a delay that is
+	// randomly taken off it, so that failures do not retry in lockstep.
+	// Defaults to 0 (exact delays).
+	Jitter float64
+}
+
+// Delay returns the delay after failed attempt n (n >= 1), with r in [0, 1)
+// drawing the jitter.
+func (b Backoff) Delay(n int, r float64) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := float64(b.Base) * math.Pow(b.Factor, float64(n-1))
+	if d > float64(b.Cap) || math.IsInf(d, 0) || math.IsNaN(d) {
+		d = float64(b.Cap)
+	}
+	d -= d * b.Jitter * r
+	return time.Duration(d)
+}
+
+func (b Backoff) withDefaults(field string) (Backoff, error) {
+	if b.Base < 0 || b.Cap < 0 || b.Factor < 0 || math.IsNaN(b.Factor) {
+		return b, fmt.Errorf("%w: %s: negative value", ErrInvalid, field)
+	}
+	if b.Jitter < 0 || b.Jitter > 1 || math.IsNaN(b.Jitter) {
+		return b, fmt.Errorf("%w: %s.Jitter: %v is not between 0 and 1", ErrInvalid, field, b.Jitter)
+	}
+	if b.Base == 0 {
+		b.Base = time.Second
+	}
+	if b.Factor == 0 {
+		b.Factor = 2
+	}
+	if b.Factor < 1 {
+		return b, fmt.Errorf("%w: %s.Factor: %v is below 1", ErrInvalid, field, b.Factor)
+	}
+	if b.Cap == 0 {
+		b.Cap = time.Hour
+	}
+	if b.Cap < b.Base {
+		b.Cap = b.Base
+	}
+	return b, nil
+}
+
+// Options configure a Queue. Open copies them; the zero value (or nil) gives
+// the defaults.
+type Options struct {
+	// Clock is the source of time for run-at, backoff, leases and
+	// retention. Tests pass clock.NewMock(). Defaults to the real clock.
+	Clock clock.Clock
+	// MaxAttempts is how many times a job runs at most (the first run plus
+	// retries) unless the job sets its own. Defaults to 5.
+	MaxAttempts int
+	// Backoff is the delay policy after a failure unless the job sets its
+	// own. Defaults to Backoff{Base: 1s, Factor: 2, Cap: 1h}.
+	Backoff Backoff
+	// Rand draws backoff jitter, in [0, 1). Defaults to math/rand/v2's
+	// Float64.
+	Rand func() float64
+	// LeaseDuration is how long a lease lasts unless extended. Defaults to
+	// 30s.
+	LeaseDuration time.Duration
+	// Durability says when a change is acknowledged. Defaults to Sync.
+	Durability Durability
+	// SyncInterval is the fsync period in Interval mode. Defaults to 100ms.
+	SyncInterval time.Duration
+	// KeyRetention is how long a completed or cancelled job, its result and
+	// its idempotency key are remembered. Defaults to 24h.
+	KeyRetention time.Duration
+	// MaxPayload is the largest payload (and result) accepted. Defaults to
+	// 16 MiB.
+	MaxPayload int
+	// SegmentSize is the size of a log segment file. Defaults to 16 MiB.
+	SegmentSize int
+	// ReadOnly opens the directory for inspection: no lock is taken and
+	// nothing is written, so it works while another process has the queue
+	// open; changing calls return ErrReadOnly. Defaults to false.
+	ReadOnly bool
+	// Logger receives recovery reports and I/O failures. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+
+	// hooks inject log faults in tests.
+	hooks *wlog.Hooks
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.Clock == nil {
+		c.Clock = clock.New()
+	}
+	if c.MaxAttempts < 0 {
+		return c, fmt.Errorf("%w: Options.MaxAttempts: %d is negative", ErrInvalid, c.MaxAttempts)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	var err error
+	if c.Backoff, err = c.Backoff.withDefaults("Options.Backoff"); err != nil {
+		return c, err
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"LeaseDuration", &c.LeaseDuration, 30 * time.Second},
+		{"SyncInterval", &c.SyncInterval, 100 * time.Millisecond},
+		{"KeyRetention", &c.KeyRetention, 24 * time.Hour},
+	} {
+		if *d.v < 0 {
+			return c, fmt.Errorf("%w: Options.%s: %v is negative", ErrInvalid, d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.Durability < Sync || c.Durability > None {
+		return c, fmt.Errorf("%w: Options.Durability: unknown mode %d", ErrInvalid, int(c.Durability))
+	}
+	if c.MaxPayload < 0 {
+		return c, fmt.Errorf("%w: Options.MaxPayload: %d is negative", ErrInvalid, c.MaxPayload)
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 16 << 20
+	}
+	if c.SegmentSize < 0 {
+		return c, fmt.Errorf("%w: Options.SegmentSize: %d is negative", ErrInvalid, c.SegmentSize)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

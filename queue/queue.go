@@ -1,0 +1,265 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/walq/walq/index"
+	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/recovery"
+)
+
+// DefaultQueue is the queue name used when NewJob.Queue is empty.
+const DefaultQueue = "default"
+
+// Queue is a durable job queue in one directory, holding any number of
+// named queues. It is safe for concurrent use by any number of goroutines.
+//
+// Every change is one log entry appended (and, in Sync mode, fsynced)
+// before the call returns, and becomes visible to other callers only once
+// it is durable. Changes are validated and reserved in memory in order
+// under one mutex; the wait for durability happens outside it, so
+// concurrent calls share fsyncs.
+type Queue struct {
+	dir    string
+	opts   Options
+	log    *wlog.Log
+	report *recovery.Report
+
+	mu      sync.Mutex
+	cond    *sync.Cond // broadcast whenever a reservation ends
+	idx     *index.Index
+	keys    map[string]bool // idempotency keys with an enqueue in flight
+	nextID  uint64          // the next job ID to hand out
+	wake    chan struct{}   // closed (and replaced) when jobs may have become ready
+	waiters map[uint64][]chan struct{}
+	broken  error // a record failed to apply on the live path: stop
+	closed  bool
+	done    chan struct{} // closed by Close
+	ops     sync.WaitGroup
+	ctlMu   sync.Mutex // serialises pause and resume
+
+	lastRecover time.Time
+}
+
+// Open opens the queue in dir, creating the directory if needed, and
+// recovers its state: the log's torn tail is repaired, every record is
+// replayed, and leases held by the previous process are voided (each counts
+// as an attempt; see DESIGN.md, "Poison pills"). nil opts gives the
+// defaults.
+func Open(dir string, opts *Options) (*Queue, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	l, x, rep, err := recovery.Open(dir, &recovery.Options{
+		Log: wlog.Options{
+			Durability:   o.Durability,
+			SyncInterval: o.SyncInterval,
+			SegmentSize:  o.SegmentSize,
+			ReadOnly:     o.ReadOnly,
+			Logger:       o.Logger,
+			Hooks:        o.hooks,
+			MaxEntrySize: max(64<<20, 2*o.MaxPayload+(1<<20)),
+		},
+		Now: o.Clock.Now(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walq: open %s: %w", dir, err)
+	}
+	q := &Queue{
+		dir:     dir,
+		opts:    o,
+		log:     l,
+		report:  rep,
+		idx:     x,
+		nextID:  x.NextID(),
+		keys:    make(map[string]bool),
+		wake:    make(chan struct{}),
+		waiters: make(map[uint64][]chan struct{}),
+		done:    make(chan struct{}),
+	}
+	q.cond = sync.NewCond(&q.mu)
+	return q, nil
+}
+
+// Recovery returns the report of what Open found and did.
+func (q *Queue) Recovery() recovery.Report { return *q.report }
+
+// Dir returns the queue's directory.
+func (q *Queue) Dir() string { return q.dir }
+
+// Close stops the queue: calls already in progress finish (blocked Lease and
+// Wait calls return ErrClosed), then the log is flushed and closed and the
+// directory lock released. Leased jobs stay leased on disk; the next Open
+// voids those leases. Calling Close again returns nil; every other call
+// returns ErrClosed afterwards.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	close(q.done)
+	q.cond.Broadcast()
+	q.mu.Unlock()
+	q.ops.Wait()
+	return q.log.Close()
+}
+
+// enter registers a call in progress, failing once the queue is closed.
+// Callers hold q.mu.
+func (q *Queue) enterLocked() error {
+	if q.closed {
+		return ErrClosed
+	}
+	if q.broken != nil {
+		return q.broken
+	}
+	q.ops.Add(1)
+	return nil
+}
+
+// begin locks the queue and registers a call; end undoes both.
+func (q *Queue) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	if err := q.enterLocked(); err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (q *Queue) end() {
+	q.mu.Unlock()
+	q.ops.Done()
+}
+
+// beginWrite is begin for calls that change the queue.
+func (q *Queue) beginWrite(ctx context.Context) error {
+	if q.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	return q.begin(ctx)
+}
+
+func (q *Queue) now() int64 { return q.opts.Clock.Now().UnixNano() }
+
+// commit appends recs as one log entry and applies them once durable. The
+// caller holds q.mu and has reserved the jobs in busy (their reservations
+// end here, whatever happens). commit releases q.mu while it waits for
+// durability and holds it again when it returns.
+func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
+	defer func() {
+		for _, j := range busy {
+			q.idx.Unreserve(j)
+		}
+		q.cond.Broadcast()
+	}()
+	q.recoverLog()
+	p, err := q.log.Submit(recs)
+	if err != nil {
+		return q.logErr(err)
+	}
+	q.mu.Unlock()
+	err = p.Wait()
+	q.mu.Lock()
+	if err != nil {
+		return q.logErr(err)
+	}
+	for i := range recs {
+		if err := q.idx.Apply(&recs[i], index.Pos{Index: p.Index(), Slot: i}); err != nil {
+			// The log holds a record the index refuses: a bug. Stop
+			// rather than let memory and disk disagree.
+			q.broken = fmt.Errorf("walq: internal error, queue stopped (reopen to recover): %w", err)
+			q.opts.Logger.Error("walq: record failed to apply", "err", err)
+			return q.broken
+		}
+	}
+	q.notify(recs)
+	return nil
+}
+
+func (q *Queue) logErr(err error) error {
+	if errors.Is(err, wlog.ErrClosed) {
+		return ErrClosed
+	}
+	if errors.Is(err, wlog.ErrTooLarge) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
+	return fmt.Errorf("walq: %w", err)
+}
+
+// recoverLog tries, at most once a second of the queue's clock, to bring a
+// failed log back (for example once a full disk has space again).
+func (q *Queue) recoverLog() {
+	if q.log.Failed() == nil {
+		return
+	}
+	now := q.opts.Clock.Now()
+	if now.Sub(q.lastRecover) < time.Second {
+		return
+	}
+	q.lastRecover = now
+	if err := q.log.Recover(); err != nil {
+		q.opts.Logger.Warn("walq: log recovery failed; will retry", "err", err)
+	}
+}
+
+// notify wakes blocked leasers and Wait callers after recs were applied.
+func (q *Queue) notify(recs []wlog.Record) {
+	wake := false
+	for i := range recs {
+		switch recs[i].Kind {
+		case wlog.KindEnqueued, wlog.KindFailed, wlog.KindExpired, wlog.KindReleased,
+			wlog.KindRequeued, wlog.KindResumed, wlog.KindCarry:
+			wake = true
+		}
+		switch recs[i].Kind {
+		case wlog.KindCompleted, wlog.KindDead, wlog.KindCancelled, wlog.KindPurged:
+			for _, ch := range q.waiters[recs[i].Job] {
+				close(ch)
+			}
+			delete(q.waiters, recs[i].Job)
+		}
+	}
+	if wake {
+		close(q.wake)
+		q.wake = make(chan struct{})
+	}
+}
+
+// readLoc copies bytes stored in the log.
+func (q *Queue) readLoc(l index.Loc) ([]byte, error) {
+	if l.Index == 0 {
+		return nil, nil
+	}
+	data, err := q.log.Read(l.Index)
+	if err != nil {
+		return nil, fmt.Errorf("walq: read payload: %w", err)
+	}
+	end := int(l.Off) + int(l.Len)
+	if end > len(data) {
+		return nil, fmt.Errorf("walq: payload at index %d offset %d runs past its entry: %w", l.Index, l.Off, ErrCorrupt)
+	}
+	return append(make([]byte, 0, l.Len), data[l.Off:end]...), nil
+}
+
+// waitBusy waits (releasing q.mu) until no operation is in flight on the job
+// with the given ID, and returns the job as it then is (nil if gone).
+func (q *Queue) waitBusy(id uint64) *index.Job {
+	for {
+		j := q.idx.Job(id)
+		if j == nil || !j.Busy {
+			return j
+		}
+		q.cond.Wait()
+	}
+}

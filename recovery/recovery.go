@@ -1,0 +1,142 @@
+package recovery
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/walq/walq/index"
+	wlog "github.com/walq/walq/log"
+)
+
+// Options configure Open.
+type Options struct {
+	// Log configures the log; Log.ReadOnly opens for inspection, replaying
+	// without voiding leases or writing anything. Defaults to the log's
+	// defaults.
+	Log wlog.Options
+	// Now is the time of opening, used to stamp voided leases and to sort
+	// due jobs into the ready heap. Defaults to the zero time (Unix 0).
+	Now time.Time
+}
+
+// Report describes an open.
+type Report struct {
+	// Entries and Records count what was replayed; Bytes is the size of
+	// the replayed entries.
+	Entries int
+	Records int
+	Bytes   int64
+	// FirstIndex and LastIndex bound the replayed log.
+	FirstIndex uint64
+	LastIndex  uint64
+	// Jobs counts jobs per state after recovery.
+	Jobs map[index.State]int
+	// Repaired is what was cut from a torn tail, nil if nothing.
+	Repaired *wlog.Repair
+	// Voided counts leases of the previous process that were voided;
+	// PoisonPills counts those that moved their job to the dead-letter
+	// queue because its attempts were used up.
+	Voided      int
+	PoisonPills int
+	// Duration is how long the open took.
+	Duration time.Duration
+}
+
+// Open opens the log in dir and folds it into a new index. A writer (not
+// Log.ReadOnly) also voids every lease found: the process that held it is
+// gone. On error nothing is left open.
+func Open(dir string, opts *Options) (*wlog.Log, *index.Index, *Report, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	start := time.Now()
+	l, err := wlog.Open(dir, &o.Log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	x, rep, err := Replay(l, o.Now)
+	if err == nil && !o.Log.ReadOnly {
+		err = voidLeases(l, x, rep, o.Now)
+	}
+	if err != nil {
+		l.Close()
+		return nil, nil, nil, err
+	}
+	rep.Jobs = CountStates(x)
+	rep.Duration = time.Since(start)
+	if rep.Voided > 0 {
+		logger := o.Log.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.Warn("walq: voided leases of a previous process",
+			"dir", dir, "voided", rep.Voided, "poison_pills", rep.PoisonPills)
+	}
+	return l, x, rep, nil
+}
+
+// Replay folds every record of l into a new index, with now as the time
+// that decides which pending jobs are ready.
+func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
+	x := index.New()
+	x.Promote(now.UnixNano())
+	rep := &Report{Repaired: l.Repaired(), FirstIndex: l.FirstIndex(), LastIndex: l.LastIndex()}
+	err := l.Iterate(1, func(i uint64, data []byte) error {
+		rep.Entries++
+		rep.Bytes += int64(len(data))
+		return wlog.DecodeEntry(i, data, func(slot int, r *wlog.Record) error {
+			rep.Records++
+			return x.Apply(r, index.Pos{Index: i, Slot: slot})
+		})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
+	}
+	return x, rep, nil
+}
+
+// voidLeases ends every lease found after replay, in one atomic entry: the
+// attempt counts (it may be the attempt that killed the process), the job is
+// ready again at once, and a job with no attempts left is dead.
+func voidLeases(l *wlog.Log, x *index.Index, rep *Report, now time.Time) error {
+	var recs []wlog.Record
+	at := now.UnixNano()
+	x.Leased(func(j *index.Job) {
+		r := wlog.Record{Kind: wlog.KindExpired, Job: j.ID, At: at, Attempt: int64(j.Attempt), RunAt: at,
+			Error: fmt.Sprintf("walq: lease lost: the process exited during attempt %d", j.Attempt)}
+		if j.Attempt >= j.MaxAttempts {
+			r.Kind = wlog.KindDead
+			r.RunAt = 0
+			r.Error = fmt.Sprintf("walq: poison pill: the process exited during attempt %d of %d", j.Attempt, j.MaxAttempts)
+			rep.PoisonPills++
+		}
+		recs = append(recs, r)
+	})
+	if len(recs) == 0 {
+		return nil
+	}
+	idx, err := l.Append(recs)
+	if err != nil {
+		return fmt.Errorf("walq/recovery: void leases: %w", err)
+	}
+	for i := range recs {
+		if err := x.Apply(&recs[i], index.Pos{Index: idx, Slot: i}); err != nil {
+			return err
+		}
+	}
+	rep.Voided = len(recs)
+	return nil
+}
+
+// CountStates counts the index's jobs per state.
+func CountStates(x *index.Index) map[index.State]int {
+	m := make(map[index.State]int)
+	for _, q := range x.Queues() {
+		for _, s := range index.States() {
+			m[s] += q.Count(s)
+		}
+	}
+	return m
+}
