@@ -140,9 +140,9 @@ type Log struct {
 	cond *sync.Cond // signals the committer: work queued or closing
 	idle *sync.Cond // signals waiters: the committer finished a group
 
-	w        *wal.Log  // the segment files; nil when read-only
-	segs     []segment // segment files, oldest first
-	tailSize int       // bytes in the tail segment, mirroring tidwall/wal
+	w        *wal.Log     // the segment files; nil when read-only
+	segs     []segment    // segment files, oldest first
+	tailSize int          // bytes in the tail segment, mirroring tidwall/wal
 	tailMu   sync.RWMutex // guards tail against being closed under an fsync
 	tail     *os.File     // our own handle on the tail segment, for fsync
 	readMu   sync.Mutex   // serialises reads: tidwall/wal's Read mutates its cache
