@@ -21,6 +21,87 @@ type Index struct {
 	nextID       uint64
 	now          int64 // the latest time passed to Promote
 	records      int
+	// created lists jobs in the order they were created (or restated by a
+	// carry record); entries whose job is gone or was replaced are stale.
+	created   []*Job
+	liveBytes int64
+	// orphans tracks, during a lenient replay, jobs that records refer to
+	// but that are unknown: jobs created before the log's first index.
+	lenient bool
+	orphans map[uint64]orphan
+}
+
+// orphan is the last record seen for an unknown job during a lenient replay.
+type orphan struct {
+	kind wlog.Kind
+	pos  Pos
+}
+
+// jobOverhead approximates the log bytes a job's carry record takes beyond
+// its payload, result and key; LiveBytes uses it.
+const jobOverhead = 64
+
+func (j *Job) bytes() int64 {
+	n := int64(jobOverhead) + int64(j.Payload.Len) + int64(len(j.Key))
+	if j.X != nil {
+		n += int64(j.X.Result.Len)
+	}
+	return n
+}
+
+// LiveBytes estimates the log bytes needed to restate every job the index
+// holds: payloads, results, keys and a fixed overhead per job.
+func (x *Index) LiveBytes() int64 { return x.liveBytes }
+
+// Created returns the number of positions in the creation order: jobs
+// created later get positions at or after it.
+func (x *Index) Created() int { return len(x.created) }
+
+// CreatedAt returns the job at position i of the creation order, or nil if
+// that job is gone or was since restated (and so sits at a later position).
+func (x *Index) CreatedAt(i int) *Job {
+	j := x.created[i]
+	if x.jobs[j.ID] != j {
+		return nil
+	}
+	return j
+}
+
+// TidyCreated drops stale positions from the creation order. Positions
+// returned by Created and used with CreatedAt are invalid afterwards.
+func (x *Index) TidyCreated() {
+	live := x.created[:0]
+	for _, j := range x.created {
+		if x.jobs[j.ID] == j {
+			live = append(live, j)
+		}
+	}
+	clear(x.created[len(live):])
+	x.created = live
+}
+
+// SetLenient makes Apply accept records for unknown jobs, as a replay of a
+// log whose front was truncated by compaction must: such a job was created
+// before the log's first index and is restated by a later carry record (or
+// was purged). EndReplay checks that every such job was accounted for.
+func (x *Index) SetLenient() {
+	x.lenient = true
+	x.orphans = make(map[uint64]orphan)
+}
+
+// EndReplay ends a lenient replay. It fails if a record referred to an
+// unknown job that no later carry record restated and that was not purged:
+// the log lost the job's beginning.
+func (x *Index) EndReplay() error {
+	x.lenient = false
+	for id, o := range x.orphans {
+		if o.kind != wlog.KindPurged {
+			return &ApplyError{Pos: o.pos, Kind: o.kind, Job: id,
+				Reason: "record for a job whose creation is not in the log and that no carry record restates"}
+		}
+	}
+	x.orphans = nil
+	return nil
 }
 
 // New returns an empty index.
@@ -235,6 +316,7 @@ func (x *Index) remove(j *Job) {
 	j.Queue.counts[j.State]--
 	delete(j.Queue.dead, j.ID)
 	delete(x.jobs, j.ID)
+	x.liveBytes -= j.bytes()
 	if j.Key != "" && x.keys[j.Key] == j {
 		delete(x.keys, j.Key)
 	}
@@ -294,6 +376,11 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		return nil
 	}
 	j := x.jobs[r.Job]
+	if j == nil && x.lenient {
+		x.orphans[r.Job] = orphan{kind: r.Kind, pos: pos}
+		x.nextID = max(x.nextID, r.Job+1)
+		return nil
+	}
 	if j == nil {
 		return x.bad(r, pos, "unknown job")
 	}
@@ -388,6 +475,7 @@ func (x *Index) applyEnd(j *Job, r *wlog.Record, pos Pos) error {
 	case wlog.KindCompleted:
 		e.Finished = r.At
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), r.Result != nil
+		x.liveBytes += int64(e.Result.Len)
 		x.setState(j, Completed)
 	case wlog.KindDead:
 		e.Finished = r.At
@@ -435,7 +523,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		ID:          r.Job,
 		Queue:       x.queue(r.Queue),
 		Key:         r.Key,
-		Payload:     loc(pos, r.PayloadAt, r.Payload),
+		Payload:     Loc{Index: pos.Index, Off: uint32(r.PayloadAt), Len: uint32(len(r.Payload))},
 		RunAt:       r.RunAt,
 		Created:     r.At,
 		Attempt:     int32(r.Attempt),
@@ -460,6 +548,11 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	if j.Key != "" {
 		x.keys[j.Key] = j
 	}
+	if x.lenient {
+		delete(x.orphans, j.ID)
+	}
+	x.created = append(x.created, j)
+	x.liveBytes += j.bytes()
 	if j.ID >= x.nextID {
 		x.nextID = j.ID + 1
 	}

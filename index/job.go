@@ -33,7 +33,8 @@ type Job struct {
 	Queue *Queue
 	// Key is the idempotency key, empty if none.
 	Key string
-	// Payload locates the payload in the log.
+	// Payload locates the payload in the log. Payload.Index is also the
+	// job's origin: the entry that created (or last restated) it.
 	Payload Loc
 	// RunAt is when a pending job becomes ready (Unix ns).
 	RunAt int64

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tidwall/wal"
@@ -191,11 +192,11 @@ func (l *Log) commit(g *group) error {
 // brings it to SegmentSize) so that we know the segment files it will
 // create: each needs a directory fsync, and our tail handle must follow.
 func (l *Log) mirrorCycles(g *group) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	cycled := false
 	start := func(first uint64) {
-		l.mu.Lock()
-		l.segs = append(l.segs, segment{path: l.dir + "/" + segmentName(first), first: first})
-		l.mu.Unlock()
+		l.segs = append(l.segs, segment{path: filepath.Join(l.dir, segmentName(first)), first: first})
 		l.tailSize = 0
 		cycled = true
 	}
@@ -205,6 +206,7 @@ func (l *Log) mirrorCycles(g *group) bool {
 	for i, buf := range g.bufs {
 		n := buf.Len()
 		l.tailSize += uvarintLen(uint64(n)) + n
+		l.segs[len(l.segs)-1].size = int64(l.tailSize)
 		if l.tailSize >= l.opts.SegmentSize {
 			start(g.first + uint64(i) + 1)
 		}

@@ -22,6 +22,7 @@ func segmentName(first uint64) string { return fmt.Sprintf("%020d", first) }
 type segment struct {
 	path  string
 	first uint64
+	size  int64 // bytes, as last known
 }
 
 // listSegments returns the segment files in dir in index order. Files whose
@@ -41,7 +42,11 @@ func listSegments(dir string) ([]segment, error) {
 		if err != nil || first == 0 {
 			continue
 		}
-		segs = append(segs, segment{path: filepath.Join(dir, name), first: first})
+		var size int64
+		if info, err := e.Info(); err == nil {
+			size = info.Size()
+		}
+		segs = append(segs, segment{path: filepath.Join(dir, name), first: first, size: size})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
 	return segs, nil

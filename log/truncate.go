@@ -80,21 +80,20 @@ func (l *Log) SegmentFirsts() []uint64 {
 	return out
 }
 
-// Size returns the total size in bytes of the segment files.
-func (l *Log) Size() (int64, error) {
+// Size returns the total size in bytes of the segment files, as tracked by
+// the log (no system calls).
+func (l *Log) Size() int64 {
 	l.mu.Lock()
-	segs := append([]segment(nil), l.segs...)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
 	var n int64
-	for _, s := range segs {
-		st, err := os.Stat(s.path)
-		if err != nil {
-			return 0, err
-		}
-		n += st.Size()
+	for _, s := range l.segs {
+		n += s.size
 	}
-	return n, nil
+	return n
 }
+
+// SegmentSize returns the configured segment size.
+func (l *Log) SegmentSize() int { return l.opts.SegmentSize }
 
 // Recover brings a failed log back: it waits for the committer to fail every
 // queued group, drops tidwall/wal's in-memory state (which may disagree with

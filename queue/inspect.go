@@ -21,18 +21,18 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
 	out := snapshot(j, q.now())
-	payload := j.Payload
 	var result index.Loc
-	if j.X != nil {
+	if j.X != nil && j.X.HasResult {
 		result = j.X.Result
 	}
+	b, err := q.readLocs(j.Payload, result)
 	q.end()
-	var err error
-	if out.Payload, err = q.readLoc(payload); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	if out.Result, err = q.readLoc(result); err != nil {
-		return nil, err
+	out.Payload, out.Result = b[0], b[1]
+	if out.HasResult && out.Result == nil {
+		out.Result = []byte{}
 	}
 	return out, nil
 }
@@ -53,9 +53,12 @@ func (q *Queue) Wait(ctx context.Context, id uint64) ([]byte, error) {
 		}
 		switch j.State {
 		case index.Completed:
-			loc := j.X.Result
+			b, err := q.readLocs(j.X.Result)
 			q.end()
-			return q.readLoc(loc)
+			if err != nil {
+				return nil, err
+			}
+			return b[0], nil
 		case index.Dead:
 			err := &DeadError{ID: id, Attempts: int(j.Attempt), Reason: j.Error(), At: unixTime(j.Finished())}
 			q.end()
@@ -153,6 +156,9 @@ type LogStats struct {
 	// FirstIndex and LastIndex bound the log's entries.
 	FirstIndex uint64
 	LastIndex  uint64
+	// LiveBytes estimates the bytes needed to restate every job the queue
+	// holds; compaction keeps Size within a small factor of it.
+	LiveBytes int64
 }
 
 // Stats is a snapshot of the whole queue.
@@ -161,6 +167,9 @@ type Stats struct {
 	Queues map[string]QueueStats
 	// Log describes the files.
 	Log LogStats
+	// LastCompaction describes the last compaction, zero if none ran since
+	// Open.
+	LastCompaction CompactStats
 }
 
 // Stats returns per-queue counts and log figures.
@@ -186,11 +195,11 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		}
 		st.Queues[iq.Name] = qs
 	}
-	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex()}
+	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),
+		Size: q.log.Size(), LiveBytes: q.idx.LiveBytes()}
+	st.LastCompaction = q.lastCompact
 	q.end()
-	var err error
-	st.Log.Size, err = q.log.Size()
-	return st, err
+	return st, nil
 }
 
 // sortedDead returns the dead jobs matching f, oldest death first.

@@ -135,17 +135,16 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	for i, j := range jobs {
 		ls[i] = &Lease{Job: snapshot(j, now), Token: Token{Job: j.ID, Attempt: int(j.Attempt)}, Deadline: unixTime(deadline)}
 	}
-	// Read payloads without the lock: the log serves reads concurrently.
-	q.mu.Unlock()
-	var err error
+	locs := make([]index.Loc, len(jobs))
 	for i, j := range jobs {
-		if ls[i].Job.Payload, err = q.readLoc(j.Payload); err != nil {
-			break
-		}
+		locs[i] = j.Payload
 	}
-	q.mu.Lock()
+	payloads, err := q.readLocs(locs...)
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	for i := range ls {
+		ls[i].Job.Payload = payloads[i]
 	}
 	return ls, nil, 0, nil
 }

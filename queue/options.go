@@ -120,8 +120,28 @@ type Options struct {
 	// slog.Default().
 	Logger *slog.Logger
 
+	// CompactRatio starts a background compaction when the log is larger
+	// than CompactRatio times the live data plus two segments. Negative
+	// disables the background compactor altogether, so that retention is
+	// enforced only when Compact is called. Defaults to 2.
+	CompactRatio float64
+	// MaintenanceInterval is how often the background compactor runs on
+	// its own, enforcing retention. Defaults to 1m.
+	MaintenanceInterval time.Duration
+	// DeadMaxAge purges dead jobs this long after they died. Defaults to 0
+	// (dead jobs stay until requeued or purged).
+	DeadMaxAge time.Duration
+	// DeadMaxCount purges the oldest dead jobs beyond this many. Defaults
+	// to 0 (no limit).
+	DeadMaxCount int
+
 	// hooks inject log faults in tests.
 	hooks *wlog.Hooks
+	// compactHook injects faults between compaction steps in tests.
+	compactHook func(step string) error
+	// noBackground keeps the background compactor from starting, so that
+	// tests can run its triggers in line.
+	noBackground bool
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -153,6 +173,8 @@ func (o *Options) withDefaults() (Options, error) {
 		{"LeaseDuration", &c.LeaseDuration, 30 * time.Second},
 		{"SyncInterval", &c.SyncInterval, 100 * time.Millisecond},
 		{"KeyRetention", &c.KeyRetention, 24 * time.Hour},
+		{"MaintenanceInterval", &c.MaintenanceInterval, time.Minute},
+		{"DeadMaxAge", &c.DeadMaxAge, 0},
 	} {
 		if *d.v < 0 {
 			return c, fmt.Errorf("%w: Options.%s: %v is negative", ErrInvalid, d.name, *d.v)
@@ -169,6 +191,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.MaxPayload == 0 {
 		c.MaxPayload = 16 << 20
+	}
+	if c.CompactRatio == 0 {
+		c.CompactRatio = 2
+	}
+	if c.DeadMaxCount < 0 {
+		return c, fmt.Errorf("%w: Options.DeadMaxCount: %d is negative", ErrInvalid, c.DeadMaxCount)
 	}
 	if c.SegmentSize < 0 {
 		return c, fmt.Errorf("%w: Options.SegmentSize: %d is negative", ErrInvalid, c.SegmentSize)

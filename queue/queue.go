@@ -43,6 +43,12 @@ type Queue struct {
 	ctlMu   sync.Mutex // serialises pause and resume
 
 	lastRecover time.Time
+
+	compactMu   sync.Mutex    // one compaction at a time
+	compactCh   chan struct{} // asks the background compactor to run
+	lastCompact CompactStats
+	readGate    sync.RWMutex // held for reading while a payload location is read; truncation takes it
+	bg          sync.WaitGroup
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -81,8 +87,14 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		wake:    make(chan struct{}),
 		waiters: make(map[uint64][]chan struct{}),
 		done:    make(chan struct{}),
+
+		compactCh: make(chan struct{}, 1),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	if !o.ReadOnly && o.CompactRatio >= 0 && !o.noBackground {
+		q.bg.Add(1)
+		go q.maintain()
+	}
 	return q, nil
 }
 
@@ -108,6 +120,7 @@ func (q *Queue) Close() error {
 	q.cond.Broadcast()
 	q.mu.Unlock()
 	q.ops.Wait()
+	q.bg.Wait()
 	return q.log.Close()
 }
 
@@ -184,6 +197,12 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		}
 	}
 	q.notify(recs)
+	if q.compactDue() {
+		select {
+		case q.compactCh <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -236,7 +255,27 @@ func (q *Queue) notify(recs []wlog.Record) {
 	}
 }
 
-// readLoc copies bytes stored in the log.
+// readLocs copies bytes stored in the log at each location. The caller
+// holds q.mu, which is released during the reads; readGate keeps compaction
+// from removing the segments in the meantime.
+func (q *Queue) readLocs(locs ...index.Loc) ([][]byte, error) {
+	q.readGate.RLock()
+	q.mu.Unlock()
+	defer func() {
+		q.readGate.RUnlock()
+		q.mu.Lock()
+	}()
+	out := make([][]byte, len(locs))
+	for i, l := range locs {
+		var err error
+		if out[i], err = q.readLoc(l); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readLoc copies bytes stored in the log. Callers hold readGate.
 func (q *Queue) readLoc(l index.Loc) ([]byte, error) {
 	if l.Index == 0 {
 		return nil, nil

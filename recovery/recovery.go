@@ -83,6 +83,11 @@ func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 	x := index.New()
 	x.Promote(now.UnixNano())
 	rep := &Report{Repaired: l.Repaired(), FirstIndex: l.FirstIndex(), LastIndex: l.LastIndex()}
+	if rep.FirstIndex > 1 {
+		// Compaction truncated the front: records may refer to jobs
+		// created before it, which later carry records restate.
+		x.SetLenient()
+	}
 	err := l.Iterate(1, func(i uint64, data []byte) error {
 		rep.Entries++
 		rep.Bytes += int64(len(data))
@@ -91,6 +96,9 @@ func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 			return x.Apply(r, index.Pos{Index: i, Slot: slot})
 		})
 	})
+	if err == nil && rep.FirstIndex > 1 {
+		err = x.EndReplay()
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
 	}
