@@ -44,7 +44,7 @@ func (q *Queue) CompleteAndEnqueue(ctx context.Context, tok Token, result []byte
 		return nil, err
 	}
 	recs := []wlog.Record{{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: result}}
-	res, recs := q.addJobs(then, recs, now)
+	res, recs := q.addJobs(then, recs, now, nil)
 	defer q.releaseKeys(then)
 	if err := q.commit(recs, []*index.Job{j}); err != nil {
 		return nil, err
@@ -150,21 +150,111 @@ func (q *Queue) Release(ctx context.Context, tok Token) error {
 	return q.commit([]wlog.Record{r}, []*index.Job{j})
 }
 
+// Completion is one completion of CompleteBatch.
+type Completion struct {
+	// Token names the lease being completed.
+	Token Token
+	// Result is stored with the job; nil for none.
+	Result []byte
+	// Then are follow-up jobs enqueued atomically with the completion.
+	Then []NewJob
+}
+
+// CompleteBatch completes many leases in one atomic, durable log entry: the
+// worker runtime's way to share one fsync among many completions. It
+// returns one error per completion (nil on success): a stale or expired
+// token fails alone (an expired lease is recorded as expired in the same
+// entry) while the others complete. The second result is an error that
+// failed the whole batch (nothing changed).
+func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]error, error) {
+	var all []NewJob
+	for i := range cs {
+		if len(cs[i].Result) > q.opts.MaxPayload {
+			return nil, fmt.Errorf("%w: completion %d: result of %d bytes, limit %d", ErrTooLarge, i, len(cs[i].Result), q.opts.MaxPayload)
+		}
+		for k := range cs[i].Then {
+			if err := q.validate(&cs[i].Then[k]); err != nil {
+				return nil, fmt.Errorf("completion %d: follow-up job %d: %w", i, k, err)
+			}
+		}
+		all = append(all, cs[i].Then...)
+	}
+	if err := q.beginWrite(ctx); err != nil {
+		return nil, err
+	}
+	defer q.end()
+	ids := make([]uint64, len(cs))
+	for i := range cs {
+		ids[i] = cs[i].Token.Job
+	}
+	// Wait for in-flight operations on these jobs before reserving any,
+	// so that two batches can never wait on each other.
+	for q.anyBusy(ids) || q.keysBusy(all) {
+		q.cond.Wait()
+		if q.closed {
+			return nil, ErrClosed
+		}
+	}
+	now := q.now()
+	errs := make([]error, len(cs))
+	var recs []wlog.Record
+	var jobs []*index.Job
+	inBatch := map[string]uint64{}
+	for i, c := range cs {
+		j := q.idx.Job(c.Token.Job)
+		if j != nil && j.Busy { // the same job twice in one batch
+			errs[i] = fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, c.Token.Job, c.Token.Attempt)
+			continue
+		}
+		if errs[i] = q.checkLease(j, c.Token, now); errs[i] != nil {
+			if errors.Is(errs[i], ErrLeaseExpired) {
+				q.idx.Reserve(j)
+				jobs = append(jobs, j)
+				recs = append(recs, q.expireRecord(j, now))
+			}
+			continue
+		}
+		q.idx.Reserve(j)
+		jobs = append(jobs, j)
+		recs = append(recs, wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result})
+		_, recs = q.addJobs(c.Then, recs, now, inBatch)
+	}
+	defer q.releaseKeys(all)
+	if len(recs) == 0 {
+		return errs, nil
+	}
+	if err := q.commit(recs, jobs); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// checkLease reports whether tok names j's current, unexpired lease.
+func (q *Queue) checkLease(j *index.Job, tok Token, now int64) error {
+	if j == nil || j.State != index.Leased || int(j.Attempt) != tok.Attempt {
+		return fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, tok.Job, tok.Attempt)
+	}
+	if now >= j.Deadline {
+		return fmt.Errorf("%w: job %d attempt %d", ErrLeaseExpired, tok.Job, tok.Attempt)
+	}
+	return nil
+}
+
 // holdLease validates tok against the job's current lease and reserves the
 // job. An expired lease is recorded as expired (the one outcome of the race
 // between a late call and the deadline) and reported as ErrLeaseExpired.
 func (q *Queue) holdLease(tok Token) (*index.Job, int64, error) {
 	j := q.waitBusy(tok.Job)
-	if j == nil || j.State != index.Leased || int(j.Attempt) != tok.Attempt {
-		return nil, 0, fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, tok.Job, tok.Attempt)
-	}
 	now := q.now()
-	if now >= j.Deadline {
+	err := q.checkLease(j, tok, now)
+	if errors.Is(err, ErrLeaseExpired) {
 		q.idx.Reserve(j)
-		if err := q.commit([]wlog.Record{q.expireRecord(j, now)}, []*index.Job{j}); err != nil {
-			return nil, 0, err
+		if cerr := q.commit([]wlog.Record{q.expireRecord(j, now)}, []*index.Job{j}); cerr != nil {
+			return nil, 0, cerr
 		}
-		return nil, 0, fmt.Errorf("%w: job %d attempt %d", ErrLeaseExpired, tok.Job, tok.Attempt)
+	}
+	if err != nil {
+		return nil, 0, err
 	}
 	q.idx.Reserve(j)
 	return j, now, nil

@@ -55,7 +55,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, er
 		}
 	}
 	now := q.now()
-	res, recs := q.addJobs(jobs, nil, now)
+	res, recs := q.addJobs(jobs, nil, now, nil)
 	if len(recs) == 0 {
 		return res, nil
 	}
@@ -68,10 +68,14 @@ func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, er
 
 // addJobs appends to recs the records that enqueue jobs, assigning IDs and
 // resolving idempotency keys, and holds the new keys in q.keys until
-// releaseKeys. Callers hold q.mu and have waited for keysBusy to clear.
-func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64) ([]Enqueued, []wlog.Record) {
+// releaseKeys. inBatch maps the keys already added by the same entry to
+// their jobs (nil for a fresh entry). Callers hold q.mu and have waited for
+// keysBusy to clear.
+func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64, inBatch map[string]uint64) ([]Enqueued, []wlog.Record) {
 	res := make([]Enqueued, len(jobs))
-	inBatch := map[string]uint64{}
+	if inBatch == nil {
+		inBatch = map[string]uint64{}
+	}
 	for i := range jobs {
 		nj := &jobs[i]
 		if nj.Key != "" {
@@ -80,7 +84,7 @@ func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64) ([]Enqueue
 				continue
 			}
 			if j := q.idx.Key(nj.Key); j != nil {
-				if !q.retentionOver(j, now) {
+				if j.Busy || !q.retentionOver(j, now) {
 					res[i] = Enqueued{ID: j.ID, Duplicate: true}
 					continue
 				}

@@ -145,6 +145,9 @@ type QueueStats struct {
 	// OldestReady is how long the oldest ready job has been ready; zero if
 	// none is.
 	OldestReady time.Duration
+	// Metrics are the queue's counters, rates and latency distributions
+	// since Open.
+	Metrics Metrics
 }
 
 // LogStats describes the log on disk.
@@ -193,6 +196,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		if t, ok := iq.OldestReady(); ok && t < now {
 			qs.OldestReady = time.Duration(now - t)
 		}
+		qs.Metrics = q.metrics.get(iq.Name).snapshot(now)
 		st.Queues[iq.Name] = qs
 	}
 	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),

@@ -167,13 +167,14 @@ func snapshot(j *index.Job, now int64) *Job {
 		out.LastError = x.Error
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
-		n := 0
+		n := 0 // attempts counted before this one
 		for _, a := range x.History {
+			num := n + 1 // the number the attempt ran under
 			if a.Outcome != wlog.KindReleased {
 				n++
 			}
 			out.History = append(out.History, Attempt{
-				Number: max(n, 1), Started: unixTime(a.Started), Ended: unixTime(a.Ended),
+				Number: num, Started: unixTime(a.Started), Ended: unixTime(a.Ended),
 				Outcome: outcome(a.Outcome), Error: a.Error,
 			})
 		}

@@ -44,8 +44,17 @@ type Backoff struct {
 }
 
 // Delay returns the delay after failed attempt n (n >= 1), with r in [0, 1)
-// drawing the jitter.
+// drawing the jitter. Zero fields take their defaults.
 func (b Backoff) Delay(n int, r float64) time.Duration {
+	if b.Base <= 0 {
+		b.Base = time.Second
+	}
+	if b.Factor < 1 {
+		b.Factor = 2
+	}
+	if b.Cap <= 0 {
+		b.Cap = time.Hour
+	}
 	if n < 1 {
 		n = 1
 	}

@@ -37,6 +37,8 @@ type Queue struct {
 	wake    chan struct{}   // closed (and replaced) when jobs may have become ready
 	waiters map[uint64][]chan struct{}
 	broken  error // a record failed to apply on the live path: stop
+	subs    map[*Subscription]struct{}
+	metrics metrics
 	closed  bool
 	done    chan struct{} // closed by Close
 	ops     sync.WaitGroup
@@ -87,6 +89,8 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		wake:    make(chan struct{}),
 		waiters: make(map[uint64][]chan struct{}),
 		done:    make(chan struct{}),
+		subs:    make(map[*Subscription]struct{}),
+		metrics: make(metrics),
 
 		compactCh: make(chan struct{}, 1),
 	}
@@ -100,6 +104,9 @@ func Open(dir string, opts *Options) (*Queue, error) {
 
 // Recovery returns the report of what Open found and did.
 func (q *Queue) Recovery() recovery.Report { return *q.report }
+
+// Options returns the options in force, defaults applied.
+func (q *Queue) Options() Options { return q.opts }
 
 // Dir returns the queue's directory.
 func (q *Queue) Dir() string { return q.dir }
@@ -118,6 +125,9 @@ func (q *Queue) Close() error {
 	q.closed = true
 	close(q.done)
 	q.cond.Broadcast()
+	for s := range q.subs {
+		s.closeLocked()
+	}
 	q.mu.Unlock()
 	q.ops.Wait()
 	q.bg.Wait()
@@ -187,6 +197,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	if err != nil {
 		return q.logErr(err)
 	}
+	queues := q.queueOf(recs)
 	for i := range recs {
 		if err := q.idx.Apply(&recs[i], index.Pos{Index: p.Index(), Slot: i}); err != nil {
 			// The log holds a record the index refuses: a bug. Stop
@@ -197,6 +208,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		}
 	}
 	q.notify(recs)
+	q.observe(recs, queues)
 	if q.compactDue() {
 		select {
 		case q.compactCh <- struct{}{}:

@@ -1,0 +1,171 @@
+package queue
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/walq/walq/index"
+	wlog "github.com/walq/walq/log"
+)
+
+// EventKind names a job transition an Event reports.
+type EventKind string
+
+// The event kinds, one per transition.
+const (
+	EventEnqueued  EventKind = "enqueued"
+	EventLeased    EventKind = "leased"
+	EventCompleted EventKind = "completed"
+	// EventRetrying reports a failed attempt with attempts left; NextRunAt
+	// says when the job runs again.
+	EventRetrying EventKind = "retrying"
+	EventDead     EventKind = "dead"
+	// EventExpired reports a lease that ran out (or was voided); the job is
+	// ready again.
+	EventExpired EventKind = "expired"
+	// EventReleased reports an attempt given back without counting it
+	// (Release, Snooze).
+	EventReleased  EventKind = "released"
+	EventRequeued  EventKind = "requeued"
+	EventCancelled EventKind = "cancelled"
+	EventPurged    EventKind = "purged"
+)
+
+// Event is one durable job transition.
+type Event struct {
+	Kind  EventKind
+	Job   uint64
+	Queue string
+	// Attempt is the attempt the transition belongs to.
+	Attempt int
+	// At is when it happened, on the queue's clock.
+	At time.Time
+	// NextRunAt is when a retrying or released job runs again.
+	NextRunAt time.Time
+	// Duration is how long the attempt ran (for completed, retrying, dead,
+	// expired and released events).
+	Duration time.Duration
+	// Error is the failure's text.
+	Error string
+}
+
+// Subscription receives events on C. Events are sent only after the
+// transition is durable. A subscriber that falls behind never blocks the
+// queue: when its buffer is full, events are dropped and counted.
+type Subscription struct {
+	// C delivers the events; it is closed by Close and when the queue
+	// closes.
+	C       <-chan Event
+	c       chan Event
+	q       *Queue
+	dropped atomic.Uint64
+	once    sync.Once
+}
+
+// Dropped returns how many events were dropped because the buffer was full.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Close ends the subscription and closes C.
+func (s *Subscription) Close() {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	s.closeLocked()
+}
+
+func (s *Subscription) closeLocked() {
+	s.once.Do(func() {
+		delete(s.q.subs, s)
+		close(s.c)
+	})
+}
+
+// Subscribe returns a subscription to every job transition from now on,
+// buffering up to buffer events (at least 1).
+func (q *Queue) Subscribe(buffer int) *Subscription {
+	c := make(chan Event, max(buffer, 1))
+	s := &Subscription{C: c, c: c, q: q}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		close(c)
+		return s
+	}
+	q.subs[s] = struct{}{}
+	return s
+}
+
+var eventKinds = map[wlog.Kind]EventKind{
+	wlog.KindEnqueued:  EventEnqueued,
+	wlog.KindLeased:    EventLeased,
+	wlog.KindCompleted: EventCompleted,
+	wlog.KindFailed:    EventRetrying,
+	wlog.KindDead:      EventDead,
+	wlog.KindExpired:   EventExpired,
+	wlog.KindReleased:  EventReleased,
+	wlog.KindRequeued:  EventRequeued,
+	wlog.KindCancelled: EventCancelled,
+	wlog.KindPurged:    EventPurged,
+}
+
+// observe records metrics and publishes events for records just applied.
+// The caller holds q.mu. Purged jobs are gone from the index, so their
+// queue is looked up before apply (in queueOf).
+func (q *Queue) observe(recs []wlog.Record, queues []string) {
+	for i := range recs {
+		r := &recs[i]
+		kind, ok := eventKinds[r.Kind]
+		if !ok {
+			continue
+		}
+		ev := Event{Kind: kind, Job: r.Job, Queue: queues[i], Attempt: int(r.Attempt), At: unixTime(r.At), Error: r.Error}
+		j := q.idx.Job(r.Job)
+		if j != nil {
+			ev.Attempt = int(j.Attempt)
+			if r.Kind == wlog.KindReleased {
+				ev.Attempt++ // the released attempt no longer counts
+			}
+		}
+		switch r.Kind {
+		case wlog.KindFailed, wlog.KindReleased:
+			ev.NextRunAt = unixTime(r.RunAt)
+		}
+		if j != nil && j.X != nil && len(j.X.History) > 0 {
+			switch r.Kind {
+			case wlog.KindCompleted, wlog.KindFailed, wlog.KindDead, wlog.KindExpired, wlog.KindReleased:
+				a := j.X.History[len(j.X.History)-1]
+				ev.Duration = time.Duration(a.Ended - a.Started)
+			}
+		}
+		if j != nil {
+			q.metrics.observe(&ev, j, r)
+		}
+		for s := range q.subs {
+			select {
+			case s.c <- ev:
+			default:
+				s.dropped.Add(1)
+			}
+		}
+	}
+}
+
+// queueOf returns the queue name each record concerns, before it is applied.
+func (q *Queue) queueOf(recs []wlog.Record) []string {
+	names := make([]string, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.Queue != "" && r.Kind != wlog.KindRequeued {
+			names[i] = r.Queue
+		} else if j := q.idx.Job(r.Job); j != nil {
+			names[i] = j.Queue.Name
+			if r.Kind == wlog.KindRequeued && r.Queue != "" {
+				names[i] = r.Queue
+			}
+		}
+	}
+	return names
+}
+
+// readyTime is when a pending job became (or becomes) ready.
+func readyTime(j *index.Job) int64 { return max(j.RunAt, j.Created) }

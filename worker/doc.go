@@ -1,0 +1,21 @@
+// Package worker runs handlers for walq jobs inside an application, the way
+// River or Sidekiq workers do: register a handler per named queue, Start,
+// and Stop gracefully.
+//
+// The runtime leases ahead in small batches (one durable step leases many
+// jobs) and commits completions in groups (one durable entry completes
+// many), so that a handful of workers are not bounded by two fsyncs per
+// job. No guarantee is weakened: a job is handed to a handler only after its
+// lease is durable, and a completion is acknowledged to nobody (Wait,
+// events, metrics) before it is durable. Execution is at-least-once: a
+// handler's side effects must be idempotent (use Job.ID, Job.Attempt and
+// Job.Key).
+//
+// Each attempt gets a context that carries the job's timeout and is
+// cancelled when the lease is lost; the lease is extended by a heartbeat
+// while the handler runs. A panic is recovered and recorded as a failed
+// attempt. Errors steer what happens next: queue.Permanent dead-letters at
+// once, queue.RetryAfter retries after the given delay, queue.Snooze puts
+// the job back without counting the attempt, any other error retries with
+// backoff.
+package worker
