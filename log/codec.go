@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"sync"
@@ -101,6 +102,11 @@ type field struct {
 }
 
 func encodeRecord(enc *msgpack.Encoder, buf *bytes.Buffer, r *Record) error {
+	if !r.Kind.Valid() {
+		// Refuse here: an entry with an unknown kind would pass its
+		// checksum and then stop every replay.
+		return fmt.Errorf("walq/log: record of unknown kind %d", r.Kind)
+	}
 	var fs [24]field
 	n := 0
 	add := func(f field) { fs[n] = f; n++ }
@@ -305,6 +311,13 @@ func rawBytes(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) ([]byte, int,
 	return data[off : off+n : off+n], off, nil
 }
 
+// rawString decodes a msgpack string whose length is checked against the
+// bytes that remain before anything is allocated for it.
+func rawString(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) (string, error) {
+	b, _, err := rawBytes(dec, rd, data)
+	return string(b), err
+}
+
 func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record) error {
 	n, err := dec.DecodeMapLen()
 	if err != nil {
@@ -348,11 +361,11 @@ func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record,
 	case tagNextID:
 		r.NextID, err = dec.DecodeUint64()
 	case tagQueue:
-		r.Queue, err = dec.DecodeString()
+		r.Queue, err = rawString(dec, rd, data)
 	case tagKey:
-		r.Key, err = dec.DecodeString()
+		r.Key, err = rawString(dec, rd, data)
 	case tagError:
-		r.Error, err = dec.DecodeString()
+		r.Error, err = rawString(dec, rd, data)
 	case tagPayload:
 		r.Payload, r.PayloadAt, err = rawBytes(dec, rd, data)
 	case tagResult:
@@ -360,7 +373,7 @@ func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record,
 	case tagState:
 		r.State, err = dec.DecodeUint8()
 	case tagHistory:
-		r.History, err = decodeHistory(dec, rd, r.History)
+		r.History, err = decodeHistory(dec, rd, data, r.History)
 	default:
 		var v int64
 		v, err = dec.DecodeInt64()
@@ -396,7 +409,7 @@ func intField(r *Record, tag uint64) *int64 {
 	}
 }
 
-func decodeHistory(dec *msgpack.Decoder, rd *bytes.Reader, h []Attempt) ([]Attempt, error) {
+func decodeHistory(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, h []Attempt) ([]Attempt, error) {
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
 		return nil, err
@@ -425,7 +438,7 @@ func decodeHistory(dec *msgpack.Decoder, rd *bytes.Reader, h []Attempt) ([]Attem
 			return nil, err
 		}
 		a.Outcome = Kind(k)
-		if a.Error, err = dec.DecodeString(); err != nil {
+		if a.Error, err = rawString(dec, rd, data); err != nil {
 			return nil, err
 		}
 		h = append(h, a)

@@ -89,7 +89,7 @@ func (l *Log) writableLocked() error {
 	switch {
 	case l.closed || l.closing:
 		return ErrClosed
-	case l.w == nil:
+	case l.opts.ReadOnly:
 		return ErrReadOnly
 	case l.failed != nil:
 		return l.failed
@@ -104,6 +104,7 @@ func (l *Log) writableLocked() error {
 func (l *Log) commitLoop() {
 	defer close(l.done)
 	if l.opts.Durability == Interval {
+		l.syncWG.Add(1)
 		go l.syncLoop()
 		defer close(l.syncStop)
 	}
@@ -256,6 +257,7 @@ func (l *Log) syncTail(last uint64) error {
 
 // syncLoop fsyncs written entries at most every SyncInterval (Interval mode).
 func (l *Log) syncLoop() {
+	defer l.syncWG.Done()
 	t := time.NewTicker(l.opts.SyncInterval)
 	defer t.Stop()
 	for {

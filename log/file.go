@@ -138,12 +138,9 @@ func checkFormat(dir string) (bool, error) {
 	return true, nil
 }
 
-// initDir makes dir a walq log directory if it is empty, and refuses a
-// directory that holds other files.
-func initDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("walq/log: create %s: %w", dir, err)
-	}
+// checkUsable refuses a directory that is neither a walq log nor empty
+// (a lock file alone counts as empty).
+func checkUsable(dir string) error {
 	ok, err := checkFormat(dir)
 	if err != nil || ok {
 		return err
@@ -156,6 +153,21 @@ func initDir(dir string) error {
 		if e.Name() != lockName {
 			return fmt.Errorf("%w: %s holds %q but no %s file", ErrNotLog, dir, e.Name(), formatName)
 		}
+	}
+	return nil
+}
+
+// initDir makes dir a walq log directory if it is empty, and refuses a
+// directory that holds other files.
+func initDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("walq/log: create %s: %w", dir, err)
+	}
+	if err := checkUsable(dir); err != nil {
+		return err
+	}
+	if ok, _ := checkFormat(dir); ok {
+		return nil
 	}
 	if err := writeFileAtomic(filepath.Join(dir, formatName), []byte(fmt.Sprintf("walq %d\n", FormatVersion))); err != nil {
 		return err

@@ -160,8 +160,9 @@ type Log struct {
 	failed   error // the first write or fsync failure, until Recover
 	closing  bool
 	closed   bool
-	done     chan struct{} // closed when the committer and syncer exit
+	done     chan struct{} // closed when the committer exits
 	syncStop chan struct{}
+	syncWG   sync.WaitGroup // the Interval-mode syncer
 }
 
 // Open opens (creating it if needed) the log in dir. A writer takes the
@@ -182,6 +183,10 @@ func Open(dir string, opts *Options) (*Log, error) {
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("walq/log: create %s: %w", dir, err)
+	}
+	// Refuse a foreign directory before the lock file is created in it.
+	if err := checkUsable(dir); err != nil {
+		return nil, err
 	}
 	if l.lock, err = lockDir(dir); err != nil {
 		return nil, err
@@ -388,7 +393,9 @@ func (l *Log) LastIndex() uint64 {
 
 // Close stops accepting appends, waits for every entry already submitted to
 // be written and (except in None mode) fsynced, fsyncs the tail, closes the
-// segment files and releases the lock. Calling Close again returns nil.
+// segment files and releases the lock. On a failed log it cuts the files
+// back to the acknowledged entries and returns the failure. Calling Close
+// again returns nil.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed || l.closing {
@@ -405,22 +412,27 @@ func (l *Log) Close() error {
 		return nil
 	}
 	<-l.done
+	l.syncWG.Wait()
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
-	err := l.failed
-	if err == nil {
-		err = l.tail.Sync()
+	defer l.lock.Close()
+	if l.failed != nil {
+		// Never leave unacknowledged bytes behind for the next Open to
+		// mistake for acknowledged ones.
+		l.dropHandles()
+		if err := cutBack(l.dir, l.acked, l.opts.MaxEntrySize); err != nil {
+			return fmt.Errorf("%w (and cutting back failed: %v)", l.failed, err)
+		}
+		return l.failed
 	}
+	err := l.tail.Sync()
 	l.tail.Close()
-	// tidwall/wal's Close fsyncs too; after a failure it may fail again,
-	// which we already report.
+	// tidwall/wal's Close fsyncs too.
 	if werr := l.w.Close(); err == nil && !errors.Is(werr, wal.ErrClosed) {
 		err = werr
-	}
-	l.lock.Close()
-	if l.failed != nil {
-		return nil
 	}
 	return err
 }

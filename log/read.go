@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tidwall/wal"
 )
 
 // verifiedEntry remembers the last entry whose checksum Read verified, by
@@ -30,14 +32,14 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 	if index < first || index > last {
 		return nil, fmt.Errorf("%w: %d is outside [%d, %d]", ErrNotFound, index, first, last)
 	}
-	if l.w == nil {
+	if l.opts.ReadOnly {
 		return l.readScan(index)
 	}
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
-	data, err := l.w.Read(index)
+	data, err := l.walRead(index)
 	if err != nil {
-		return nil, fmt.Errorf("walq/log: read index %d: %w", index, err)
+		return nil, err
 	}
 	v := &l.verified
 	if len(data) > 0 && v.index == index && v.ptr == &data[0] && v.n == len(data) {
@@ -50,6 +52,30 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 		*v = verifiedEntry{index: index, ptr: &data[0], n: len(data)}
 	}
 	return data, nil
+}
+
+// walRead reads an entry through tidwall/wal, turning its errors (and the
+// panic it raises for a segment shorter than its neighbours say) into ours.
+func (l *Log) walRead(index uint64) (data []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &CorruptError{Segment: l.segmentOf(index), Offset: -1, Index: index, Record: -1,
+				Reason: fmt.Sprintf("segment holds fewer entries than its successor's name implies (%v)", v)}
+		}
+	}()
+	data, err = l.w.Read(index)
+	switch {
+	case err == nil:
+		return data, nil
+	case errors.Is(err, wal.ErrCorrupt):
+		return nil, &CorruptError{Segment: l.segmentOf(index), Offset: -1, Index: index, Record: -1,
+			Reason: "segment framing is damaged", Err: err}
+	case errors.Is(err, wal.ErrClosed):
+		return nil, ErrClosed
+	case errors.Is(err, wal.ErrNotFound):
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, index)
+	}
+	return nil, fmt.Errorf("walq/log: read index %d: %w", index, err)
 }
 
 // segmentOf returns the path of the segment holding index.
@@ -86,7 +112,7 @@ var errStop = errors.New("stop")
 // appended (or segments truncated) by the writer since Open become visible.
 // On a writable log it does nothing.
 func (l *Log) Refresh() error {
-	if l.w != nil {
+	if !l.opts.ReadOnly {
 		return nil
 	}
 	l.mu.Lock()
@@ -114,15 +140,20 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 		if !isTail && segs[i+1].first <= from {
 			continue
 		}
-		if seg.first > last && !(l.w == nil && isTail) {
+		if seg.first > last {
 			break
 		}
 		var err error
 		if buf, err = readInto(buf, seg.path); err != nil {
+			if errors.Is(err, os.ErrNotExist) && seg.first < l.FirstIndex() {
+				// TruncateFront removed it since the snapshot: its
+				// entries are gone by design.
+				continue
+			}
 			return err
 		}
 		res, err := scanSegment(buf, seg, l.opts.MaxEntrySize, func(index uint64, f frame) error {
-			if index > last && l.w != nil {
+			if index > last {
 				return errStop
 			}
 			if index < from {
@@ -138,7 +169,7 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 		}
 		end := seg.first + uint64(res.entries) // one past the last valid entry
 		if res.bad != nil {
-			tornTail := isTail && !res.validAfter && (l.w == nil || end > last)
+			tornTail := end > last || (isTail && !res.validAfter && l.opts.ReadOnly)
 			if !tornTail {
 				return res.bad
 			}

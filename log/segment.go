@@ -3,6 +3,7 @@ package log
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,16 +78,19 @@ func uvarintLen(x uint64) int {
 // length followed by that many bytes). ok is false when the frame does not
 // fit in buf (a torn or truncated tail); err reports a length that is
 // impossible whatever follows (a length over maxEntry).
+//
+// The segment is already in memory, so a length that fits in it allocates
+// nothing; maxEntry only names what an impossible length is.
 func nextFrame(buf []byte, off int64, maxEntry int) (f frame, ok bool, err error) {
 	size, n := binary.Uvarint(buf[off:])
 	if n == 0 {
 		return frame{}, false, nil
 	}
-	if n < 0 || size > uint64(maxEntry) {
-		return frame{}, false, corruptf(nil, "entry length %d exceeds the %d-byte limit", size, maxEntry)
-	}
 	start := off + int64(n)
-	if uint64(int64(len(buf))-start) < size {
+	if n < 0 || uint64(int64(len(buf))-start) < size {
+		if n < 0 || size > uint64(maxEntry) {
+			return frame{}, false, corruptf(nil, "entry length %d exceeds the %d-byte limit", size, maxEntry)
+		}
 		return frame{}, false, nil
 	}
 	return frame{off: off, data: buf[start : start+int64(size) : start+int64(size)]}, true, nil
@@ -124,9 +128,7 @@ func scanSegment(buf []byte, seg segment, maxEntry int, fn func(index uint64, f 
 		if err != nil {
 			res.end = off
 			res.bad = locate(err, seg.path, off, index).(*CorruptError)
-			if ok {
-				res.validAfter = anyValidAfter(buf, f.end(), index+1, maxEntry)
-			}
+			res.validAfter = anyValidAfter(buf, off+1, index+1)
 			return res, nil
 		}
 		if fn != nil {
@@ -142,19 +144,35 @@ func scanSegment(buf []byte, seg segment, maxEntry int, fn func(index uint64, f 
 	return res, nil
 }
 
-// anyValidAfter reports whether any frame from off onward, followed in
-// framing order, holds a valid entry for the index it would have.
-func anyValidAfter(buf []byte, off int64, index uint64, maxEntry int) bool {
-	for off < int64(len(buf)) {
-		f, ok, err := nextFrame(buf, off, maxEntry)
-		if err != nil || !ok {
-			return false
+// lookAhead is how many indexes past a damaged entry anyValidAfter tries:
+// damage that swallowed more entries than this goes unnoticed.
+const lookAhead = 64
+
+// anyValidAfter reports whether any valid entry for an index in
+// [index, index+lookAhead) starts at or after off. It tries every byte
+// offset, since the damage may be in a length prefix, so that framing
+// cannot be followed; a cheap filter (the frame fits, the version byte, a
+// msgpack array header) keeps the checksum work small.
+func anyValidAfter(buf []byte, off int64, index uint64) bool {
+	for p := off; p < int64(len(buf)); p++ {
+		size, n := binary.Uvarint(buf[p:])
+		if n <= 0 || size < entryHeader+1 || size > uint64(int64(len(buf))-p-int64(n)) {
+			continue
 		}
-		if CheckEntry(index, f.data) == nil {
-			return true
+		data := buf[p+int64(n) : p+int64(n)+int64(size)]
+		if data[4] != FormatVersion || !isArrayHeader(data[5]) {
+			continue
 		}
-		index++
-		off = f.end()
+		body := crc32.Checksum(data[4:], castagnoli)
+		want := binary.LittleEndian.Uint32(data)
+		for i := uint64(0); i < lookAhead; i++ {
+			if entryCRC(body, index+i) == want {
+				return true
+			}
+		}
 	}
 	return false
 }
+
+// isArrayHeader reports whether c starts a msgpack array.
+func isArrayHeader(c byte) bool { return c&0xf0 == 0x90 || c == 0xdc || c == 0xdd }

@@ -102,29 +102,40 @@ func (l *Log) SegmentSize() int { return l.opts.SegmentSize }
 // It does nothing on a healthy log. Entries that were never acknowledged do
 // not survive; every acknowledged one does.
 func (l *Log) Recover() error {
+	// Readers use tidwall/wal under readMu; hold it while it is replaced.
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || l.closing {
 		return ErrClosed
 	}
-	if l.failed == nil || l.w == nil {
+	if l.failed == nil || l.opts.ReadOnly {
 		return nil
 	}
 	for l.busy || l.open != nil {
 		l.idle.Wait()
 	}
-	// Errors are expected here: the handles may be the ones that failed.
-	l.w.Close()
-	l.tail.Close()
+	l.dropHandles()
 	if err := cutBack(l.dir, l.acked, l.opts.MaxEntrySize); err != nil {
 		return fmt.Errorf("walq/log: recover: %w", err)
 	}
 	if err := l.openWAL(); err != nil {
 		return fmt.Errorf("walq/log: recover: %w", err)
 	}
+	l.verified = verifiedEntry{}
 	l.opts.Logger.Info("walq: log recovered", "dir", l.dir, "last", l.acked)
 	l.failed = nil
 	return nil
+}
+
+// dropHandles closes tidwall/wal and our tail handle after a failure.
+// Errors are expected here: the handles may be the ones that failed.
+func (l *Log) dropHandles() {
+	l.w.Close()
+	l.tailMu.Lock()
+	l.tail.Close()
+	l.tailMu.Unlock()
 }
 
 // cutBack removes every entry after last from the segment files: later
@@ -185,6 +196,9 @@ type SalvageReport struct {
 // With dryRun it only reports what it would cut. It takes the directory's
 // write lock, so the log must not be open elsewhere.
 func Salvage(dir string, dryRun bool) (*SalvageReport, error) {
+	if err := checkUsable(dir); err != nil {
+		return nil, err
+	}
 	lock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
