@@ -411,6 +411,10 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		}
 		j.Attempt = 0
 		j.RunAt = r.RunAt
+		// The timeline keeps the old attempts; a marker says where the
+		// count restarts.
+		e := j.extra()
+		e.History = append(e.History, wlog.Attempt{Started: r.At, Ended: r.At, Outcome: wlog.KindRequeued})
 		x.setState(j, Pending)
 		return nil
 	case wlog.KindCancelled:

@@ -38,7 +38,7 @@ func (f DeadFilter) match(j *index.Job) bool {
 
 // Dead lists the dead-letter queue, oldest death first, without payloads.
 func (q *Queue) Dead(ctx context.Context, f DeadFilter) ([]*Job, error) {
-	if err := q.begin(ctx); err != nil {
+	if err := q.beginRead(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
@@ -101,7 +101,10 @@ func (q *Queue) Cancel(ctx context.Context, id uint64) error {
 // changeDead applies change to the IDs of the dead jobs matching f, in
 // chunks that keep each log entry small.
 func (q *Queue) changeDead(ctx context.Context, f DeadFilter, change func([]uint64) error) (int, error) {
-	if err := q.begin(ctx); err != nil {
+	if q.opts.ReadOnly {
+		return 0, ErrReadOnly
+	}
+	if err := q.beginRead(ctx); err != nil {
 		return 0, err
 	}
 	var ids []uint64

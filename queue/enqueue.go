@@ -137,11 +137,9 @@ func (q *Queue) retentionOver(j *index.Job, now int64) bool {
 	return j.Finished()+int64(q.opts.KeyRetention) <= now
 }
 
-// validate checks a NewJob and fills in defaults.
+// validate checks a NewJob. It does not change it: callers may share their
+// slices between goroutines.
 func (q *Queue) validate(nj *NewJob) error {
-	if nj.Queue == "" {
-		nj.Queue = DefaultQueue
-	}
 	switch {
 	case len(nj.Payload) > q.opts.MaxPayload:
 		return fmt.Errorf("%w: %d bytes, limit %d (Options.MaxPayload)", ErrTooLarge, len(nj.Payload), q.opts.MaxPayload)
@@ -176,11 +174,15 @@ func (q *Queue) enqueueRecord(nj *NewJob, id uint64, now int64) wlog.Record {
 	if maxAttempts == 0 {
 		maxAttempts = q.opts.MaxAttempts
 	}
+	name := nj.Queue
+	if name == "" {
+		name = DefaultQueue
+	}
 	r := wlog.Record{
 		Kind:        wlog.KindEnqueued,
 		Job:         id,
 		At:          now,
-		Queue:       nj.Queue,
+		Queue:       name,
 		Key:         nj.Key,
 		Payload:     nj.Payload,
 		Priority:    int64(nj.Priority),

@@ -12,7 +12,7 @@ import (
 // Get returns a snapshot of the job with its payload and result, or
 // ErrNotFound.
 func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
-	if err := q.begin(ctx); err != nil {
+	if err := q.beginRead(ctx); err != nil {
 		return nil, err
 	}
 	j := q.idx.Job(id)
@@ -43,7 +43,7 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 // ErrNotFound. It returns early with ctx's error or ErrClosed.
 func (q *Queue) Wait(ctx context.Context, id uint64) ([]byte, error) {
 	for {
-		if err := q.begin(ctx); err != nil {
+		if err := q.beginRead(ctx); err != nil {
 			return nil, err
 		}
 		j := q.idx.Job(id)
@@ -69,9 +69,19 @@ func (q *Queue) Wait(ctx context.Context, id uint64) ([]byte, error) {
 		}
 		ch := make(chan struct{})
 		q.waiters[id] = append(q.waiters[id], ch)
+		var expiry <-chan time.Time
+		if j.State == index.Leased && !q.opts.ReadOnly {
+			// Wake at the lease deadline: the lease may expire with no
+			// one else looking, and the job may die of it.
+			t := q.opts.Clock.Timer(time.Duration(j.Deadline - q.now()))
+			defer t.Stop()
+			expiry = t.C
+		}
 		q.end()
 		select {
 		case <-ch:
+		case <-expiry:
+			q.dropWaiter(id, ch)
 		case <-ctx.Done():
 			q.dropWaiter(id, ch)
 			return nil, ctx.Err()
@@ -110,7 +120,7 @@ type JobFilter struct {
 
 // Jobs lists jobs in ID order, without payloads or results (Get has them).
 func (q *Queue) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
-	if err := q.begin(ctx); err != nil {
+	if err := q.beginRead(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
@@ -177,7 +187,7 @@ type Stats struct {
 
 // Stats returns per-queue counts and log figures.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
-	if err := q.begin(ctx); err != nil {
+	if err := q.beginRead(ctx); err != nil {
 		return Stats{}, err
 	}
 	now := q.now()
@@ -185,8 +195,8 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Queues: map[string]QueueStats{}}
 	for _, iq := range q.idx.Queues() {
 		qs := QueueStats{
-			Ready:     iq.Ready(),
-			Scheduled: iq.Count(index.Pending) - iq.Ready(),
+			Ready:     iq.Count(index.Pending) - iq.Scheduled(),
+			Scheduled: iq.Scheduled(),
 			Leased:    iq.Count(index.Leased),
 			Completed: iq.Count(index.Completed),
 			Dead:      iq.Count(index.Dead),

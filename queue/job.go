@@ -73,7 +73,9 @@ type Enqueued struct {
 	Duplicate bool
 }
 
-// Attempt is one run of a job, for its timeline.
+// Attempt is one run of a job, for its timeline. A requeue from the
+// dead-letter queue appears as an entry with Outcome "requeued" and Number
+// 0, after which the count restarts.
 type Attempt struct {
 	// Number is the attempt's number as counted toward MaxAttempts; a
 	// released attempt does not count and shares its number with the next.
@@ -82,8 +84,8 @@ type Attempt struct {
 	Started time.Time
 	// Ended is when the attempt ended; zero while it runs.
 	Ended time.Time
-	// Outcome is "completed", "failed", "dead", "expired", "released", or
-	// "" while running.
+	// Outcome is "completed", "failed", "dead", "expired", "released",
+	// "requeued", or "" while running.
 	Outcome string
 	// Error is the failure's text.
 	Error string
@@ -170,7 +172,11 @@ func snapshot(j *index.Job, now int64) *Job {
 		n := 0 // attempts counted before this one
 		for _, a := range x.History {
 			num := n + 1 // the number the attempt ran under
-			if a.Outcome != wlog.KindReleased {
+			switch a.Outcome {
+			case wlog.KindRequeued: // a marker: the count restarts
+				n, num = 0, 0
+			case wlog.KindReleased:
+			default:
 				n++
 			}
 			out.History = append(out.History, Attempt{

@@ -85,6 +85,11 @@ func (q *Queue) sleep(ctx context.Context, wake <-chan struct{}, next int64) err
 	if next != 0 {
 		t := q.opts.Clock.Timer(time.Duration(next - q.now()))
 		defer t.Stop()
+		// The clock may have moved between reading it and arming the
+		// timer: look again rather than oversleep.
+		if q.now() >= next {
+			return nil
+		}
 		timer = t.C
 	}
 	select {

@@ -165,6 +165,23 @@ func (q *Queue) end() {
 	q.ops.Done()
 }
 
+// beginRead is begin for calls that report state: on a writable queue it
+// first records the expiry of leases whose deadline has passed, so that what
+// is reported is what the clock says.
+func (q *Queue) beginRead(ctx context.Context) error {
+	if err := q.begin(ctx); err != nil {
+		return err
+	}
+	if q.opts.ReadOnly {
+		return nil
+	}
+	if err := q.reapLocked(q.now()); err != nil {
+		q.end()
+		return err
+	}
+	return nil
+}
+
 // beginWrite is begin for calls that change the queue.
 func (q *Queue) beginWrite(ctx context.Context) error {
 	if q.opts.ReadOnly {
