@@ -240,6 +240,10 @@ func (l *Log) refreshReadOnly() error {
 	if res.bad != nil && res.validAfter {
 		return res.bad
 	}
+	l.repair = nil
+	if res.bad != nil {
+		l.repair = &Repair{Segment: last.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
+	}
 	l.first = segs[0].first
 	l.written = last.first + uint64(res.entries) - 1
 	l.acked, l.synced, l.next = l.written, l.written, l.written+1
@@ -369,7 +373,9 @@ func truncateFile(path string, size int64) error {
 }
 
 // Repaired returns what Open cut from a torn tail, or nil if the log ended
-// cleanly.
+// cleanly. On a read-only log nothing is cut: it describes the bytes after
+// the last whole entry (as of Open or the last Refresh), which are a write
+// in progress or a torn tail the next writer's Open will cut.
 func (l *Log) Repaired() *Repair { return l.repair }
 
 // Dir returns the log's directory.

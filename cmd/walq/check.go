@@ -1,0 +1,216 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/queue"
+)
+
+var checkCmd = &command{
+	name:    "check",
+	args:    "DIR",
+	group:   "Inspect (read-only, safe while an app runs)",
+	summary: "verify every entry's checksum and replay the log; OK or the problems",
+	help: `Verify the queue directory: read every entry of every segment, checking
+its checksum and decoding its records, then replay the whole log as Open
+does (without writing anything). Prints OK, or the first corruption with
+its segment file, byte offset and log index, and exits 1. A corrupted log
+can be cut back to its valid prefix with 'walq salvage'.`,
+	example: `walq check /var/lib/myapp/queue && echo healthy`,
+	run:     runCheck,
+}
+
+// checkJSON is the output of check --json.
+type checkJSON struct {
+	OK         bool            `json:"ok"`
+	Segments   int             `json:"segments"`
+	Entries    int             `json:"entries"`
+	Records    int             `json:"records"`
+	SizeBytes  int64           `json:"size_bytes"`
+	FirstIndex uint64          `json:"first_index"`
+	LastIndex  uint64          `json:"last_index"`
+	Corruption *corruptionJSON `json:"corruption"`
+	// Jobs counts jobs by state after replay; null if replay failed or
+	// was not reached.
+	Jobs *countsJSON `json:"jobs"`
+	// ReplayError says why the records, although intact, do not replay.
+	ReplayError string `json:"replay_error"`
+	// Notes are observations that are not corruption.
+	Notes []string `json:"notes"`
+}
+
+// corruptionJSON locates corruption.
+type corruptionJSON struct {
+	Segment string `json:"segment"`
+	Offset  int64  `json:"offset"`
+	Index   uint64 `json:"index"`
+	Record  int    `json:"record"`
+	Reason  string `json:"reason"`
+}
+
+func runCheck(a *app, c *command, args []string) error {
+	fs := flagSet(c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return err
+	}
+	dir, err := oneDir(pos)
+	if err != nil {
+		return err
+	}
+	res, err := a.check(dir)
+	for attempt := 1; vanished(err) && attempt < 3; attempt++ {
+		res, err = a.check(dir)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := writeJSON(a.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		a.printCheck(dir, res)
+	}
+	if !res.OK {
+		return &exitError{1}
+	}
+	return nil
+}
+
+// check verifies dir. Errors that are not about the log's bytes (a missing
+// directory, not a queue) are returned; corruption is in the result.
+func (a *app) check(dir string) (*checkJSON, error) {
+	res := &checkJSON{Notes: []string{}}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	l, err := wlog.Open(dir, &wlog.Options{ReadOnly: true, Logger: a.logger()})
+	if corruptInto(res, err) {
+		return res, nil
+	}
+	if vanished(err) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, openError(dir, err)
+	}
+	defer l.Close()
+	res.FirstIndex = l.FirstIndex()
+	err = l.Iterate(1, func(i uint64, data []byte) error {
+		res.Entries++
+		res.LastIndex = i
+		return wlog.DecodeEntry(i, data, func(int, *wlog.Record) error {
+			res.Records++
+			return nil
+		})
+	})
+	res.Segments, res.SizeBytes = l.Segments(), l.Size()
+	if corruptInto(res, err) {
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t := l.Repaired(); t != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("segment %s has %d bytes after its last whole entry (index %d): a write in progress, "+
+			"or a torn write that the next writer cuts (keeping a broken-* copy)", filepath.Base(t.Segment), t.Bytes, l.LastIndex()))
+	}
+	res.Notes = append(res.Notes, brokenNotes(dir)...)
+	a.replayInto(dir, res)
+	return res, nil
+}
+
+// corruptInto records err in res if it is corruption.
+func corruptInto(res *checkJSON, err error) bool {
+	var ce *wlog.CorruptError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	reason := ce.Reason
+	if ce.Err != nil {
+		reason += ": " + oneLine(ce.Err)
+	}
+	res.Corruption = &corruptionJSON{Segment: ce.Segment, Offset: ce.Offset, Index: ce.Index, Record: ce.Record, Reason: reason}
+	return true
+}
+
+// replayInto replays the log as Open does, read-only, and counts the jobs.
+func (a *app) replayInto(dir string, res *checkJSON) {
+	q, err := queue.Open(dir, &queue.Options{ReadOnly: true, Clock: a.clock, Logger: a.logger()})
+	if err == nil {
+		var st queue.Stats
+		st, err = q.Stats(a.ctx)
+		q.Close()
+		if err == nil {
+			t := toStatsJSON(st).Total
+			res.Jobs = &t
+			res.OK = true
+			return
+		}
+	}
+	if !corruptInto(res, err) {
+		res.ReplayError = oneLine(err)
+	}
+}
+
+// brokenNotes lists files kept by earlier repairs.
+func brokenNotes(dir string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, "broken-*"))
+	if len(m) == 0 {
+		return nil
+	}
+	names := make([]string, len(m))
+	for i, p := range m {
+		names[i] = filepath.Base(p)
+	}
+	return []string{fmt.Sprintf("%s kept by earlier repairs (for forensics; safe to delete): %s",
+		plural(len(m), "broken-* file"), strings.Join(names, ", "))}
+}
+
+func (a *app) printCheck(dir string, res *checkJSON) {
+	w := a.stdout
+	span := "no entries"
+	if res.Entries > 0 {
+		span = fmt.Sprintf("entries %d to %d", res.FirstIndex, res.LastIndex)
+	}
+	verdict := "checksums and records verified"
+	if res.Corruption != nil {
+		verdict = "intact up to the corruption"
+	}
+	fmt.Fprintf(w, "log: %s in %s, %s, %s: %s\n", humanSize(res.SizeBytes), plural(res.Segments, "segment"), span,
+		plural(res.Records, "record"), verdict)
+	if j := res.Jobs; j != nil {
+		fmt.Fprintf(w, "replay: %s (ready %d, scheduled %d, leased %d, completed %d, dead %d, cancelled %d)\n",
+			plural(j.Ready+j.Scheduled+j.Leased+j.Completed+j.Dead+j.Cancelled, "job"),
+			j.Ready, j.Scheduled, j.Leased, j.Completed, j.Dead, j.Cancelled)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	switch {
+	case res.OK:
+		fmt.Fprintln(w, paint(w, green, "OK"))
+	case res.Corruption != nil:
+		c := res.Corruption
+		loc := "segment " + filepath.Base(c.Segment)
+		if c.Offset >= 0 {
+			loc += fmt.Sprintf(" offset %d", c.Offset)
+		}
+		if c.Index != 0 {
+			loc += fmt.Sprintf(" index %d", c.Index)
+		}
+		if c.Record >= 0 {
+			loc += fmt.Sprintf(" record %d", c.Record)
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", paint(w, red, "CORRUPT:"), loc, c.Reason)
+		fmt.Fprintf(w, "'walq salvage %s' shows what keeping the valid prefix would drop; nothing changes without --yes\n", dir)
+	default:
+		fmt.Fprintf(w, "%s every checksum is valid, but replay failed: %s\n", paint(w, red, "PROBLEM:"), res.ReplayError)
+	}
+}

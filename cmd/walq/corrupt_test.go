@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/walq/walq/queue"
+)
+
+// corruptQueue builds a closed queue spread over several small segments
+// and flips one byte in the middle of the first (oldest) one.
+func corruptQueue(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "q")
+	mc := newMock()
+	q := openQueue(t, dir, mc, &queue.Options{SegmentSize: 4096})
+	for i := range 120 {
+		nj := queue.NewJob{Queue: "emails", Payload: []byte(fmt.Sprintf("%03d %s", i, strings.Repeat("payload ", 10)))}
+		if _, err := q.Enqueue(context.Background(), nj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, err := segmentFiles(dir)
+	if err != nil || len(segs) < 3 {
+		t.Fatalf("want 3 segments or more, got %v (%v)", segs, err)
+	}
+	r := walq(t, "", "check", dir)
+	wantCode(t, r, 0)
+	if !strings.HasSuffix(r.stdout, "OK\n") {
+		t.Fatalf("check before the damage: %s", r)
+	}
+	path := filepath.Join(dir, segs[0].name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCheckAndSalvage follows the corruption path: check finds it (exit
+// 1), read commands refuse with its location, salvage without --yes
+// changes nothing, salvage --yes keeps the valid prefix, and the queue
+// opens and checks clean again.
+func TestCheckAndSalvage(t *testing.T) {
+	t.Parallel()
+	dir := corruptQueue(t)
+	first := "00000000000000000001"
+
+	r := walq(t, "", "check", dir)
+	wantCode(t, r, 1)
+	if !strings.Contains(r.stdout, "CORRUPT: segment "+first+" offset ") || !strings.Contains(r.stdout, "walq salvage") {
+		t.Errorf("check on a damaged log: %s", r)
+	}
+	r = walq(t, "", "check", dir, "--json")
+	wantCode(t, r, 1)
+	var res checkJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	c := res.Corruption
+	if res.OK || c == nil || filepath.Base(c.Segment) != first || c.Offset <= 0 || c.Index < 2 {
+		t.Fatalf("check --json: %+v %+v", res, c)
+	}
+
+	r = walq(t, "", "stats", dir)
+	wantCode(t, r, 1)
+	want := fmt.Sprintf("corrupt log at segment %s offset %d index %d", filepath.Join(dir, first), c.Offset, c.Index)
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "walq salvage") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stats on a damaged log: want %q in %s", want, r)
+	}
+	wantCode(t, walq(t, "", "log", dir), 1)
+
+	segsBefore := segmentHashes(t, dir)
+	r = walq(t, "", "salvage", dir)
+	wantCode(t, r, 0)
+	for _, want := range []string{"corruption: corrupt log at segment", fmt.Sprintf("entries up to index %d", c.Index-1),
+		"Nothing changed", "walq salvage " + dir + " --yes"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("salvage dry run lacks %q: %s", want, r)
+		}
+	}
+	if got := segmentHashes(t, dir); fmt.Sprint(got) != fmt.Sprint(segsBefore) {
+		t.Fatalf("salvage without --yes changed the segments")
+	}
+
+	r = walq(t, "", "salvage", dir, "--yes", "--json")
+	wantCode(t, r, 0)
+	var sv salvageJSON
+	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
+		t.Fatal(err)
+	}
+	if !sv.Applied || sv.KeptLastIndex != c.Index-1 || len(sv.Saved) == 0 || len(sv.DroppedSegments) < 2 {
+		t.Errorf("salvage --yes: %+v", sv)
+	}
+	for _, name := range sv.Saved {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("saved file: %v", err)
+		}
+	}
+
+	r = walq(t, "", "check", dir)
+	wantCode(t, r, 0)
+	if !strings.HasSuffix(r.stdout, "OK\n") || !strings.Contains(r.stdout, "broken-") {
+		t.Errorf("check after salvage: %s", r)
+	}
+	r = walq(t, "", "salvage", dir)
+	wantCode(t, r, 0)
+	if !strings.HasPrefix(r.stdout, "nothing to salvage") {
+		t.Errorf("salvage of a whole log: %s", r)
+	}
+	// The salvaged queue takes new work.
+	wantCode(t, walq(t, "", "enqueue", dir, "--data", "after salvage"), 0)
+	wantCode(t, walq(t, "", "check", dir), 0)
+}
+
+// TestCheckTornTail checks that a torn tail (the last write cut short) is
+// not corruption: check says OK and notes the bytes a writer will cut.
+func TestCheckTornTail(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	segs, err := segmentFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, segs[len(segs)-1].name), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0x40, 1, 2, 3}) // a frame of 64 bytes, 3 of them written
+	f.Close()
+	r := walqAt(t, mc, "check", dir)
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, "4 bytes after its last whole entry") || !strings.HasSuffix(r.stdout, "OK\n") {
+		t.Errorf("check with a torn tail: %s", r)
+	}
+}
+
+func segmentHashes(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	all := hashDir(t, dir)
+	delete(all, "LOCK") // salvage takes the lock, rewriting the pid in it
+	return all
+}
+
+// segmentFile is a segment file of a queue directory (see log/doc.go: named
+// by its first log index in 20 digits).
+type segmentFile struct {
+	name string
+	size int64
+}
+
+// segmentFiles lists dir's segment files, oldest first.
+func segmentFiles(dir string) ([]segmentFile, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []segmentFile
+	for _, e := range ents {
+		if _, err := strconv.ParseUint(e.Name(), 10, 64); err != nil || len(e.Name()) != 20 {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, segmentFile{e.Name(), info.Size()})
+	}
+	return out, nil
+}

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/walq/walq/queue"
+)
+
+var jobsCmd = &command{
+	name:    "jobs",
+	args:    "DIR",
+	group:   "Inspect (read-only, safe while an app runs)",
+	summary: "list jobs with their state, attempts and last error",
+	help: `List jobs in ID order (oldest first) without their payloads; 'walq show'
+prints one job in full. Ready and scheduled are the same pending jobs seen
+against the clock: scheduled ones wait for a delay or a retry's backoff.`,
+	example: `walq jobs /var/lib/myapp/queue --state scheduled --limit 20
+walq jobs /var/lib/myapp/queue --queue emails --json | jq '.jobs[].id'`,
+	run: runJobs,
+}
+
+// jobJSON is a job in JSON output (jobs, dead, show). Times are RFC 3339
+// in UTC, null when they do not apply.
+type jobJSON struct {
+	ID            uint64  `json:"id"`
+	Queue         string  `json:"queue"`
+	Key           string  `json:"key"`
+	State         string  `json:"state"`
+	Attempt       int     `json:"attempt"`
+	MaxAttempts   int     `json:"max_attempts"`
+	Priority      int32   `json:"priority"`
+	EnqueuedAt    *string `json:"enqueued_at"`
+	RunAt         *string `json:"run_at"`
+	LeaseDeadline *string `json:"lease_deadline"`
+	FinishedAt    *string `json:"finished_at"`
+	LastError     string  `json:"last_error"`
+}
+
+func toJobJSON(j *queue.Job) jobJSON {
+	out := jobJSON{
+		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
+		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LeaseDeadline: jsonTime(j.LeaseDeadline),
+		FinishedAt: jsonTime(j.FinishedAt), LastError: j.LastError,
+	}
+	if j.State == queue.StateReady || j.State == queue.StateScheduled {
+		out.RunAt = jsonTime(j.RunAt)
+	}
+	return out
+}
+
+// jobListJSON is the output of jobs --json and dead --json.
+type jobListJSON struct {
+	Jobs []jobJSON `json:"jobs"`
+	// More reports that --limit cut the list; page on with --after.
+	More bool `json:"more"`
+}
+
+func runJobs(a *app, c *command, args []string) error {
+	fs := flagSet(c)
+	name := fs.String("queue", "", "only jobs of the named `queue`")
+	state := fs.String("state", "", "only jobs in `state`: ready, scheduled, leased, completed, dead or cancelled")
+	limit := fs.Int("limit", 100, "print at most `n` jobs (0 for all)")
+	after := fs.Uint64("after", 0, "only jobs with IDs above `id` (paging)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return err
+	}
+	dir, err := oneDir(pos)
+	if err != nil {
+		return err
+	}
+	st, err := parseState(*state)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("invalid value %d for --limit: want 0 or more", *limit)
+	}
+	q, err := a.openReadOnly(dir)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	f := queue.JobFilter{Queue: *name, State: st, AfterID: *after}
+	if *limit > 0 {
+		f.Limit = *limit + 1 // one more tells whether the list was cut
+	}
+	jobs, err := q.Jobs(a.ctx, f)
+	if err != nil {
+		return err
+	}
+	more := *limit > 0 && len(jobs) > *limit
+	if more {
+		jobs = jobs[:*limit]
+	}
+	if *asJSON {
+		return writeJSON(a.stdout, listJSON(jobs, more))
+	}
+	a.jobTable(jobs)
+	if more {
+		fmt.Fprintf(a.stdout, "… more jobs: add --after %d for the next page, or --limit 0 for all\n", jobs[len(jobs)-1].ID)
+	}
+	return nil
+}
+
+func listJSON(jobs []*queue.Job, more bool) jobListJSON {
+	out := jobListJSON{Jobs: []jobJSON{}, More: more}
+	for _, j := range jobs {
+		out.Jobs = append(out.Jobs, toJobJSON(j))
+	}
+	return out
+}
+
+// jobTable prints jobs one per row.
+func (a *app) jobTable(jobs []*queue.Job) {
+	if len(jobs) == 0 {
+		fmt.Fprintln(a.stdout, "no jobs")
+		return
+	}
+	now := a.clock.Now()
+	t := newTable(a.stdout, "ID", "QUEUE", "STATE", "ATTEMPT", "KEY", "ENQUEUED", "WHEN", "LAST ERROR")
+	for _, j := range jobs {
+		t.row(fmt.Sprint(j.ID), j.Queue, string(j.State), fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts),
+			orDash(truncate(j.Key, 32)), relative(j.EnqueuedAt, now), when(j, now), orDash(truncate(j.LastError, 48)))
+	}
+	t.flush()
+}
+
+// when says what a job waits for, or when it finished.
+func when(j *queue.Job, now time.Time) string {
+	switch j.State {
+	case queue.StateReady:
+		return "runs now"
+	case queue.StateScheduled:
+		return "runs " + relative(j.RunAt, now)
+	case queue.StateLeased:
+		if j.LeaseDeadline.After(now) {
+			return "lease ends " + relative(j.LeaseDeadline, now)
+		}
+		return "lease ended " + relative(j.LeaseDeadline, now)
+	}
+	return string(j.State) + " " + relative(j.FinishedAt, now)
+}
+
+var showCmd = &command{
+	name:    "show",
+	args:    "DIR ID",
+	group:   "Inspect (read-only, safe while an app runs)",
+	summary: "print one job: state, payload, every attempt, its records in the log",
+	help: `Print one job in full: its state, its payload (as text when printable,
+as a hex dump otherwise) and result, every attempt with its lease time,
+duration, outcome, error and the next run time the failure scheduled, and
+the job's records as they stand in the log. Records that compaction
+restated are shown as one carry record; the attempts survive it.`,
+	example: `walq show /var/lib/myapp/queue 42
+walq show /var/lib/myapp/queue 42 --payload-out payload.bin`,
+	run: runShow,
+}
+
+// showJSON is the output of show --json: the job, its payload and result,
+// its attempts, and its records in the log.
+type showJSON struct {
+	jobJSON
+	Payload  *bytesJSON    `json:"payload"`
+	Result   *bytesJSON    `json:"result"`
+	Attempts []attemptJSON `json:"attempts"`
+	Records  []recordJSON  `json:"records"`
+}
+
+// attemptJSON is one attempt of a job.
+type attemptJSON struct {
+	Number          int      `json:"number"`
+	StartedAt       *string  `json:"started_at"`
+	EndedAt         *string  `json:"ended_at"`
+	DurationSeconds *float64 `json:"duration_seconds"`
+	Outcome         string   `json:"outcome"`
+	Error           string   `json:"error"`
+	NextRunAt       *string  `json:"next_run_at"`
+}
+
+func runShow(a *app, c *command, args []string) error {
+	fs := flagSet(c)
+	out := fs.String("payload-out", "", "write the payload's bytes to `file` (- for standard output, alone)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return err
+	}
+	dir, ids, err := dirAndIDs(pos)
+	if err != nil {
+		return err
+	}
+	if len(ids) > 1 {
+		return usagef("show takes one job ID; 'walq jobs' lists many")
+	}
+	id := ids[0]
+	q, err := a.openReadOnly(dir)
+	if err != nil {
+		return err
+	}
+	j, err := q.Get(a.ctx, id)
+	q.Close()
+	if err != nil {
+		return jobError(dir, id, err)
+	}
+	if *out == "-" {
+		_, err := a.stdout.Write(j.Payload)
+		return err
+	}
+	recs, err := a.jobRecords(dir, id)
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := os.WriteFile(*out, j.Payload, 0o644); err != nil {
+			return fmt.Errorf("--payload-out: %w", err)
+		}
+	}
+	if *asJSON {
+		err = writeJSON(a.stdout, toShowJSON(j, recs))
+	} else {
+		a.showJob(j, recs)
+	}
+	if err == nil && *out != "" && !*asJSON {
+		fmt.Fprintf(a.stdout, "\npayload (%d bytes) written to %s\n", len(j.Payload), *out)
+	}
+	return err
+}
+
+func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
+	out := showJSON{jobJSON: toJobJSON(j), Payload: encodeBytes(j.Payload), Attempts: []attemptJSON{}, Records: []recordJSON{}}
+	if j.HasResult {
+		out.Result = encodeBytes(j.Result)
+	}
+	for _, at := range j.History {
+		aj := attemptJSON{Number: at.Number, StartedAt: jsonTime(at.Started), EndedAt: jsonTime(at.Ended),
+			Outcome: orRunning(at.Outcome), Error: at.Error, NextRunAt: jsonTime(nextRun(at, recs))}
+		if !at.Ended.IsZero() {
+			s := seconds(at.Ended.Sub(at.Started))
+			aj.DurationSeconds = &s
+		}
+		out.Attempts = append(out.Attempts, aj)
+	}
+	for i := range recs {
+		out.Records = append(out.Records, toRecordJSON(&recs[i]))
+	}
+	return out
+}
+
+func orRunning(outcome string) string {
+	if outcome == "" {
+		return "running"
+	}
+	return outcome
+}
+
+// nextRun finds, among the job's records, the run-at that the failure
+// ending an attempt scheduled; zero if the attempt did not schedule one or
+// its record was compacted away.
+func nextRun(at queue.Attempt, recs []entryRecord) time.Time {
+	if at.Ended.IsZero() {
+		return time.Time{}
+	}
+	for i := range recs {
+		r := &recs[i].r
+		if r.At == at.Ended.UnixNano() && r.Kind.String() == at.Outcome && r.RunAt != 0 {
+			return unixTime(r.RunAt)
+		}
+	}
+	return time.Time{}
+}
+
+// showJob prints a job for people.
+func (a *app) showJob(j *queue.Job, recs []entryRecord) {
+	w := a.stdout
+	t := newTable(w)
+	t.row("job", fmt.Sprint(j.ID))
+	t.row("queue", j.Queue)
+	t.row("key", orDash(j.Key))
+	t.row("state", string(j.State))
+	t.row("attempts", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
+	t.row("priority", fmt.Sprint(j.Priority))
+	t.row("enqueued", a.stampAgo(j.EnqueuedAt))
+	switch j.State {
+	case queue.StateReady, queue.StateScheduled:
+		t.row("runs at", a.stampAgo(j.RunAt))
+	case queue.StateLeased:
+		t.row("lease until", a.stampAgo(j.LeaseDeadline))
+	default:
+		t.row("finished", a.stampAgo(j.FinishedAt))
+	}
+	if j.Timeout > 0 {
+		t.row("timeout", humanDuration(j.Timeout))
+	}
+	t.row("last error", orDash(j.LastError))
+	t.row("payload", describeBytes(j.Payload))
+	t.flush()
+	if len(j.Payload) > 0 {
+		writePayload(w, j.Payload, "    ")
+	}
+	if j.HasResult {
+		fmt.Fprintf(w, "result  %s\n", describeBytes(j.Result))
+		writePayload(w, j.Result, "    ")
+	}
+	fmt.Fprintf(w, "\nattempts:\n")
+	if len(j.History) == 0 {
+		fmt.Fprintf(w, "  none yet\n")
+	} else {
+		t = newTable(w, "  #", "LEASED AT", "DURATION", "OUTCOME", "ERROR", "NEXT RUN")
+		for _, at := range j.History {
+			dur, next := "-", "-"
+			if !at.Ended.IsZero() {
+				dur = humanDuration(at.Ended.Sub(at.Started))
+			}
+			if n := nextRun(at, recs); !n.IsZero() {
+				next = a.stamp(n) + " (+" + humanDuration(n.Sub(at.Ended)) + ")"
+			}
+			t.row(fmt.Sprintf("  %d", at.Number), a.stamp(at.Started), dur, orRunning(at.Outcome),
+				orDash(truncate(at.Error, 60)), next)
+		}
+		t.flush()
+	}
+	fmt.Fprintf(w, "\nrecords in the log:\n")
+	if len(recs) == 0 {
+		fmt.Fprintf(w, "  none (compacted away)\n")
+		return
+	}
+	t = newTable(w, "  INDEX", "SLOT", "KIND", "FIELDS")
+	for i := range recs {
+		e := &recs[i]
+		t.row(fmt.Sprintf("  %d", e.index), fmt.Sprint(e.slot), e.r.Kind.String(), a.recordFields(&e.r))
+	}
+	t.flush()
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	wlog "github.com/walq/walq/log"
+)
+
+var salvageCmd = &command{
+	name:    "salvage",
+	args:    "DIR",
+	group:   "Change (takes the write lock)",
+	summary: "cut a corrupted log back to its valid prefix (asks for --yes)",
+	help: `Keep the longest valid prefix of a corrupted log: everything from the first
+corrupt entry on is moved aside into broken-* files in DIR (nothing is
+deleted), so that the queue opens again with the jobs as they stood before
+the corruption. Without --yes, walq only says what it would drop. Work
+recorded after the corruption is lost to the queue: look at 'walq check'
+and the dropped range before you agree. A torn tail (the last write cut
+short by a crash) needs no salvage: opening the queue repairs it.`,
+	example: `walq salvage /var/lib/myapp/queue
+walq salvage /var/lib/myapp/queue --yes`,
+	run: runSalvage,
+}
+
+// salvageJSON is the output of salvage --json.
+type salvageJSON struct {
+	// Applied reports that the log was cut (--yes); false for a dry run.
+	Applied         bool            `json:"applied"`
+	Corruption      *corruptionJSON `json:"corruption"`
+	KeptLastIndex   uint64          `json:"kept_last_index"`
+	DroppedBytes    int64           `json:"dropped_bytes"`
+	DroppedSegments []string        `json:"dropped_segments"`
+	Saved           []string        `json:"saved"`
+}
+
+func runSalvage(a *app, c *command, args []string) error {
+	fs := flagSet(c)
+	yes := fs.Bool("yes", false, "cut the log (without it, only report what would be dropped)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return err
+	}
+	dir, err := oneDir(pos)
+	if err != nil {
+		return err
+	}
+	if err := checkDir(dir); err != nil {
+		return err
+	}
+	// Make sure dir is a queue before Salvage takes the lock, which would
+	// create a LOCK file in any directory. Corruption is what we are here
+	// for; anything else stops.
+	l, err := wlog.Open(dir, &wlog.Options{ReadOnly: true, Logger: a.logger()})
+	if err == nil {
+		l.Close()
+	} else if !errors.Is(err, wlog.ErrCorrupt) || errors.Is(err, wlog.ErrVersion) {
+		return openError(dir, err)
+	}
+	rep, err := wlog.Salvage(dir, true)
+	if err != nil {
+		return openError(dir, err)
+	}
+	applied := false
+	if rep.Corruption != nil && *yes {
+		if rep, err = wlog.Salvage(dir, false); err != nil {
+			return fmt.Errorf("salvage %s: %s", dir, oneLine(err))
+		}
+		applied = true
+	}
+	if *asJSON {
+		out := salvageJSON{Applied: applied, KeptLastIndex: rep.KeptLast, DroppedBytes: rep.DroppedBytes,
+			DroppedSegments: baseNames(rep.DroppedSegments), Saved: baseNames(rep.Saved)}
+		if rep.Corruption != nil {
+			res := &checkJSON{}
+			corruptInto(res, rep.Corruption)
+			out.Corruption = res.Corruption
+		}
+		return writeJSON(a.stdout, out)
+	}
+	a.printSalvage(dir, rep, applied)
+	return nil
+}
+
+func (a *app) printSalvage(dir string, rep *wlog.SalvageReport, applied bool) {
+	w := a.stdout
+	if rep.Corruption == nil {
+		fmt.Fprintf(w, "nothing to salvage: every entry is valid (last index %d)\n", rep.KeptLast)
+		return
+	}
+	fmt.Fprintf(w, "corruption: %s\n", corruptText(rep.Corruption))
+	fmt.Fprintf(w, "keep:       entries up to index %d\n", rep.KeptLast)
+	drop := fmt.Sprintf("%s: the rest of %s from offset %d", humanSize(rep.DroppedBytes),
+		filepath.Base(rep.Corruption.Segment), rep.Corruption.Offset)
+	if n := len(rep.DroppedSegments); n > 0 {
+		drop += fmt.Sprintf(" and %s after it", plural(n, "whole segment"))
+	}
+	fmt.Fprintf(w, "drop:       %s\n", drop)
+	if !applied {
+		fmt.Fprintf(w, "\nNothing changed. The dropped bytes would be moved into broken-* files in %s, not deleted.\n", dir)
+		fmt.Fprintf(w, "Jobs enqueued or changed after index %d would be lost to the queue. To proceed:\n", rep.KeptLast)
+		fmt.Fprintf(w, "  walq salvage %s --yes\n", dir)
+		return
+	}
+	fmt.Fprintf(w, "\nsalvaged: the log now ends at index %d; the dropped bytes are in:\n", rep.KeptLast)
+	for _, s := range rep.Saved {
+		fmt.Fprintf(w, "  %s\n", s)
+	}
+	fmt.Fprintf(w, "next: walq check %s\n", dir)
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/walq/walq/queue"
+)
+
+var statsCmd = &command{
+	name:    "stats",
+	args:    "DIR",
+	group:   "Inspect (read-only, safe while an app runs)",
+	summary: "count jobs per queue and state; oldest ready job; log size",
+	help: `Count the jobs of every named queue by state (ready, scheduled, leased,
+completed and cancelled within their retention, dead), say how long the
+oldest ready job has waited, and describe the log on disk: its size, its
+segment files, its entries and the live data compaction keeps.`,
+	example: `walq stats /var/lib/myapp/queue
+walq stats /var/lib/myapp/queue --json | jq .total.dead`,
+	run: runStats,
+}
+
+// statsJSON is the output of stats --json.
+type statsJSON struct {
+	// Queues are sorted by name.
+	Queues []queueStatsJSON `json:"queues"`
+	Total  countsJSON       `json:"total"`
+	Log    logStatsJSON     `json:"log"`
+}
+
+// countsJSON counts jobs by state.
+type countsJSON struct {
+	Ready     int `json:"ready"`
+	Scheduled int `json:"scheduled"`
+	Leased    int `json:"leased"`
+	Completed int `json:"completed"`
+	Dead      int `json:"dead"`
+	Cancelled int `json:"cancelled"`
+}
+
+// queueStatsJSON is one named queue's counts.
+type queueStatsJSON struct {
+	Name   string `json:"name"`
+	Paused bool   `json:"paused"`
+	countsJSON
+	// OldestReadySeconds is how long the oldest ready job has been ready.
+	OldestReadySeconds float64 `json:"oldest_ready_seconds"`
+}
+
+// logStatsJSON describes the log on disk.
+type logStatsJSON struct {
+	SizeBytes  int64  `json:"size_bytes"`
+	Segments   int    `json:"segments"`
+	FirstIndex uint64 `json:"first_index"`
+	LastIndex  uint64 `json:"last_index"`
+	LiveBytes  int64  `json:"live_bytes"`
+}
+
+func runStats(a *app, c *command, args []string) error {
+	fs := flagSet(c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return err
+	}
+	dir, err := oneDir(pos)
+	if err != nil {
+		return err
+	}
+	q, err := a.openReadOnly(dir)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	st, err := q.Stats(a.ctx)
+	if err != nil {
+		return err
+	}
+	out := toStatsJSON(st)
+	if *asJSON {
+		return writeJSON(a.stdout, out)
+	}
+	a.printStats(st, out)
+	return nil
+}
+
+func toStatsJSON(st queue.Stats) statsJSON {
+	out := statsJSON{Queues: []queueStatsJSON{}}
+	names := make([]string, 0, len(st.Queues))
+	for name := range st.Queues {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		qs := st.Queues[name]
+		c := countsJSON{qs.Ready, qs.Scheduled, qs.Leased, qs.Completed, qs.Dead, qs.Cancelled}
+		out.Queues = append(out.Queues, queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c,
+			OldestReadySeconds: seconds(qs.OldestReady)})
+		t := &out.Total
+		t.Ready += c.Ready
+		t.Scheduled += c.Scheduled
+		t.Leased += c.Leased
+		t.Completed += c.Completed
+		t.Dead += c.Dead
+		t.Cancelled += c.Cancelled
+	}
+	out.Log = logStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
+		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
+	return out
+}
+
+// oldest renders the age of the oldest ready job, "-" if there is none.
+func oldest(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return humanDuration(d)
+}
+
+func (a *app) printStats(st queue.Stats, out statsJSON) {
+	w := a.stdout
+	if len(out.Queues) == 0 {
+		fmt.Fprintln(w, "no jobs")
+	} else {
+		t := newTable(w, "QUEUE", "READY", "SCHEDULED", "LEASED", "COMPLETED", "DEAD", "CANCELLED", "OLDEST READY")
+		row := func(name string, c countsJSON, oldest string) {
+			t.row(name, fmt.Sprint(c.Ready), fmt.Sprint(c.Scheduled), fmt.Sprint(c.Leased),
+				fmt.Sprint(c.Completed), fmt.Sprint(c.Dead), fmt.Sprint(c.Cancelled), oldest)
+		}
+		var oldestAll time.Duration
+		for _, qs := range out.Queues {
+			name := qs.Name
+			if qs.Paused {
+				name += " (paused)"
+			}
+			d := st.Queues[qs.Name].OldestReady
+			oldestAll = max(oldestAll, d)
+			row(name, qs.countsJSON, oldest(d))
+		}
+		if len(out.Queues) > 1 {
+			row("total", out.Total, oldest(oldestAll))
+		}
+		t.flush()
+	}
+	l := out.Log
+	segs := "segments"
+	if l.Segments == 1 {
+		segs = "segment"
+	}
+	entries := "no entries"
+	if l.LastIndex >= l.FirstIndex {
+		entries = fmt.Sprintf("entries %d to %d", l.FirstIndex, l.LastIndex)
+	}
+	fmt.Fprintf(w, "\nlog: %s in %d %s, %s; live data %s\n", humanSize(l.SizeBytes), l.Segments, segs,
+		entries, humanSize(l.LiveBytes))
+}
