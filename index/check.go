@@ -19,6 +19,9 @@ func (x *Index) Check() error {
 	if err := x.leased.check(); err != nil {
 		return fmt.Errorf("leased: %w", err)
 	}
+	if err := x.finished.check(); err != nil {
+		return fmt.Errorf("finished: %w", err)
+	}
 	for id, j := range x.jobs {
 		if j.ID != id {
 			return fmt.Errorf("job %d stored under %d", j.ID, id)
@@ -38,8 +41,10 @@ func (x *Index) Check() error {
 		}
 		want := inNone
 		switch {
-		case j.State == Leased:
+		case j.State == Leased && !j.Busy:
 			want = inLeased
+		case (j.State == Completed || j.State == Cancelled) && !j.Busy:
+			want = inFinished
 		case j.State == Pending && !j.Busy && j.RunAt <= x.now:
 			want = inReady
 		case j.State == Pending && !j.Busy:

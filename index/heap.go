@@ -24,6 +24,13 @@ func runAtLess(a, b *Job) bool {
 	return a.ID < b.ID
 }
 
+func finishedLess(a, b *Job) bool {
+	if fa, fb := a.Finished(), b.Finished(); fa != fb {
+		return fa < fb
+	}
+	return a.ID < b.ID
+}
+
 func deadlineLess(a, b *Job) bool {
 	if a.Deadline != b.Deadline {
 		return a.Deadline < b.Deadline

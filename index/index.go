@@ -14,13 +14,12 @@ type Index struct {
 	keys   map[string]*Job
 	queues map[string]*Queue
 	leased jobHeap
-	// finished lists completed and cancelled jobs in the order they
-	// finished, for retention; entries whose job was purged are skipped.
-	finished     []*Job
-	finishedHead int
-	nextID       uint64
-	now          int64 // the latest time passed to Promote
-	records      int
+	// finished holds completed and cancelled jobs by finish time, for
+	// retention.
+	finished jobHeap
+	nextID   uint64
+	now      int64 // the latest time passed to Promote
+	records  int
 	// created lists jobs in the order they were created (or restated by a
 	// carry record); entries whose job is gone or was replaced are stale.
 	created   []*Job
@@ -105,13 +104,19 @@ func (x *Index) EndReplay() error {
 }
 
 // New returns an empty index.
-func New() *Index {
+func New() *Index { return NewSized(0) }
+
+// NewSized returns an empty index with room for about n jobs, which saves
+// rehashing when a replay knows roughly how many to expect.
+func NewSized(n int) *Index {
 	return &Index{
-		jobs:   make(map[uint64]*Job),
-		keys:   make(map[string]*Job),
-		queues: make(map[string]*Queue),
-		leased: jobHeap{less: deadlineLess},
-		nextID: 1,
+		jobs:     make(map[uint64]*Job, n),
+		created:  make([]*Job, 0, n),
+		keys:     make(map[string]*Job),
+		queues:   make(map[string]*Queue),
+		leased:   jobHeap{less: deadlineLess},
+		finished: jobHeap{less: finishedLess},
+		nextID:   1,
 	}
 }
 
@@ -224,20 +229,58 @@ func (x *Index) Leased(fn func(*Job)) {
 }
 
 // Finished calls fn with completed and cancelled jobs in the order they
-// finished, oldest first, until fn returns false.
+// finished, oldest first, until fn returns false. It costs O(k log k) for
+// the k jobs it visits.
 func (x *Index) Finished(fn func(*Job) bool) {
-	for _, j := range x.finished[x.finishedHead:] {
-		if x.jobs[j.ID] != j || !(j.State == Completed || j.State == Cancelled) {
-			continue
+	h := x.finished.jobs
+	if len(h) == 0 {
+		return
+	}
+	// Walk the heap in order with a frontier heap of positions.
+	front := []int{0}
+	less := func(a, b int) bool { return finishedLess(h[front[a]], h[front[b]]) }
+	for len(front) > 0 {
+		// Pop the frontier's minimum.
+		top := front[0]
+		n := len(front) - 1
+		front[0] = front[n]
+		front = front[:n]
+		for i := 0; ; {
+			l, m := 2*i+1, i
+			if l < n && less(l, m) {
+				m = l
+			}
+			if r := l + 1; r < n && less(r, m) {
+				m = r
+			}
+			if m == i {
+				break
+			}
+			front[i], front[m] = front[m], front[i]
+			i = m
 		}
-		if !fn(j) {
+		if !fn(h[top]) {
 			return
+		}
+		for _, c := range []int{2*top + 1, 2*top + 2} {
+			if c < len(h) {
+				front = append(front, c)
+				for i := len(front) - 1; i > 0; {
+					p := (i - 1) / 2
+					if !less(i, p) {
+						break
+					}
+					front[i], front[p] = front[p], front[i]
+					i = p
+				}
+			}
 		}
 	}
 }
 
-// Reserve marks j busy while an operation on it is made durable and, if it
-// is pending, takes it out of scheduling so that no one else leases it.
+// Reserve marks j busy while an operation on it is made durable and takes
+// it out of scheduling: a pending job so that no one else leases it, a
+// leased job so that the lease reaper leaves it to the operation in flight.
 func (x *Index) Reserve(j *Job) {
 	j.Busy = true
 	x.unschedule(j)
@@ -261,20 +304,19 @@ func (x *Index) unschedule(j *Job) {
 		j.Queue.scheduled.remove(j)
 	case inLeased:
 		x.leased.remove(j)
+	case inFinished:
+		x.finished.remove(j)
 	}
 	j.where = inNone
 }
 
-// schedule puts j into the heap its state calls for.
+// schedule puts j into the heap its state calls for, unless it is busy.
 func (x *Index) schedule(j *Job) {
-	if j.where != inNone {
-		return
+	if j.where != inNone || j.Busy {
+		return // a busy job is scheduled by Unreserve
 	}
 	switch j.State {
 	case Pending:
-		if j.Busy {
-			return
-		}
 		if j.RunAt <= x.now {
 			j.where = inReady
 			j.Queue.ready.push(j)
@@ -285,6 +327,9 @@ func (x *Index) schedule(j *Job) {
 	case Leased:
 		j.where = inLeased
 		x.leased.push(j)
+	case Completed, Cancelled:
+		j.where = inFinished
+		x.finished.push(j)
 	}
 }
 
@@ -304,9 +349,6 @@ func (x *Index) setState(j *Job, s State) {
 	if s == Dead {
 		q.dead[j.ID] = j
 	}
-	if s == Completed || s == Cancelled {
-		x.finished = append(x.finished, j)
-	}
 	x.schedule(j)
 }
 
@@ -319,23 +361,6 @@ func (x *Index) remove(j *Job) {
 	x.liveBytes -= j.bytes()
 	if j.Key != "" && x.keys[j.Key] == j {
 		delete(x.keys, j.Key)
-	}
-	x.compactFinished()
-}
-
-// compactFinished drops purged jobs from the front of the finished list.
-func (x *Index) compactFinished() {
-	for x.finishedHead < len(x.finished) {
-		j := x.finished[x.finishedHead]
-		if x.jobs[j.ID] == j && (j.State == Completed || j.State == Cancelled) {
-			break
-		}
-		x.finished[x.finishedHead] = nil
-		x.finishedHead++
-	}
-	if x.finishedHead > 1024 && x.finishedHead*2 > len(x.finished) {
-		x.finished = append([]*Job(nil), x.finished[x.finishedHead:]...)
-		x.finishedHead = 0
 	}
 }
 
@@ -456,6 +481,7 @@ func (x *Index) applyLeased(j *Job, r *wlog.Record, pos Pos) error {
 	j.Deadline = r.Deadline
 	e := j.extra()
 	e.History = append(e.History, wlog.Attempt{Started: r.At})
+	e.Leases++
 	x.setState(j, Leased)
 	return nil
 }
@@ -543,6 +569,11 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		e.BackoffBase, e.BackoffCap, e.Timeout = r.BackoffBase, r.BackoffCap, r.Timeout
 		e.History = append([]wlog.Attempt(nil), r.History...)
 		e.Error, e.Finished = r.Error, r.Finished
+		for _, a := range e.History {
+			if a.Outcome != wlog.KindRequeued {
+				e.Leases++
+			}
+		}
 	}
 	if r.Result != nil {
 		e := j.extra()

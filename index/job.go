@@ -23,6 +23,7 @@ const (
 	inReady
 	inScheduled
 	inLeased
+	inFinished
 )
 
 // Job is the index's view of one job: what scheduling, leasing and
@@ -65,6 +66,10 @@ type Extra struct {
 	Timeout     int64
 	// History lists every attempt, oldest first, including released ones.
 	History []wlog.Attempt
+	// Leases counts every lease ever taken on the job (released and
+	// requeued ones too), so that it names a lease uniquely even when an
+	// attempt number is reused.
+	Leases int32
 	// Error is the last failure's text.
 	Error string
 	// Finished is when the job completed, died or was cancelled (Unix ns).
@@ -80,6 +85,15 @@ func (j *Job) extra() *Extra {
 		j.X = &Extra{}
 	}
 	return j.X
+}
+
+// Leases returns how many leases were ever taken on the job; during a lease,
+// the running lease's number.
+func (j *Job) Leases() int32 {
+	if j.X == nil {
+		return 0
+	}
+	return j.X.Leases
 }
 
 // Finished returns when the job reached a terminal state, 0 if it has not.

@@ -255,11 +255,13 @@ func DecodeEntry(index uint64, data []byte, fn func(i int, r *Record) error) err
 	if err := CheckEntry(index, data); err != nil {
 		return err
 	}
-	return decodeRecords(data, fn)
+	return decodeRecords(data, nil, fn)
 }
 
 // decodeRecords decodes the records of an already verified entry.
-func decodeRecords(data []byte, fn func(i int, r *Record) error) error {
+// names, if not nil, interns queue names across calls so that replaying a
+// million records does not allocate a million copies of "default".
+func decodeRecords(data []byte, names map[string]string, fn func(i int, r *Record) error) error {
 	rd := bytes.NewReader(data[entryHeader:])
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
@@ -276,7 +278,7 @@ func decodeRecords(data []byte, fn func(i int, r *Record) error) error {
 	var r Record
 	for i := 0; i < n; i++ {
 		r = Record{}
-		if err := decodeRecord(dec, rd, data, &r); err != nil {
+		if err := decodeRecord(dec, rd, data, names, &r); err != nil {
 			ce := corruptf(err, "bad record")
 			ce.Record = i
 			return ce
@@ -311,6 +313,21 @@ func rawBytes(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) ([]byte, int,
 	return data[off : off+n : off+n], off, nil
 }
 
+// intern returns b as a string, shared with earlier equal names.
+func intern(names map[string]string, b []byte) string {
+	if names == nil {
+		return string(b)
+	}
+	if s, ok := names[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(names) < 1024 {
+		names[s] = s
+	}
+	return s
+}
+
 // rawString decodes a msgpack string whose length is checked against the
 // bytes that remain before anything is allocated for it.
 func rawString(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) (string, error) {
@@ -318,7 +335,7 @@ func rawString(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) (string, err
 	return string(b), err
 }
 
-func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record) error {
+func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, names map[string]string, r *Record) error {
 	n, err := dec.DecodeMapLen()
 	if err != nil {
 		return err
@@ -339,7 +356,7 @@ func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record
 			return corruptf(nil, "duplicate field tag %d", tag)
 		}
 		seen |= 1 << tag
-		if err := decodeField(dec, rd, data, r, tag); err != nil {
+		if err := decodeField(dec, rd, data, names, r, tag); err != nil {
 			return err
 		}
 	}
@@ -349,7 +366,7 @@ func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record
 	return nil
 }
 
-func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record, tag uint64) error {
+func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, names map[string]string, r *Record, tag uint64) error {
 	var err error
 	switch tag {
 	case tagKind:
@@ -361,7 +378,10 @@ func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, r *Record,
 	case tagNextID:
 		r.NextID, err = dec.DecodeUint64()
 	case tagQueue:
-		r.Queue, err = rawString(dec, rd, data)
+		var b []byte
+		if b, _, err = rawBytes(dec, rd, data); err == nil {
+			r.Queue = intern(names, b)
+		}
 	case tagKey:
 		r.Key, err = rawString(dec, rd, data)
 	case tagError:

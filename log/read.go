@@ -206,12 +206,16 @@ func readInto(buf []byte, path string) ([]byte, error) {
 }
 
 // Replay decodes every record from index from onward, in order, and calls
-// fn with each record's entry index and position in the entry. The Record is
-// reused between calls and its Payload and Result alias the log's buffer.
-// Any decoding failure is a *CorruptError with its location.
+// fn with each record's entry index and position in the entry (every entry
+// holds at least one record, so slot 0 starts each entry). The Record is
+// reused between calls and its
+// Payload and Result alias the log's buffer. Each entry's checksum is
+// verified once (by Iterate). Any decoding failure is a *CorruptError with
+// its location.
 func (l *Log) Replay(from uint64, fn func(index uint64, slot int, r *Record) error) error {
+	names := map[string]string{}
 	return l.Iterate(from, func(index uint64, data []byte) error {
-		err := decodeRecords(data, func(i int, r *Record) error { return fn(index, i, r) })
+		err := decodeRecords(data, names, func(i int, r *Record) error { return fn(index, i, r) })
 		var ce *CorruptError
 		if errors.As(err, &ce) && ce.Index == 0 {
 			return locate(err, l.segmentOf(index), -1, index)

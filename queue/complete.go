@@ -231,8 +231,8 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]error, er
 
 // checkLease reports whether tok names j's current, unexpired lease.
 func (q *Queue) checkLease(j *index.Job, tok Token, now int64) error {
-	if j == nil || j.State != index.Leased || int(j.Attempt) != tok.Attempt {
-		return fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, tok.Job, tok.Attempt)
+	if j == nil || j.State != index.Leased || int(j.Attempt) != tok.Attempt || int(j.Leases()) != tok.Lease {
+		return fmt.Errorf("%w: job %d attempt %d (lease %d)", ErrLeaseLost, tok.Job, tok.Attempt, tok.Lease)
 	}
 	if now >= j.Deadline {
 		return fmt.Errorf("%w: job %d attempt %d", ErrLeaseExpired, tok.Job, tok.Attempt)

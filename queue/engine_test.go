@@ -34,7 +34,7 @@ func TestCompleteStoresResult(t *testing.T) {
 
 			mc.Add(time.Second)
 			l := leaseT(t, q, "email")
-			if want := (Token{Job: id, Attempt: 1}); l.Token != want {
+			if want := (Token{Job: id, Attempt: 1, Lease: 1}); l.Token != want {
 				t.Fatalf("token %+v, want %+v", l.Token, want)
 			}
 			if string(l.Job.Payload) != "to=ada" || l.Job.State != StateLeased || l.Job.Attempt != 1 {

@@ -87,11 +87,10 @@ func (q *Queue) Subscribe(buffer int) *Subscription {
 	s := &Subscription{C: c, c: c, q: q}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		close(c)
-		return s
-	}
 	q.subs[s] = struct{}{}
+	if q.closed {
+		s.closeLocked()
+	}
 	return s
 }
 

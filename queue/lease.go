@@ -9,12 +9,18 @@ import (
 	wlog "github.com/walq/walq/log"
 )
 
-// Token names one attempt of one job: the lease it runs under. Complete,
-// Fail, Extend and Release accept only the token of the job's current,
-// unexpired lease.
+// Token names one lease of one job. Complete, Fail, Extend and Release
+// accept only the token of the job's current, unexpired lease.
 type Token struct {
-	Job     uint64
+	// Job is the job's ID.
+	Job uint64
+	// Attempt is the attempt the lease runs, as counted toward
+	// MaxAttempts (the same as Job.Attempt).
 	Attempt int
+	// Lease numbers the job's leases from 1, released and requeued ones
+	// included, so that a token stays stale even when an attempt number
+	// is reused (after a release, a snooze or a requeue).
+	Lease int
 }
 
 // Lease is a leased job: the job (with its payload) and the lease's token
@@ -138,7 +144,8 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	}
 	ls := make([]*Lease, len(jobs))
 	for i, j := range jobs {
-		ls[i] = &Lease{Job: snapshot(j, now), Token: Token{Job: j.ID, Attempt: int(j.Attempt)}, Deadline: unixTime(deadline)}
+		ls[i] = &Lease{Job: snapshot(j, now), Token: Token{Job: j.ID, Attempt: int(j.Attempt), Lease: int(j.Leases())},
+			Deadline: unixTime(deadline)}
 	}
 	locs := make([]index.Loc, len(jobs))
 	for i, j := range jobs {

@@ -23,7 +23,7 @@ type Options struct {
 // Report describes an open.
 type Report struct {
 	// Entries and Records count what was replayed; Bytes is the size of
-	// the replayed entries.
+	// the segment files replayed.
 	Entries int
 	Records int
 	Bytes   int64
@@ -80,7 +80,8 @@ func Open(dir string, opts *Options) (*wlog.Log, *index.Index, *Report, error) {
 // Replay folds every record of l into a new index, with now as the time
 // that decides which pending jobs are ready.
 func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
-	x := index.New()
+	// About 300 bytes per record is typical; overestimating costs little.
+	x := index.NewSized(int(min(l.Size()/300, 1<<26)))
 	x.Promote(now.UnixNano())
 	rep := &Report{Repaired: l.Repaired(), FirstIndex: l.FirstIndex(), LastIndex: l.LastIndex()}
 	if rep.FirstIndex > 1 {
@@ -88,14 +89,14 @@ func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 		// created before it, which later carry records restate.
 		x.SetLenient()
 	}
-	err := l.Iterate(1, func(i uint64, data []byte) error {
-		rep.Entries++
-		rep.Bytes += int64(len(data))
-		return wlog.DecodeEntry(i, data, func(slot int, r *wlog.Record) error {
-			rep.Records++
-			return x.Apply(r, index.Pos{Index: i, Slot: slot})
-		})
+	err := l.Replay(1, func(i uint64, slot int, r *wlog.Record) error {
+		if slot == 0 {
+			rep.Entries++
+		}
+		rep.Records++
+		return x.Apply(r, index.Pos{Index: i, Slot: slot})
 	})
+	rep.Bytes = l.Size()
 	if err == nil && rep.FirstIndex > 1 {
 		err = x.EndReplay()
 	}
