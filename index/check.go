@@ -22,48 +22,16 @@ func (x *Index) Check() error {
 	if err := x.finished.check(); err != nil {
 		return fmt.Errorf("finished: %w", err)
 	}
-	for id, j := range x.jobs {
-		if j.ID != id {
-			return fmt.Errorf("job %d stored under %d", j.ID, id)
-		}
-		if !j.State.Valid() {
-			return fmt.Errorf("job %d: invalid state %d", id, j.State)
-		}
-		if x.queues[j.Queue.Name] != j.Queue {
-			return fmt.Errorf("job %d: unknown queue %q", id, j.Queue.Name)
-		}
-		counts[j.Queue][j.State]++
-		if id >= x.nextID {
-			return fmt.Errorf("job %d not below next ID %d", id, x.nextID)
-		}
-		if j.Key != "" && x.keys[j.Key] != j {
-			return fmt.Errorf("job %d: key %q points elsewhere", id, j.Key)
-		}
-		want := inNone
-		switch {
-		case j.State == Leased && !j.Busy:
-			want = inLeased
-		case (j.State == Completed || j.State == Cancelled) && !j.Busy:
-			want = inFinished
-		case j.State == Pending && !j.Busy && j.RunAt <= x.now:
-			want = inReady
-		case j.State == Pending && !j.Busy:
-			want = inScheduled
-		}
-		// A job promoted earlier may sit in ready although its RunAt is
-		// later than a clock that moved backwards; accept either heap.
-		if want != j.where && !(want == inScheduled && j.where == inReady) {
-			return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
-		}
-		if (j.State == Dead) != (j.Queue.dead[id] == j) {
-			return fmt.Errorf("job %d (%s): dead set disagrees", id, j.State)
-		}
-		if j.Attempt < 0 {
-			return fmt.Errorf("job %d: negative attempt %d", id, j.Attempt)
-		}
+	var err error
+	x.jobs.each(func(j *Job) bool {
+		err = x.checkJob(j, counts)
+		return err == nil
+	})
+	if err != nil {
+		return err
 	}
 	for k, j := range x.keys {
-		if x.jobs[j.ID] != j || j.Key != k {
+		if x.jobs.get(j.ID) != j || j.Key != k {
 			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)
 		}
 	}
@@ -83,6 +51,47 @@ func (h *jobHeap) check() error {
 		if i > 0 && h.less(j, h.jobs[(i-1)/2]) {
 			return fmt.Errorf("heap order broken at %d (job %d)", i, j.ID)
 		}
+	}
+	return nil
+}
+
+// checkJob checks one job and counts it.
+func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
+	id := j.ID
+	if !j.State.Valid() {
+		return fmt.Errorf("job %d: invalid state %d", id, j.State)
+	}
+	if x.queues[j.Queue.Name] != j.Queue {
+		return fmt.Errorf("job %d: unknown queue %q", id, j.Queue.Name)
+	}
+	counts[j.Queue][j.State]++
+	if id >= x.nextID {
+		return fmt.Errorf("job %d not below next ID %d", id, x.nextID)
+	}
+	if j.Key != "" && x.keys[j.Key] != j {
+		return fmt.Errorf("job %d: key %q points elsewhere", id, j.Key)
+	}
+	want := inNone
+	switch {
+	case j.State == Leased && !j.Busy:
+		want = inLeased
+	case (j.State == Completed || j.State == Cancelled) && !j.Busy:
+		want = inFinished
+	case j.State == Pending && !j.Busy && j.RunAt <= x.now:
+		want = inReady
+	case j.State == Pending && !j.Busy:
+		want = inScheduled
+	}
+	// A job promoted earlier may sit in ready although its RunAt is
+	// later than a clock that moved backwards; accept either heap.
+	if want != j.where && !(want == inScheduled && j.where == inReady) {
+		return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
+	}
+	if (j.State == Dead) != (j.Queue.dead[id] == j) {
+		return fmt.Errorf("job %d (%s): dead set disagrees", id, j.State)
+	}
+	if j.Attempt < 0 {
+		return fmt.Errorf("job %d: negative attempt %d", id, j.Attempt)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 // Index is the folded state of a log. The zero value is not usable; call
 // New. It is not safe for concurrent use.
 type Index struct {
-	jobs   map[uint64]*Job
+	jobs   jobTable
 	keys   map[string]*Job
 	queues map[string]*Queue
 	leased jobHeap
@@ -60,7 +60,7 @@ func (x *Index) Created() int { return len(x.created) }
 // that job is gone or was since restated (and so sits at a later position).
 func (x *Index) CreatedAt(i int) *Job {
 	j := x.created[i]
-	if x.jobs[j.ID] != j {
+	if x.jobs.get(j.ID) != j {
 		return nil
 	}
 	return j
@@ -71,7 +71,7 @@ func (x *Index) CreatedAt(i int) *Job {
 func (x *Index) TidyCreated() {
 	live := x.created[:0]
 	for _, j := range x.created {
-		if x.jobs[j.ID] == j {
+		if x.jobs.get(j.ID) == j {
 			live = append(live, j)
 		}
 	}
@@ -110,7 +110,6 @@ func New() *Index { return NewSized(0) }
 // rehashing when a replay knows roughly how many to expect.
 func NewSized(n int) *Index {
 	return &Index{
-		jobs:     make(map[uint64]*Job, n),
 		created:  make([]*Job, 0, n),
 		keys:     make(map[string]*Job),
 		queues:   make(map[string]*Queue),
@@ -127,10 +126,10 @@ func (x *Index) NextID() uint64 { return x.nextID }
 func (x *Index) Records() int { return x.records }
 
 // Len returns the number of jobs known (in any state).
-func (x *Index) Len() int { return len(x.jobs) }
+func (x *Index) Len() int { return x.jobs.len() }
 
 // Job returns the job with the given ID, or nil.
-func (x *Index) Job(id uint64) *Job { return x.jobs[id] }
+func (x *Index) Job(id uint64) *Job { return x.jobs.get(id) }
 
 // Key returns the job holding idempotency key k, or nil.
 func (x *Index) Key(k string) *Job { return x.keys[k] }
@@ -150,11 +149,11 @@ func (x *Index) Queues() []*Queue {
 
 // Jobs returns every job sorted by ID.
 func (x *Index) Jobs() []*Job {
-	js := make([]*Job, 0, len(x.jobs))
-	for _, j := range x.jobs {
+	js := make([]*Job, 0, x.jobs.len())
+	x.jobs.each(func(j *Job) bool {
 		js = append(js, j)
-	}
-	sort.Slice(js, func(a, b int) bool { return js[a].ID < js[b].ID })
+		return true
+	})
 	return js
 }
 
@@ -290,7 +289,7 @@ func (x *Index) Reserve(j *Job) {
 // scheduling (after a failed append, or once its record is applied).
 func (x *Index) Unreserve(j *Job) {
 	j.Busy = false
-	if x.jobs[j.ID] == j {
+	if x.jobs.get(j.ID) == j {
 		x.schedule(j)
 	}
 }
@@ -357,7 +356,7 @@ func (x *Index) remove(j *Job) {
 	x.unschedule(j)
 	j.Queue.counts[j.State]--
 	delete(j.Queue.dead, j.ID)
-	delete(x.jobs, j.ID)
+	x.jobs.delete(j.ID)
 	x.liveBytes -= j.bytes()
 	if j.Key != "" && x.keys[j.Key] == j {
 		delete(x.keys, j.Key)
@@ -400,7 +399,7 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		x.nextID = max(x.nextID, r.NextID)
 		return nil
 	}
-	j := x.jobs[r.Job]
+	j := x.jobs.get(r.Job)
 	if j == nil && x.lenient {
 		x.orphans[r.Job] = orphan{kind: r.Kind, pos: pos}
 		x.nextID = max(x.nextID, r.Job+1)
@@ -537,7 +536,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 			return x.bad(r, pos, "invalid state %d", r.State)
 		}
 	}
-	old := x.jobs[r.Job]
+	old := x.jobs.get(r.Job)
 	if old != nil && r.Kind == wlog.KindEnqueued {
 		return x.bad(r, pos, "job already exists")
 	}
@@ -579,7 +578,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		e := j.extra()
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
 	}
-	x.jobs[j.ID] = j
+	x.jobs.set(j)
 	if j.Key != "" {
 		x.keys[j.Key] = j
 	}

@@ -89,13 +89,7 @@ func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 		// created before it, which later carry records restate.
 		x.SetLenient()
 	}
-	err := l.Replay(1, func(i uint64, slot int, r *wlog.Record) error {
-		if slot == 0 {
-			rep.Entries++
-		}
-		rep.Records++
-		return x.Apply(r, index.Pos{Index: i, Slot: slot})
-	})
+	err := fold(l, x, rep)
 	rep.Bytes = l.Size()
 	if err == nil && rep.FirstIndex > 1 {
 		err = x.EndReplay()
@@ -148,4 +142,80 @@ func CountStates(x *index.Index) map[index.State]int {
 		}
 	}
 	return m
+}
+
+// batchSize is how many decoded records travel together from the decoding
+// goroutine to the folding one.
+const batchSize = 1024
+
+// batch is a run of decoded records and their positions.
+type batch struct {
+	recs []wlog.Record
+	pos  []index.Pos
+}
+
+// fold decodes the log on one goroutine and applies it on another, so that
+// the two halves of replay overlap on a machine with two cores or more.
+// Decoded payloads and results alias the log's read buffer, which is reused
+// once decoding moves on; that is safe because Apply keeps only their
+// positions, never their bytes.
+func fold(l *wlog.Log, x *index.Index, rep *Report) error {
+	full := make(chan *batch, 4)
+	free := make(chan *batch, 6)
+	for range cap(free) {
+		free <- &batch{recs: make([]wlog.Record, 0, batchSize), pos: make([]index.Pos, 0, batchSize)}
+	}
+	stop := make(chan struct{})
+	applyErr := make(chan error, 1)
+	go func() {
+		defer close(applyErr)
+		for b := range full {
+			for i := range b.recs {
+				if b.pos[i].Slot == 0 {
+					rep.Entries++
+				}
+				if err := x.Apply(&b.recs[i], b.pos[i]); err != nil {
+					applyErr <- err
+					close(stop)
+					for range full { // let the decoder finish
+					}
+					return
+				}
+			}
+			rep.Records += len(b.recs)
+			b.recs, b.pos = b.recs[:0], b.pos[:0]
+			free <- b
+		}
+	}()
+	errStopped := fmt.Errorf("stopped")
+	cur := <-free
+	err := l.Replay(1, func(i uint64, slot int, r *wlog.Record) error {
+		cur.recs = append(cur.recs, *r)
+		cur.pos = append(cur.pos, index.Pos{Index: i, Slot: slot})
+		if len(cur.recs) < batchSize {
+			return nil
+		}
+		select {
+		case full <- cur:
+		case <-stop:
+			return errStopped
+		}
+		select {
+		case cur = <-free:
+		case <-stop:
+			return errStopped
+		}
+		return nil
+	})
+	if err == nil && len(cur.recs) > 0 {
+		select {
+		case full <- cur:
+		case <-stop:
+		}
+	}
+	close(full)
+	if aerr := <-applyErr; aerr != nil {
+		return aerr
+	}
+	return err
 }
