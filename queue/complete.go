@@ -44,8 +44,8 @@ func (q *Queue) CompleteAndEnqueue(ctx context.Context, tok Token, result []byte
 		return nil, err
 	}
 	recs := []wlog.Record{{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: result}}
-	res, recs := q.addJobs(then, recs, now, nil)
-	defer q.releaseKeys(then)
+	res, recs, held := q.addJobs(then, recs, now, nil)
+	defer q.releaseKeys(held)
 	if err := q.commit(recs, []*index.Job{j}); err != nil {
 		return nil, err
 	}
@@ -179,51 +179,89 @@ func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]error, er
 		}
 		all = append(all, cs[i].Then...)
 	}
+	toks := make([]Token, len(cs))
+	for i := range cs {
+		toks[i] = cs[i].Token
+	}
+	inBatch := map[string]uint64{}
+	var held []string
+	release := func() { q.releaseKeys(held) }
+	return q.leaseBatch(ctx, toks, all, release, func(i int, j *index.Job, now int64) []wlog.Record {
+		c := &cs[i]
+		recs := []wlog.Record{{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result}}
+		var h []string
+		_, recs, h = q.addJobs(c.Then, recs, now, inBatch)
+		held = append(held, h...)
+		return recs
+	})
+}
+
+// ExtendBatch extends many leases to d from now (Options.LeaseDuration if d
+// is 0) in one durable log entry: the worker runtime's heartbeat. It
+// returns one error per token (nil on success): a stale or expired lease
+// fails alone (an expired one is recorded as expired in the same entry).
+// The second result is an error that failed the whole batch.
+func (q *Queue) ExtendBatch(ctx context.Context, toks []Token, d time.Duration) ([]error, error) {
+	if d < 0 {
+		return nil, fmt.Errorf("%w: extension %v is negative", ErrInvalid, d)
+	}
+	if d == 0 {
+		d = q.opts.LeaseDuration
+	}
+	return q.leaseBatch(ctx, toks, nil, func() {}, func(_ int, j *index.Job, now int64) []wlog.Record {
+		return []wlog.Record{{Kind: wlog.KindExtended, Job: j.ID, At: now, Attempt: int64(j.Attempt), Deadline: now + int64(d)}}
+	})
+}
+
+// leaseBatch writes, in one entry, the records rec builds for each token
+// that names a current lease; an expired lease gets an expiry record
+// instead and its error. jobs are the follow-up jobs the records may
+// create, whose keys must not be in flight elsewhere; done runs at the end
+// with the queue still locked (to release the keys rec held).
+func (q *Queue) leaseBatch(ctx context.Context, toks []Token, jobs []NewJob, done func(), rec func(i int, j *index.Job, now int64) []wlog.Record) ([]error, error) {
 	if err := q.beginWrite(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
-	ids := make([]uint64, len(cs))
-	for i := range cs {
-		ids[i] = cs[i].Token.Job
+	defer done()
+	ids := make([]uint64, len(toks))
+	for i := range toks {
+		ids[i] = toks[i].Job
 	}
 	// Wait for in-flight operations on these jobs before reserving any,
 	// so that two batches can never wait on each other.
-	for q.anyBusy(ids) || q.keysBusy(all) {
+	for q.anyBusy(ids) || q.keysBusy(jobs) {
 		q.cond.Wait()
 		if q.closed {
 			return nil, ErrClosed
 		}
 	}
 	now := q.now()
-	errs := make([]error, len(cs))
+	errs := make([]error, len(toks))
 	var recs []wlog.Record
-	var jobs []*index.Job
-	inBatch := map[string]uint64{}
-	for i, c := range cs {
-		j := q.idx.Job(c.Token.Job)
+	var reserved []*index.Job
+	for i, tok := range toks {
+		j := q.idx.Job(tok.Job)
 		if j != nil && j.Busy { // the same job twice in one batch
-			errs[i] = fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, c.Token.Job, c.Token.Attempt)
+			errs[i] = fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, tok.Job, tok.Attempt)
 			continue
 		}
-		if errs[i] = q.checkLease(j, c.Token, now); errs[i] != nil {
+		if errs[i] = q.checkLease(j, tok, now); errs[i] != nil {
 			if errors.Is(errs[i], ErrLeaseExpired) {
 				q.idx.Reserve(j)
-				jobs = append(jobs, j)
+				reserved = append(reserved, j)
 				recs = append(recs, q.expireRecord(j, now))
 			}
 			continue
 		}
 		q.idx.Reserve(j)
-		jobs = append(jobs, j)
-		recs = append(recs, wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result})
-		_, recs = q.addJobs(c.Then, recs, now, inBatch)
+		reserved = append(reserved, j)
+		recs = append(recs, rec(i, j, now)...)
 	}
-	defer q.releaseKeys(all)
 	if len(recs) == 0 {
 		return errs, nil
 	}
-	if err := q.commit(recs, jobs); err != nil {
+	if err := q.commit(recs, reserved); err != nil {
 		return nil, err
 	}
 	return errs, nil

@@ -55,11 +55,11 @@ func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, er
 		}
 	}
 	now := q.now()
-	res, recs := q.addJobs(jobs, nil, now, nil)
+	res, recs, held := q.addJobs(jobs, nil, now, nil)
 	if len(recs) == 0 {
 		return res, nil
 	}
-	defer q.releaseKeys(jobs)
+	defer q.releaseKeys(held)
 	if err := q.commit(recs, nil); err != nil {
 		return nil, err
 	}
@@ -71,7 +71,8 @@ func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, er
 // releaseKeys. inBatch maps the keys already added by the same entry to
 // their jobs (nil for a fresh entry). Callers hold q.mu and have waited for
 // keysBusy to clear.
-func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64, inBatch map[string]uint64) ([]Enqueued, []wlog.Record) {
+func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64, inBatch map[string]uint64) ([]Enqueued, []wlog.Record, []string) {
+	var held []string
 	res := make([]Enqueued, len(jobs))
 	if inBatch == nil {
 		inBatch = map[string]uint64{}
@@ -100,17 +101,16 @@ func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64, inBatch ma
 		if nj.Key != "" {
 			inBatch[nj.Key] = id
 			q.keys[nj.Key] = true
+			held = append(held, nj.Key)
 		}
 	}
-	return res, recs
+	return res, recs, held
 }
 
-// releaseKeys ends the hold addJobs took on the jobs' keys.
-func (q *Queue) releaseKeys(jobs []NewJob) {
-	for i := range jobs {
-		if jobs[i].Key != "" {
-			delete(q.keys, jobs[i].Key)
-		}
+// releaseKeys ends the hold addJobs took on keys.
+func (q *Queue) releaseKeys(keys []string) {
+	for _, k := range keys {
+		delete(q.keys, k)
 	}
 	q.cond.Broadcast()
 }

@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/walq/walq v0.0.0
 
+require github.com/kylelemons/godebug v1.1.0 // indirect
+
 require (
 	github.com/benbjohnson/clock v1.3.5 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

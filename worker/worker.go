@@ -37,7 +37,10 @@ type Options struct {
 	// to a third of the queue's lease duration.
 	Heartbeat time.Duration
 	// Prefetch is how many leased jobs may wait for a free handler, per
-	// queue. Defaults to Concurrency.
+	// queue: deeper prefetch means larger lease batches (fewer fsyncs per
+	// job) and more jobs held while handlers are busy. Their leases are
+	// kept alive by the heartbeat like running ones. Defaults to 4 ×
+	// Concurrency.
 	Prefetch int
 	// OnComplete, if set, returns follow-up jobs to enqueue in the same
 	// atomic log entry as each completion (see Callback). Defaults to nil.
@@ -147,11 +150,12 @@ func (r *Runtime) Handle(queueName string, h Handler, opts *HandlerOptions) erro
 	}
 	prefetch := r.opts.Prefetch
 	if prefetch == 0 {
-		prefetch = ho.Concurrency
+		prefetch = 4 * ho.Concurrency
 	}
 	r.handlers[queueName] = &pool{r: r, name: queueName, h: h, opts: ho,
 		slots: make(chan struct{}, ho.Concurrency+prefetch),
-		jobs:  make(chan *queue.Lease, ho.Concurrency+prefetch)}
+		jobs:  make(chan *queue.Lease, ho.Concurrency+prefetch),
+		held:  map[queue.Token]*held{}}
 	return nil
 }
 
@@ -163,7 +167,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.started {
+	if r.started || r.stopped {
 		return ErrStopped
 	}
 	r.started = true
@@ -209,12 +213,20 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		r.stopRun(errShutdown)
-		<-done
+	default:
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			r.stopRun(errShutdown)
+			<-done
+		}
 	}
 	r.stopRun(errShutdown)
+	for _, p := range r.handlers {
+		close(p.stop)
+		p.kept.Wait()
+	}
 	r.completer.close()
 	if r.alertCancel != nil {
 		r.alertCancel()
@@ -223,7 +235,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	return err
 }
 
-// pool is one queue's fetcher and workers.
+// pool is one queue's fetcher, workers and lease keeper.
 type pool struct {
 	r     *Runtime
 	name  string
@@ -231,13 +243,89 @@ type pool struct {
 	opts  HandlerOptions
 	slots chan struct{} // a token per lease held (running or waiting)
 	jobs  chan *queue.Lease
+
+	mu   sync.Mutex
+	held map[queue.Token]*held // every lease the pool holds
+	stop chan struct{}         // ends the keeper
+	kept sync.WaitGroup
+}
+
+// held is a lease the pool holds: waiting for a handler, or running.
+type held struct {
+	tok  queue.Token
+	lose context.CancelCauseFunc // set while a handler runs
+	lost bool                    // the keeper found the lease gone
 }
 
 func (p *pool) start() {
 	p.r.workers.Add(1 + p.opts.Concurrency)
+	p.stop = make(chan struct{})
+	p.kept.Add(1)
+	go p.keep()
 	go p.fetch()
 	for i := 0; i < p.opts.Concurrency; i++ {
 		go p.work()
+	}
+}
+
+// hold registers leases the pool now holds.
+func (p *pool) hold(ls []*queue.Lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range ls {
+		p.held[l.Token] = &held{tok: l.Token}
+	}
+}
+
+// unhold forgets a lease the pool no longer holds.
+func (p *pool) unhold(tok queue.Token) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.held, tok)
+}
+
+// keep is the pool's heartbeat: every Heartbeat it extends every lease the
+// pool holds, waiting or running, in one durable step, and cancels the
+// handler of any lease that turns out lost.
+func (p *pool) keep() {
+	defer p.kept.Done()
+	t := p.r.clock.Ticker(p.r.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		toks := make([]queue.Token, 0, len(p.held))
+		for _, h := range p.held {
+			if !h.lost {
+				toks = append(toks, h.tok)
+			}
+		}
+		p.mu.Unlock()
+		if len(toks) == 0 {
+			continue
+		}
+		errs, err := p.r.q.ExtendBatch(context.Background(), toks, p.r.lease)
+		if err != nil {
+			p.r.opts.Logger.Warn("walq/worker: heartbeat failed", "queue", p.name, "err", err)
+			continue
+		}
+		p.mu.Lock()
+		for i, e := range errs {
+			if e == nil || !errors.Is(e, queue.ErrLeaseLost) {
+				continue
+			}
+			if h := p.held[toks[i]]; h != nil {
+				h.lost = true
+				if h.lose != nil {
+					h.lose(errLeaseLost)
+				}
+			}
+		}
+		p.mu.Unlock()
 	}
 }
 
@@ -247,7 +335,10 @@ func (p *pool) fetch() {
 	defer close(p.jobs)
 	ctx := p.r.fetchCtx
 	for {
-		// Wait for one free slot, then take every other free one.
+		// Wait for one free slot, then take every other free one. While
+		// handlers are busy with leased work, wait for half the slots to
+		// free up, so that a lease is one durable step for many jobs; when
+		// nothing is waiting for a handler, lease at once.
 		select {
 		case p.slots <- struct{}{}:
 		case <-ctx.Done():
@@ -256,10 +347,19 @@ func (p *pool) fetch() {
 		n := 1
 	more:
 		for n < cap(p.slots) {
+			if n >= cap(p.slots)/2 || len(p.jobs) == 0 {
+				select {
+				case p.slots <- struct{}{}:
+					n++
+					continue
+				default:
+					break more
+				}
+			}
 			select {
 			case p.slots <- struct{}{}:
 				n++
-			default:
+			case <-ctx.Done():
 				break more
 			}
 		}
@@ -275,6 +375,7 @@ func (p *pool) fetch() {
 			}
 			return
 		}
+		p.hold(ls)
 		for _, l := range ls {
 			p.jobs <- l
 		}
@@ -301,6 +402,7 @@ func (p *pool) work() {
 		} else {
 			p.run(l)
 		}
+		p.unhold(l.Token)
 		<-p.slots
 	}
 }
@@ -319,29 +421,32 @@ type outcome struct {
 
 // run runs one attempt and records its outcome.
 func (p *pool) run(l *queue.Lease) {
-	timeout := p.opts.Timeout
-	if l.Job.Timeout > 0 {
-		timeout = l.Job.Timeout
-	}
 	leaseCtx, loseLease := context.WithCancelCause(p.r.runCtx)
 	defer loseLease(nil)
-	ctx, cancel := p.r.clock.WithTimeout(leaseCtx, timeout)
+	p.mu.Lock()
+	h := p.held[l.Token]
+	lost := h == nil || h.lost
+	if !lost {
+		h.lose = loseLease
+	}
+	p.mu.Unlock()
+	if lost {
+		return // the lease ran out while the job waited; it runs elsewhere
+	}
+	ctx, cancel := p.r.clock.WithTimeout(leaseCtx, p.timeoutOf(l))
 	defer cancel()
-
-	hbDone := make(chan struct{})
-	defer close(hbDone)
-	go p.heartbeat(l.Token, loseLease, hbDone)
 
 	ch := make(chan outcome, 1)
 	go func() {
-		var o outcome
+		o := outcome{err: errGoexit}
 		defer func() {
 			if v := recover(); v != nil {
 				o = outcome{err: fmt.Errorf("panic: %v\n%s", v, debug.Stack())}
 			}
 			ch <- o
 		}()
-		o.result, o.err = p.h(ctx, l.Job)
+		res, err := p.h(ctx, l.Job)
+		o = outcome{result: res, err: err}
 	}()
 
 	var o outcome
@@ -353,10 +458,14 @@ func (p *pool) run(l *queue.Lease) {
 		// keeps its goroutine, but its outcome no longer counts.
 		o.err = ctx.Err()
 	}
-	p.finish(l, o, leaseCtx)
+	p.finish(l, o, ctx, leaseCtx)
 }
 
-func (p *pool) finish(l *queue.Lease, o outcome, leaseCtx context.Context) {
+// errGoexit is recorded for a handler that exited its goroutine without
+// returning (runtime.Goexit, as t.FailNow does).
+var errGoexit = errors.New("walq/worker: handler exited without returning")
+
+func (p *pool) finish(l *queue.Lease, o outcome, ctx, leaseCtx context.Context) {
 	cause := context.Cause(leaseCtx)
 	switch {
 	case errors.Is(cause, errLeaseLost):
@@ -373,8 +482,10 @@ func (p *pool) finish(l *queue.Lease, o outcome, leaseCtx context.Context) {
 		// Stop cancelled the handler: give the job back, uncounted.
 		p.release(l)
 		return
-	case errors.Is(o.err, context.DeadlineExceeded) && leaseCtx.Err() == nil:
-		o.err = fmt.Errorf("%w after %v", ErrTimeout, p.timeoutOf(l))
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && leaseCtx.Err() == nil:
+		// The attempt's own deadline passed (not merely a deadline the
+		// handler used inside, such as an HTTP client's).
+		o.err = fmt.Errorf("%w after %v: %w", ErrTimeout, p.timeoutOf(l), o.err)
 	}
 	if err := p.r.q.Fail(context.Background(), l.Token, o.err); err != nil && !errors.Is(err, queue.ErrLeaseLost) {
 		p.r.opts.Logger.Error("walq/worker: recording failure failed", "job", l.Token.Job, "err", err)
@@ -391,24 +502,3 @@ func (p *pool) timeoutOf(l *queue.Lease) time.Duration {
 // errLeaseLost is the cause given to a handler's context when its lease is
 // gone.
 var errLeaseLost = errors.New("walq/worker: lease lost")
-
-// heartbeat extends the lease every Heartbeat until done, and cancels the
-// handler's context if the lease is lost.
-func (p *pool) heartbeat(tok queue.Token, lose context.CancelCauseFunc, done <-chan struct{}) {
-	t := p.r.clock.Ticker(p.r.opts.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
-		if _, err := p.r.q.Extend(context.Background(), tok, p.r.lease); err != nil {
-			if errors.Is(err, queue.ErrLeaseLost) {
-				lose(errLeaseLost)
-				return
-			}
-			p.r.opts.Logger.Warn("walq/worker: heartbeat failed", "job", tok.Job, "err", err)
-		}
-	}
-}
