@@ -287,6 +287,16 @@ func hasFlags(fs *flag.FlagSet) bool {
 	return n > 0
 }
 
+// parseDir parses the flags and the one DIR of a command that takes nothing
+// else.
+func (a *app) parseDir(c *command, fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := a.parse(c, fs, args)
+	if err != nil {
+		return "", err
+	}
+	return oneDir(pos)
+}
+
 // oneDir checks that the positional arguments are exactly one directory.
 func oneDir(pos []string) (string, error) {
 	switch len(pos) {

@@ -55,11 +55,7 @@ type corruptionJSON struct {
 func runCheck(a *app, c *command, args []string) error {
 	fs := flagSet(c)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := a.parse(c, fs, args)
-	if err != nil {
-		return err
-	}
-	dir, err := oneDir(pos)
+	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}

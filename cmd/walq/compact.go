@@ -30,11 +30,7 @@ type compactJSON struct {
 func runCompact(a *app, c *command, args []string) error {
 	fs := flagSet(c)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := a.parse(c, fs, args)
-	if err != nil {
-		return err
-	}
-	dir, err := oneDir(pos)
+	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}

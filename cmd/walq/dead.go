@@ -25,11 +25,7 @@ func runDead(a *app, c *command, args []string) error {
 	match := fs.String("error", "", "only dead jobs whose last error contains `text`")
 	limit := fs.Int("limit", 100, "print at most `n` jobs (0 for all)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := a.parse(c, fs, args)
-	if err != nil {
-		return err
-	}
-	dir, err := oneDir(pos)
+	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}

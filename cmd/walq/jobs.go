@@ -65,11 +65,7 @@ func runJobs(a *app, c *command, args []string) error {
 	limit := fs.Int("limit", 100, "print at most `n` jobs (0 for all)")
 	after := fs.Uint64("after", 0, "only jobs with IDs above `id` (paging)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := a.parse(c, fs, args)
-	if err != nil {
-		return err
-	}
-	dir, err := oneDir(pos)
+	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}

@@ -40,11 +40,7 @@ func runSalvage(a *app, c *command, args []string) error {
 	fs := flagSet(c)
 	yes := fs.Bool("yes", false, "cut the log (without it, only report what would be dropped)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := a.parse(c, fs, args)
-	if err != nil {
-		return err
-	}
-	dir, err := oneDir(pos)
+	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}
