@@ -83,6 +83,20 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// unlockDir releases the write lock taken by lockDir and closes the file.
+// The explicit LOCK_UN matters: the flock belongs to the open file
+// description, which a child forked by this process (os/exec) shares until
+// it execs; closing only our descriptor would leave the directory locked for
+// that window, and a reopen right after Close would fail with ErrLocked.
+func unlockDir(f *os.File) error {
+	uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	cerr := f.Close()
+	if uerr != nil {
+		return fmt.Errorf("walq/log: unlock %s: %w", f.Name(), uerr)
+	}
+	return cerr
+}
+
 // LockHolder returns the pid written in dir's lock file by the process that
 // last took the write lock, or 0 if unknown. It does not say whether that
 // process still holds the lock.

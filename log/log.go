@@ -192,7 +192,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 		return nil, err
 	}
 	if err := l.openWriter(); err != nil {
-		l.lock.Close()
+		unlockDir(l.lock)
 		return nil, err
 	}
 	l.done = make(chan struct{})
@@ -424,7 +424,7 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
-	defer l.lock.Close()
+	defer unlockDir(l.lock)
 	if l.failed != nil {
 		// Never leave unacknowledged bytes behind for the next Open to
 		// mistake for acknowledged ones.

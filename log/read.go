@@ -152,7 +152,18 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 			}
 			return err
 		}
+		next := uint64(0) // the first index of the next segment; 0 for the tail
+		if !isTail {
+			next = segs[i+1].first
+		}
 		res, err := scanSegment(buf, seg, l.opts.MaxEntrySize, func(index uint64, f frame) error {
+			if next != 0 && index >= next {
+				// Two segments claim this index: which one holds the
+				// acknowledged entry cannot be told, so neither is
+				// trusted.
+				return &CorruptError{Segment: seg.path, Offset: f.off, Record: -1, Index: index,
+					Reason: fmt.Sprintf("segment holds index %d but the next segment starts at %d", index, next)}
+			}
 			if index > last {
 				return errStop
 			}

@@ -642,3 +642,49 @@ func readNoPanic(l *Log, index uint64) (err error) {
 	_, err = l.Read(index)
 	return err
 }
+
+// TestOverlappingSegment: a segment that holds entries past the first index
+// of the next segment (a stray file, or one left by a bad copy) makes two
+// segments claim the same indexes. Neither can be trusted, so reading
+// reports corruption at the first doubly-claimed entry of the older segment,
+// even when the writer's view of the log ends before it, and Salvage keeps
+// the older segment as the prefix and moves the newer one aside.
+func TestOverlappingSegment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := &Options{SegmentSize: 1 << 20}
+	l := openLog(t, dir, opts)
+	want := appendJobs(t, l, 1, 5, 32)
+	l.Close()
+	segs := segmentsOf(t, dir)
+	if len(segs) != 1 {
+		t.Fatalf("%d segments, want 1", len(segs))
+	}
+	stray := filepath.Join(dir, segmentName(3))
+	if err := os.WriteFile(stray, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ro := range []bool{false, true} {
+		o := *opts
+		o.ReadOnly = ro
+		l, err := Open(dir, withQuiet(&o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = l.Iterate(0, func(uint64, []byte) error { return nil })
+		ce := mustCorrupt(t, err)
+		if ce.Segment != segs[0].path || ce.Index != 3 {
+			t.Errorf("read-only %v: corruption at %s index %d, want %s index 3", ro, ce.Segment, ce.Index, segs[0].path)
+		}
+		l.Close()
+	}
+	rep, err := Salvage(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Corruption == nil || rep.KeptLast != uint64(len(want)) || !slices.Equal(rep.DroppedSegments, []string{stray}) {
+		t.Fatalf("Salvage: %+v", rep)
+	}
+	l = openLog(t, dir, opts)
+	checkEntries(t, replayAll(t, l, 0), want)
+}

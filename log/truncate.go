@@ -203,7 +203,7 @@ func Salvage(dir string, dryRun bool) (*SalvageReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close()
+	defer unlockDir(lock)
 	if ok, err := checkFormat(dir); err != nil || !ok {
 		if err == nil {
 			err = fmt.Errorf("%w: %s has no %s file", ErrNotLog, dir, formatName)
@@ -228,8 +228,13 @@ func Salvage(dir string, dryRun bool) (*SalvageReport, error) {
 			rep.KeptLast = end - 1
 		}
 		if res.bad == nil && i+1 < len(segs) && segs[i+1].first != end {
-			res.bad = &CorruptError{Segment: s.path, Offset: res.end, Record: -1, Index: end,
-				Reason: fmt.Sprintf("segment ends before index %d but the next segment starts at %d", end, segs[i+1].first)}
+			// A gap or an overlap: either way the next segment does not
+			// continue this one, and the prefix ends here.
+			reason := fmt.Sprintf("segment ends before index %d but the next segment starts at %d", end, segs[i+1].first)
+			if end > segs[i+1].first {
+				reason = fmt.Sprintf("segment holds entries up to index %d but the next segment starts at %d", end-1, segs[i+1].first)
+			}
+			res.bad = &CorruptError{Segment: s.path, Offset: res.end, Record: -1, Index: end, Reason: reason}
 		}
 		if res.bad != nil {
 			rep.Corruption, cut, cutAt = res.bad, i, res.end
