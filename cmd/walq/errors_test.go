@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,12 +197,48 @@ func TestHelp(t *testing.T) {
 	golden(t, "help_jobs", "", walq(t, "", "jobs", "--help").stdout)
 }
 
-// TestBench checks that walq bench is reachable.
+// TestBench runs walq bench's smallest real measurement (W1 in quick mode)
+// and checks that it reports a verified, positive throughput as JSON, and
+// that bad flags are usage errors that say what is accepted.
 func TestBench(t *testing.T) {
 	t.Parallel()
-	r := walq(t, "", "bench")
+	for _, args := range [][]string{
+		{"bench", "--durability", "fast"},
+		{"bench", "--workloads", "W99"},
+		{"bench", "--runs", "-1"},
+	} {
+		r := walq(t, "", args...)
+		if r.code == 0 || !strings.Contains(r.stderr, args[2]) {
+			t.Errorf("%v: want a non-zero exit naming %q, got %s", args, args[2], r)
+		}
+	}
+	if testing.Short() {
+		t.Skip("skipping a benchmark run in -short mode")
+	}
+	r := walq(t, "", "bench", "--quick", "--workloads", "W1", "--json", t.TempDir())
 	wantCode(t, r, 0)
-	if !strings.Contains(r.stdout, "bench/") {
-		t.Errorf("walq bench: %s", r)
+	var rep struct {
+		Results []struct {
+			Workload, Target, Durability string
+			Median                       float64
+			Samples                      []float64
+		}
+		Baseline struct{ FsyncRate struct{ Median float64 } }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("walq bench --json: %v\n%s", err, r)
+	}
+	if len(rep.Results) != 1 {
+		t.Fatalf("want one result, got %+v", rep.Results)
+	}
+	res := rep.Results[0]
+	if res.Workload != "W1" || res.Target != "walq" || res.Durability != "sync" || res.Median <= 0 || len(res.Samples) != 1 {
+		t.Errorf("W1 result: %+v", res)
+	}
+	if rep.Baseline.FsyncRate.Median <= 0 {
+		t.Errorf("no fsync baseline: %+v", rep.Baseline)
+	}
+	if !strings.Contains(r.stderr, "baselines:") {
+		t.Errorf("no progress on stderr: %s", r)
 	}
 }
