@@ -180,7 +180,10 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 		}
 		end := seg.first + uint64(res.entries) // one past the last valid entry
 		if res.bad != nil {
-			tornTail := end > last || (isTail && !res.validAfter && l.opts.ReadOnly)
+			// Only the tail segment can be torn: tidwall/wal fsyncs a
+			// segment before it starts the next one, so bad bytes in
+			// an earlier segment are damage even past LastIndex.
+			tornTail := isTail && (end > last || (!res.validAfter && l.opts.ReadOnly))
 			if !tornTail {
 				return res.bad
 			}

@@ -688,3 +688,44 @@ func TestOverlappingSegment(t *testing.T) {
 	l = openLog(t, dir, opts)
 	checkEntries(t, replayAll(t, l, 0), want)
 }
+
+// TestGarbageEndsOldSegment: bad bytes after the last entry of a segment
+// that is not the tail are damage, not a torn write (tidwall/wal fsyncs a
+// segment before it starts the next), even when the tail is empty so that
+// the bad entry lies past LastIndex. Found by FuzzOpenDir: Open used to
+// accept such a directory and, once new entries made LastIndex reach the
+// bad one, the next Open refused it.
+func TestGarbageEndsOldSegment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := &Options{SegmentSize: 1 << 20}
+	l := openLog(t, dir, opts)
+	want := appendJobs(t, l, 1, 3, 32)
+	l.Close()
+	segs := segmentsOf(t, dir)
+	appendFile(t, segs[0].path, []byte{0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+	next := uint64(len(want)) + 1
+	if err := os.WriteFile(filepath.Join(dir, segmentName(next)), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(len(readFile(t, segs[0].path)))
+	for _, ro := range []bool{false, true} {
+		o := *opts
+		o.ReadOnly = ro
+		l, err := Open(dir, withQuiet(&o))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ce := mustCorrupt(t, l.Iterate(0, func(uint64, []byte) error { return nil }))
+		if ce.Segment != segs[0].path || ce.Index != next || ce.Offset != size-12 {
+			t.Errorf("read-only %v: corruption at %s offset %d index %d, want %s offset %d index %d",
+				ro, ce.Segment, ce.Offset, ce.Index, segs[0].path, size-12, next)
+		}
+		l.Close()
+	}
+	if _, err := Salvage(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, opts)
+	checkEntries(t, replayAll(t, l, 0), want)
+}
