@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/tidwall/wal"
@@ -108,11 +109,14 @@ func (l *Log) commitLoop() {
 		go l.syncLoop()
 		defer close(l.syncStop)
 	}
+	var released int       // appenders the previous commit released
+	var took time.Duration // how long the previous commit took
 	for {
 		l.mu.Lock()
 		for l.open == nil && !l.closing {
 			l.cond.Wait()
 		}
+		l.gatherCohort(released, took)
 		g := l.open
 		if g == nil { // closing and drained
 			l.mu.Unlock()
@@ -125,8 +129,11 @@ func (l *Log) commitLoop() {
 
 		err := failed
 		if err == nil {
+			start := time.Now()
 			err = l.commit(g)
+			took = time.Since(start)
 		}
+		released = len(g.bufs)
 
 		l.mu.Lock()
 		l.busy = false
@@ -150,6 +157,33 @@ func (l *Log) commitLoop() {
 		g.bufs = nil
 		g.err = err
 		close(g.done)
+	}
+}
+
+// maxCohortWait bounds how long the committer holds an open group back
+// for the appenders the previous commit released.
+const maxCohortWait = 200 * time.Microsecond
+
+// gatherCohort is group commit's delay, bounded and adaptive. When a commit
+// releases n appenders, most of them append again at once, but each must
+// first be scheduled, apply its change and come back; a committer that
+// takes the open group the moment the fsync returns finds only the first
+// few, and the rest wait a whole fsync for the next group, so groups stay
+// small and the fsync rate caps throughput. So, in Sync mode, while the
+// open group holds fewer entries than the previous one released, the
+// committer yields its processor to them, for at most a quarter of the
+// previous commit's time (and maxCohortWait), so that a lone appender
+// (released 1) never waits and a waited-for cohort costs less than the
+// fsync it joins. It is called and returns with l.mu held and l.open set.
+func (l *Log) gatherCohort(released int, took time.Duration) {
+	if l.opts.Durability != Sync || released < 2 || l.open == nil {
+		return
+	}
+	deadline := time.Now().Add(min(took/4, maxCohortWait))
+	for len(l.open.bufs) < released && !l.closing && time.Now().Before(deadline) {
+		l.mu.Unlock()
+		runtime.Gosched()
+		l.mu.Lock()
 	}
 }
 
@@ -242,7 +276,7 @@ func (l *Log) syncTail(last uint64) error {
 	// The read lock keeps switchTail from closing the handle under the
 	// fsync; it does not block writes, which go through tidwall/wal.
 	l.tailMu.RLock()
-	err := l.tail.Sync()
+	err := datasync(l.tail)
 	l.tailMu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("fsync: %w", err)

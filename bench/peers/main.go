@@ -66,6 +66,7 @@ type options struct {
 	json       string
 	render     string
 	write      bool
+	sizes      bench.Sizes
 }
 
 func main() {
@@ -81,6 +82,11 @@ func main() {
 	flag.StringVar(&o.json, "json", "results.json", "where to write the report's data, for --render")
 	flag.StringVar(&o.render, "render", "", "render BENCHMARKS.md and the chart from a saved --json file instead of running")
 	flag.BoolVar(&o.write, "write", false, "write BENCHMARKS.md and the chart even with --quick")
+	flag.IntVar(&o.sizes.EnqueueJobs, "enqueue-jobs", 0, "most jobs W1 and W2 enqueue per run (default 30000, 5000 with --quick)")
+	flag.IntVar(&o.sizes.BatchJobs, "batch-jobs", 0, "most jobs W3 enqueues per run (default 300000, 50000 with --quick)")
+	flag.IntVar(&o.sizes.DrainJobs, "drain-jobs", 0, "jobs W4 pre-enqueues and drains (default 100000, 20000 with --quick)")
+	flag.IntVar(&o.sizes.RecoverJobs, "recover-jobs", 0, "pending jobs W5 and W6 open for walq and bbolt (default 1000000, 200000 with --quick)")
+	flag.DurationVar(&o.sizes.MaxDuration, "max-duration", 0, "cap on the timed part of one run of W1–W4 (default 2s, 0.5s with --quick)")
 	flag.Parse()
 	if err := run(o, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
@@ -110,7 +116,7 @@ func run(o options, args []string) error {
 			}
 		}
 	}
-	cfg := bench.Config{Dir: o.dir, Workloads: split(o.workloads), Targets: targets, Runs: o.runs, Quick: o.quick}
+	cfg := bench.Config{Dir: o.dir, Workloads: split(o.workloads), Targets: targets, Runs: o.runs, Quick: o.quick, Sizes: o.sizes}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := bench.Run(ctx, cfg, progressWriter{start: time.Now()})

@@ -28,6 +28,7 @@ The side-by-side comparison with goqite, bbolt and River lives in the
 repository's nested module: cd bench/peers && go run .`,
 	example: `walq bench --quick
 walq bench --workloads W1,W2 --durability sync,relaxed /mnt/ssd
+walq bench --workloads W5 --recover-jobs 200000
 walq bench --json > bench.json`,
 	run: runBench,
 }
@@ -39,11 +40,17 @@ func runBench(a *app, c *command, args []string) error {
 	durability := fs.String("durability", bench.Sync, "comma-separated durability modes: sync, relaxed (Interval), none")
 	runs := fs.Int("runs", 0, "runs per workload; tables show the median (default 3, or 1 with --quick)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of a table")
+	var sz bench.Sizes
+	fs.IntVar(&sz.EnqueueJobs, "enqueue-jobs", 0, "most jobs W1 and W2 enqueue per run (default 30000, 5000 with --quick)")
+	fs.IntVar(&sz.BatchJobs, "batch-jobs", 0, "most jobs W3 enqueues per run (default 300000, 50000 with --quick)")
+	fs.IntVar(&sz.DrainJobs, "drain-jobs", 0, "jobs W4 pre-enqueues and drains (default 100000, 20000 with --quick)")
+	fs.IntVar(&sz.RecoverJobs, "recover-jobs", 0, "pending jobs W5 and W6 open (default 1000000, 200000 with --quick)")
+	fs.DurationVar(&sz.MaxDuration, "max-duration", 0, "cap on the timed part of one run of W1–W4 (default 2s, 0.5s with --quick)")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
 	}
-	cfg := bench.Config{Quick: *quick, Runs: *runs, Workloads: splitList(*workloads), Durability: splitList(*durability)}
+	cfg := bench.Config{Quick: *quick, Runs: *runs, Workloads: splitList(*workloads), Durability: splitList(*durability), Sizes: sz}
 	switch len(pos) {
 	case 0:
 	case 1:
