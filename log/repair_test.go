@@ -664,19 +664,10 @@ func TestOverlappingSegment(t *testing.T) {
 	if err := os.WriteFile(stray, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, ro := range []bool{false, true} {
-		o := *opts
-		o.ReadOnly = ro
-		l, err := Open(dir, withQuiet(&o))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = l.Iterate(0, func(uint64, []byte) error { return nil })
-		ce := mustCorrupt(t, err)
+	for _, ce := range iterateBoth(t, dir, opts) {
 		if ce.Segment != segs[0].path || ce.Index != 3 {
-			t.Errorf("read-only %v: corruption at %s index %d, want %s index 3", ro, ce.Segment, ce.Index, segs[0].path)
+			t.Errorf("corruption at %s index %d, want %s index 3", ce.Segment, ce.Index, segs[0].path)
 		}
-		l.Close()
 	}
 	rep, err := Salvage(dir, false)
 	if err != nil {
@@ -709,23 +700,33 @@ func TestGarbageEndsOldSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := int64(len(readFile(t, segs[0].path)))
-	for _, ro := range []bool{false, true} {
-		o := *opts
-		o.ReadOnly = ro
-		l, err := Open(dir, withQuiet(&o))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ce := mustCorrupt(t, l.Iterate(0, func(uint64, []byte) error { return nil }))
+	for _, ce := range iterateBoth(t, dir, opts) {
 		if ce.Segment != segs[0].path || ce.Index != next || ce.Offset != size-12 {
-			t.Errorf("read-only %v: corruption at %s offset %d index %d, want %s offset %d index %d",
-				ro, ce.Segment, ce.Offset, ce.Index, segs[0].path, size-12, next)
+			t.Errorf("corruption at %s offset %d index %d, want %s offset %d index %d",
+				ce.Segment, ce.Offset, ce.Index, segs[0].path, size-12, next)
 		}
-		l.Close()
 	}
 	if _, err := Salvage(dir, false); err != nil {
 		t.Fatal(err)
 	}
 	l = openLog(t, dir, opts)
 	checkEntries(t, replayAll(t, l, 0), want)
+}
+
+// iterateBoth opens dir writable and then read-only, iterates the whole log
+// each time, and returns the two corruption errors it must report.
+func iterateBoth(t *testing.T, dir string, opts *Options) []*CorruptError {
+	t.Helper()
+	var out []*CorruptError
+	for _, ro := range []bool{false, true} {
+		o := *opts
+		o.ReadOnly = ro
+		l, err := Open(dir, withQuiet(&o))
+		if err != nil {
+			t.Fatalf("Open (read-only %v): %v", ro, err)
+		}
+		out = append(out, mustCorrupt(t, l.Iterate(0, func(uint64, []byte) error { return nil })))
+		l.Close()
+	}
+	return out
 }
