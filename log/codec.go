@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -255,62 +254,7 @@ func DecodeEntry(index uint64, data []byte, fn func(i int, r *Record) error) err
 	if err := CheckEntry(index, data); err != nil {
 		return err
 	}
-	return decodeRecords(data, nil, fn)
-}
-
-// decodeRecords decodes the records of an already verified entry.
-// names, if not nil, interns queue names across calls so that replaying a
-// million records does not allocate a million copies of "default".
-func decodeRecords(data []byte, names map[string]string, fn func(i int, r *Record) error) error {
-	rd := bytes.NewReader(data[entryHeader:])
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	dec.Reset(rd)
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return corruptf(err, "bad record list")
-	}
-	// Every record takes at least two bytes, so a count larger than that
-	// is hostile: refuse it before anything is allocated for it.
-	if n < 1 || n > rd.Len()/2 {
-		return corruptf(nil, "record count %d does not fit in %d bytes", n, rd.Len())
-	}
-	var r Record
-	for i := 0; i < n; i++ {
-		r = Record{}
-		if err := decodeRecord(dec, rd, data, names, &r); err != nil {
-			ce := corruptf(err, "bad record")
-			ce.Record = i
-			return ce
-		}
-		if err := fn(i, &r); err != nil {
-			return err
-		}
-	}
-	if rd.Len() != 0 {
-		return corruptf(nil, "%d trailing bytes after %d records", rd.Len(), n)
-	}
-	return nil
-}
-
-// rawBytes decodes a msgpack bin/str header and returns the bytes it covers
-// as a sub-slice of data (no copy), with their offset in data.
-func rawBytes(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) ([]byte, int, error) {
-	n, err := dec.DecodeBytesLen()
-	if err != nil {
-		return nil, 0, err
-	}
-	if n < 0 {
-		return nil, 0, nil
-	}
-	if n > rd.Len() {
-		return nil, 0, io.ErrUnexpectedEOF
-	}
-	off := len(data) - rd.Len()
-	if _, err := rd.Seek(int64(n), io.SeekCurrent); err != nil {
-		return nil, 0, err
-	}
-	return data[off : off+n : off+n], off, nil
+	return decodeRecords(data, nil, new(Record), fn)
 }
 
 // intern returns b as a string, shared with earlier equal names.
@@ -326,80 +270,6 @@ func intern(names map[string]string, b []byte) string {
 		names[s] = s
 	}
 	return s
-}
-
-// rawString decodes a msgpack string whose length is checked against the
-// bytes that remain before anything is allocated for it.
-func rawString(dec *msgpack.Decoder, rd *bytes.Reader, data []byte) (string, error) {
-	b, _, err := rawBytes(dec, rd, data)
-	return string(b), err
-}
-
-func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, names map[string]string, r *Record) error {
-	n, err := dec.DecodeMapLen()
-	if err != nil {
-		return err
-	}
-	if n < 1 || n > rd.Len() {
-		return corruptf(nil, "field count %d out of range", n)
-	}
-	var seen uint32
-	for j := 0; j < n; j++ {
-		tag, err := dec.DecodeUint64()
-		if err != nil {
-			return err
-		}
-		if tag == 0 || tag > tagNextID {
-			return corruptf(nil, "unknown field tag %d", tag)
-		}
-		if seen&(1<<tag) != 0 {
-			return corruptf(nil, "duplicate field tag %d", tag)
-		}
-		seen |= 1 << tag
-		if err := decodeField(dec, rd, data, names, r, tag); err != nil {
-			return err
-		}
-	}
-	if !r.Kind.Valid() {
-		return corruptf(nil, "unknown record kind %d", r.Kind)
-	}
-	return nil
-}
-
-func decodeField(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, names map[string]string, r *Record, tag uint64) error {
-	var err error
-	switch tag {
-	case tagKind:
-		var k uint8
-		k, err = dec.DecodeUint8()
-		r.Kind = Kind(k)
-	case tagJob:
-		r.Job, err = dec.DecodeUint64()
-	case tagNextID:
-		r.NextID, err = dec.DecodeUint64()
-	case tagQueue:
-		var b []byte
-		if b, _, err = rawBytes(dec, rd, data); err == nil {
-			r.Queue = intern(names, b)
-		}
-	case tagKey:
-		r.Key, err = rawString(dec, rd, data)
-	case tagError:
-		r.Error, err = rawString(dec, rd, data)
-	case tagPayload:
-		r.Payload, r.PayloadAt, err = rawBytes(dec, rd, data)
-	case tagResult:
-		r.Result, r.ResultAt, err = rawBytes(dec, rd, data)
-	case tagState:
-		r.State, err = dec.DecodeUint8()
-	case tagHistory:
-		r.History, err = decodeHistory(dec, rd, data, r.History)
-	default:
-		var v int64
-		v, err = dec.DecodeInt64()
-		*intField(r, tag) = v
-	}
-	return err
 }
 
 func intField(r *Record, tag uint64) *int64 {
@@ -427,41 +297,4 @@ func intField(r *Record, tag uint64) *int64 {
 	default: // tagFinished; decodeRecord has ruled out unknown tags
 		return &r.Finished
 	}
-}
-
-func decodeHistory(dec *msgpack.Decoder, rd *bytes.Reader, data []byte, h []Attempt) ([]Attempt, error) {
-	n, err := dec.DecodeArrayLen()
-	if err != nil {
-		return nil, err
-	}
-	// An attempt takes at least five bytes.
-	if n < 0 || n > rd.Len()/5 {
-		return nil, corruptf(nil, "history length %d out of range", n)
-	}
-	for i := 0; i < n; i++ {
-		m, err := dec.DecodeArrayLen()
-		if err != nil {
-			return nil, err
-		}
-		if m != 4 {
-			return nil, corruptf(nil, "attempt of %d fields, want 4", m)
-		}
-		var a Attempt
-		if a.Started, err = dec.DecodeInt64(); err != nil {
-			return nil, err
-		}
-		if a.Ended, err = dec.DecodeInt64(); err != nil {
-			return nil, err
-		}
-		var k uint8
-		if k, err = dec.DecodeUint8(); err != nil {
-			return nil, err
-		}
-		a.Outcome = Kind(k)
-		if a.Error, err = rawString(dec, rd, data); err != nil {
-			return nil, err
-		}
-		h = append(h, a)
-	}
-	return h, nil
 }

@@ -228,8 +228,9 @@ func readInto(buf []byte, path string) ([]byte, error) {
 // its location.
 func (l *Log) Replay(from uint64, fn func(index uint64, slot int, r *Record) error) error {
 	names := map[string]string{}
+	var r Record
 	return l.Iterate(from, func(index uint64, data []byte) error {
-		err := decodeRecords(data, names, func(i int, r *Record) error { return fn(index, i, r) })
+		err := decodeRecords(data, names, &r, func(i int, r *Record) error { return fn(index, i, r) })
 		var ce *CorruptError
 		if errors.As(err, &ce) && ce.Index == 0 {
 			return locate(err, l.segmentOf(index), -1, index)
