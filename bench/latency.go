@@ -32,10 +32,7 @@ func (tr *trial) latency(ctx context.Context) (s sample, err error) {
 	}
 	defer closeInto(b, &err)
 	led := newLedger(n)
-	payloads := make([][]byte, n)
-	for i := range payloads {
-		payloads[i] = led.payload(i, 0)
-	}
+	payloads := led.payloads()
 	lats := make([]int64, n)
 	clock := time.Now() // stamps are durations since clock (monotonic)
 	var handled atomic.Int64

@@ -35,6 +35,16 @@ func newLedger(n int) *ledger {
 	return &ledger{nonce: rand.Uint64() | 1, seen: make([]atomic.Uint32, n)}
 }
 
+// payloads returns the unstamped payload of every job the ledger tracks,
+// made before the timed part of a workload starts.
+func (l *ledger) payloads() [][]byte {
+	ps := make([][]byte, len(l.seen))
+	for i := range ps {
+		ps[i] = l.payload(i, 0)
+	}
+	return ps
+}
+
 // payload returns the payload of job seq, stamped with stamp.
 func (l *ledger) payload(seq int, stamp int64) []byte {
 	p := make([]byte, PayloadSize)

@@ -84,10 +84,7 @@ func (tr *trial) enqueue(ctx context.Context) (s sample, err error) {
 	}
 	defer closeInto(b, &err)
 	led := newLedger(n)
-	payloads := make([][]byte, n)
-	for i := range payloads {
-		payloads[i] = led.payload(i, 0)
-	}
+	payloads := led.payloads()
 	var next, acked atomic.Int64
 	start := time.Now()
 	deadline := start.Add(tr.sz.MaxDuration)
