@@ -518,6 +518,10 @@ func TestLifecycle(t *testing.T) {
 			_, err := New(q, &Options{Timeout: -time.Second})
 			return err
 		}, queue.ErrInvalid},
+		{"heartbeat as long as the lease", func(t *testing.T, q *queue.Queue) error {
+			_, err := New(q, &Options{Heartbeat: q.Options().LeaseDuration})
+			return err
+		}, queue.ErrInvalid},
 		{"nil handler", func(t *testing.T, q *queue.Queue) error {
 			return newRuntime(t, q, nil).Handle("a", nil, nil)
 		}, queue.ErrInvalid},
