@@ -33,9 +33,9 @@ type Options struct {
 	// Timeout limits each attempt, unless the job (NewJob.Timeout) or the
 	// queue's HandlerOptions set another. Defaults to 1m.
 	Timeout time.Duration
-	// Heartbeat is how often a running job's lease is extended. It must
-	// be shorter than the queue's lease duration. Defaults to a third of
-	// the queue's lease duration.
+	// Heartbeat is how often a running job's lease is extended; New warns
+	// (through Logger) unless it is shorter than the queue's lease
+	// duration. Defaults to a third of the queue's lease duration.
 	Heartbeat time.Duration
 	// Prefetch is how many leased jobs may wait for a free handler, per
 	// queue: deeper prefetch means larger lease batches (fewer fsyncs per
@@ -114,14 +114,15 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 	if o.Heartbeat == 0 {
 		o.Heartbeat = qo.LeaseDuration / 3
 	}
-	if o.Heartbeat >= qo.LeaseDuration {
-		// Every lease would lapse before its first extension: jobs
-		// would run twice while their handler is still busy.
-		return nil, fmt.Errorf("%w: Options.Heartbeat: %v is not shorter than the queue's lease duration %v",
-			queue.ErrInvalid, o.Heartbeat, qo.LeaseDuration)
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Heartbeat >= qo.LeaseDuration {
+		// Allowed (a test stands in for a stalled process this way), but
+		// almost surely a mistake: every lease lapses before its first
+		// extension, and a job runs again while its handler is busy.
+		o.Logger.Warn("walq/worker: Heartbeat is not shorter than the lease duration; leases will lapse while handlers run",
+			"heartbeat", o.Heartbeat, "lease", qo.LeaseDuration)
 	}
 	return &Runtime{q: q, opts: o, clock: qo.Clock, lease: qo.LeaseDuration, handlers: map[string]*pool{}}, nil
 }

@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -518,10 +520,6 @@ func TestLifecycle(t *testing.T) {
 			_, err := New(q, &Options{Timeout: -time.Second})
 			return err
 		}, queue.ErrInvalid},
-		{"heartbeat as long as the lease", func(t *testing.T, q *queue.Queue) error {
-			_, err := New(q, &Options{Heartbeat: q.Options().LeaseDuration})
-			return err
-		}, queue.ErrInvalid},
 		{"nil handler", func(t *testing.T, q *queue.Queue) error {
 			return newRuntime(t, q, nil).Handle("a", nil, nil)
 		}, queue.ErrInvalid},
@@ -567,5 +565,24 @@ func TestLifecycle(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHeartbeatNotShorterThanLeaseWarns: a heartbeat that comes only after
+// the lease has run out makes every long job run twice; New says so.
+func TestHeartbeatNotShorterThanLeaseWarns(t *testing.T) {
+	t.Parallel()
+	q, _ := openQueue(t, &queue.Options{LeaseDuration: 30 * time.Second})
+	for _, tc := range []struct {
+		beat time.Duration
+		warn bool
+	}{{10 * time.Second, false}, {30 * time.Second, true}, {45 * time.Second, true}} {
+		var buf bytes.Buffer
+		if _, err := New(q, &Options{Heartbeat: tc.beat, Logger: slog.New(slog.NewTextHandler(&buf, nil))}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(buf.String(), "Heartbeat is not shorter than the lease duration"); got != tc.warn {
+			t.Errorf("heartbeat %v with a 30s lease: warned %v, want %v (log: %q)", tc.beat, got, tc.warn, buf.String())
+		}
 	}
 }
