@@ -174,7 +174,8 @@ const maxCohortWait = 200 * time.Microsecond
 // committer yields its processor to them, for at most a quarter of the
 // previous commit's time (and maxCohortWait), so that a lone appender
 // (released 1) never waits and a waited-for cohort costs less than the
-// fsync it joins. It is called and returns with l.mu held and l.open set.
+// fsync it joins. It is called and returns with l.mu held; with no open
+// group (the log is closing) it does nothing.
 func (l *Log) gatherCohort(released int, took time.Duration) {
 	if l.opts.Durability != Sync || released < 2 || l.open == nil {
 		return
