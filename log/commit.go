@@ -290,6 +290,19 @@ func (l *Log) syncTail(last uint64) error {
 	return nil
 }
 
+// syncWritten fsyncs every entry written so far, whatever the durability
+// mode. Entries in segments before the tail were fsynced when tidwall/wal
+// started the next segment.
+func (l *Log) syncWritten() error {
+	l.mu.Lock()
+	written, synced := l.written, l.synced
+	l.mu.Unlock()
+	if written <= synced {
+		return nil
+	}
+	return l.syncTail(written)
+}
+
 // syncLoop fsyncs written entries at most every SyncInterval (Interval mode).
 func (l *Log) syncLoop() {
 	defer l.syncWG.Done()

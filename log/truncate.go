@@ -32,6 +32,14 @@ func (l *Log) TruncateFront(index uint64) (uint64, error) {
 	if k == 0 {
 		return first, nil
 	}
+	// What is cut may be restated by entries after it (compaction's carry
+	// and checkpoint records). In Interval and None mode those may be
+	// written and not yet fsynced: make every written entry durable before
+	// a file goes, or a power cut could leave neither the old records nor
+	// their restatement.
+	if err := l.syncWritten(); err != nil {
+		return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
+	}
 	// Readers check FirstIndex before reading; holding readMu lets any read
 	// that passed the check finish before its file goes.
 	l.readMu.Lock()

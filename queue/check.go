@@ -16,6 +16,9 @@ func (q *Queue) check() error {
 			return fmt.Errorf("job %d left reserved", j.ID)
 		}
 	}
+	if len(q.inflight) != 0 {
+		return fmt.Errorf("%d entries left in flight", len(q.inflight))
+	}
 	if len(q.keys) != 0 {
 		return fmt.Errorf("%d idempotency keys left held", len(q.keys))
 	}

@@ -54,33 +54,54 @@ func (q *Queue) Compact(ctx context.Context) (CompactStats, error) {
 	q.mu.Unlock()
 	defer q.ops.Done()
 
+	return q.runCompaction(ctx, true)
+}
+
+// runCompaction runs one compaction (Compact holds compactMu and a call
+// slot). Unless full, it only enforces retention, and carries and
+// truncates only when compactDue says the garbage warrants it: restating
+// an unchanged live set on every maintenance tick would multiply the bytes
+// written for nothing. A failure is counted and kept for Stats.
+func (q *Queue) runCompaction(ctx context.Context, full bool) (CompactStats, error) {
 	start := time.Now()
 	st := CompactStats{At: q.opts.Clock.Now(), SizeBefore: q.log.Size()}
-	err := q.compact(ctx, &st)
+	err := q.compact(ctx, &st, full)
 	st.Duration = time.Since(start)
 	st.SizeAfter = q.log.Size()
-	if err != nil {
-		return st, fmt.Errorf("walq: compact: %w", err)
-	}
 	q.mu.Lock()
-	q.lastCompact = st
-	q.mu.Unlock()
+	defer q.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("walq: compact: %w", err)
+		if q.stoppingLocked(ctx) == nil {
+			q.compactFailures++
+			q.compactErr, q.compactErrAt = err, st.At
+		}
+		return st, err
+	}
+	if st.Purged > 0 || st.Carried > 0 || st.SegmentsRemoved > 0 || full {
+		q.lastCompact = st
+	}
 	return st, nil
 }
 
-func (q *Queue) compact(ctx context.Context, st *CompactStats) error {
+func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error {
 	var err error
 	if st.Purged, err = q.sweep(ctx); err != nil {
 		return err
 	}
-	firsts := q.log.SegmentFirsts()
-	if len(firsts) < 2 {
+	if !full {
+		q.mu.Lock()
+		due := q.compactDue()
+		q.mu.Unlock()
+		if !due {
+			return nil
+		}
+	}
+	cut, end, ok := q.compactCut()
+	if !ok {
 		return nil
 	}
-	// Everything created before the tail segment is restated; the tail
-	// segment and everything after it stays.
-	cut := firsts[len(firsts)-1]
-	if err := q.carry(ctx, cut, st); err != nil {
+	if err := q.carry(ctx, cut, end, st); err != nil {
 		return err
 	}
 	if err := q.hook("checkpoint"); err != nil {
@@ -100,15 +121,56 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range firsts {
-		if f < first {
-			st.SegmentsRemoved++
-		}
-	}
+	st.SegmentsRemoved = q.segmentsBefore(first)
 	q.mu.Lock()
 	q.idx.TidyCreated()
 	q.mu.Unlock()
 	return nil
+}
+
+// compactCut chooses where compaction cuts the log: the first index of the
+// newest segment that starts at or before both the tail segment and the
+// oldest entry still in flight. This is the rule that keeps compaction and
+// in-flight entries apart: an entry that is submitted but not yet applied
+// changes no job of the index, so no carry record could restate it, and
+// the cut must never pass it. Entries submitted later get higher indexes
+// than any segment's first, so they are never cut either. It also returns
+// how many positions of the creation order the carry must visit: jobs
+// created after this moment come from entries at or past the cut. ok is
+// false when no segment would go.
+func (q *Queue) compactCut() (cut uint64, end int, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	firsts := q.log.SegmentFirsts()
+	if len(firsts) < 2 {
+		return 0, 0, false
+	}
+	limit := firsts[len(firsts)-1]
+	if low, busy := q.minInflight(); busy && low < limit {
+		limit = low
+	}
+	for _, f := range firsts {
+		if f <= limit {
+			cut = f
+		}
+	}
+	if cut <= firsts[0] {
+		return 0, 0, false
+	}
+	q.segsBefore = firsts
+	return cut, q.idx.Created(), true
+}
+
+// segmentsBefore counts the segments of the last compactCut that start
+// before first, that is, those TruncateFront removed.
+func (q *Queue) segmentsBefore(first uint64) int {
+	n := 0
+	for _, f := range q.segsBefore {
+		if f < first {
+			n++
+		}
+	}
+	return n
 }
 
 // hook runs the test fault-injection hook for a compaction step.
@@ -119,11 +181,9 @@ func (q *Queue) hook(step string) error {
 	return q.opts.compactHook(step)
 }
 
-// carry restates, in chunks, every live job created before index cut.
-func (q *Queue) carry(ctx context.Context, cut uint64, st *CompactStats) error {
-	q.mu.Lock()
-	end := q.idx.Created()
-	q.mu.Unlock()
+// carry restates, in chunks bounded by count and bytes, every live job
+// created before index cut; end is the compactCut's creation-order bound.
+func (q *Queue) carry(ctx context.Context, cut uint64, end int, st *CompactStats) error {
 	var busy []uint64
 	for pos := 0; pos < end; {
 		if err := q.stopping(ctx); err != nil {
@@ -131,7 +191,8 @@ func (q *Queue) carry(ctx context.Context, cut uint64, st *CompactStats) error {
 		}
 		q.mu.Lock()
 		var jobs []*index.Job
-		for ; pos < end && len(jobs) < carryChunk; pos++ {
+		size := 0
+		for ; pos < end && len(jobs) < carryChunk && size < carryBytes; pos++ {
 			j := q.idx.CreatedAt(pos)
 			switch {
 			case j == nil || j.Payload.Index >= cut:
@@ -140,6 +201,7 @@ func (q *Queue) carry(ctx context.Context, cut uint64, st *CompactStats) error {
 			default:
 				q.idx.Reserve(j)
 				jobs = append(jobs, j)
+				size += carrySize(j)
 			}
 		}
 		err := q.carryJobs(jobs, st)
@@ -169,6 +231,23 @@ func (q *Queue) carry(ctx context.Context, cut uint64, st *CompactStats) error {
 	return nil
 }
 
+// carryBytes bounds the bytes one carry entry restates (one job larger than
+// this still goes alone), so that compaction never builds an entry over the
+// log's entry size limit, whatever the payload sizes.
+const carryBytes = 4 << 20
+
+// carrySize estimates the bytes a job's carry record takes.
+func carrySize(j *index.Job) int {
+	n := 128 + int(j.Payload.Len) + len(j.Key)
+	if x := j.X; x != nil {
+		n += int(x.Result.Len) + len(x.Error) + 64*len(x.History)
+		for _, a := range x.History {
+			n += len(a.Error)
+		}
+	}
+	return n
+}
+
 // stopping returns why compaction must stop early, or nil.
 func (q *Queue) stopping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -180,6 +259,14 @@ func (q *Queue) stopping(ctx context.Context) error {
 	default:
 		return nil
 	}
+}
+
+// stoppingLocked is stopping for a caller that holds q.mu.
+func (q *Queue) stoppingLocked(ctx context.Context) error {
+	if q.closed {
+		return ErrClosed
+	}
+	return ctx.Err()
 }
 
 // carryJobs writes carry records for reserved jobs. The caller holds q.mu;
@@ -264,7 +351,13 @@ func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
 }
 
 // checkpoint restates what is not a job: the next job ID and paused queues.
+// It holds ctlMu, as Pause and Resume do until their entry is applied, so
+// that no pause or resume is in flight while it reads the paused queues: a
+// checkpoint written after a Resume's entry must not restate the pause the
+// Resume undid.
 func (q *Queue) checkpoint() error {
+	q.ctlMu.Lock()
+	defer q.ctlMu.Unlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.now()
@@ -278,7 +371,9 @@ func (q *Queue) checkpoint() error {
 }
 
 // sweep purges finished jobs whose retention is over and dead jobs beyond
-// the dead-letter limits. It returns how many it purged.
+// the dead-letter limits. It returns how many it purged. The jobs are
+// chosen and reserved under one hold of q.mu, so a job that changed state
+// since an earlier look is never purged, and never fails the sweep.
 func (q *Queue) sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -286,47 +381,54 @@ func (q *Queue) sweep(ctx context.Context) (int, error) {
 			return total, err
 		}
 		q.mu.Lock()
-		ids := q.expiredIDs(q.now(), 4096)
-		q.mu.Unlock()
-		if len(ids) == 0 {
-			return total, nil
+		now := q.now()
+		jobs := q.expired(now, 4096)
+		recs := make([]wlog.Record, len(jobs))
+		for i, j := range jobs {
+			q.idx.Reserve(j)
+			recs[i] = wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now}
 		}
-		if err := q.Purge(ctx, ids); err != nil {
+		var err error
+		if len(jobs) > 0 {
+			err = q.commit(recs, jobs)
+		}
+		q.mu.Unlock()
+		if err != nil || len(jobs) == 0 {
 			return total, err
 		}
-		total += len(ids)
+		total += len(jobs)
 	}
 }
 
-// expiredIDs returns up to n jobs that retention or the dead-letter limits
-// say must go.
-func (q *Queue) expiredIDs(now int64, n int) []uint64 {
-	var ids []uint64
+// expired returns up to n jobs, none busy, that retention or the
+// dead-letter limits say must go. The caller holds q.mu.
+func (q *Queue) expired(now int64, n int) []*index.Job {
+	var out []*index.Job
 	q.idx.Finished(func(j *index.Job) bool {
 		if j.Finished()+int64(q.opts.KeyRetention) > now {
 			return false // finished later than this one: not expired either
 		}
 		if !j.Busy {
-			ids = append(ids, j.ID)
+			out = append(out, j)
 		}
-		return len(ids) < n
+		return len(out) < n
 	})
 	if q.opts.DeadMaxAge == 0 && q.opts.DeadMaxCount == 0 {
-		return ids
+		return out
 	}
 	dead := q.sortedDead(DeadFilter{})
 	over := len(dead) - q.opts.DeadMaxCount
 	for i, j := range dead {
-		if len(ids) >= n {
+		if len(out) >= n {
 			break
 		}
 		tooMany := q.opts.DeadMaxCount > 0 && i < over
 		tooOld := q.opts.DeadMaxAge > 0 && j.Finished()+int64(q.opts.DeadMaxAge) <= now
 		if (tooMany || tooOld) && !j.Busy {
-			ids = append(ids, j.ID)
+			out = append(out, j)
 		}
 	}
-	return ids
+	return out
 }
 
 // compactDue reports whether the log has grown past the automatic
@@ -341,20 +443,39 @@ func (q *Queue) compactDue() bool {
 }
 
 // maintain runs compaction in the background: when a commit finds it due,
-// and every Options.MaintenanceInterval (which also enforces retention).
+// and every Options.MaintenanceInterval (which enforces retention, and
+// compacts only if due). The first pass runs at once, so that retention
+// holds even for a process that lives shorter than the interval.
 func (q *Queue) maintain() {
 	defer q.bg.Done()
 	t := q.opts.Clock.Ticker(q.opts.MaintenanceInterval)
 	defer t.Stop()
-	for {
-		select {
-		case <-q.done:
-			return
-		case <-q.compactCh:
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-q.done:
+				return
+			case <-q.compactCh:
+			case <-t.C:
+			}
 		}
-		if _, err := q.Compact(context.Background()); err != nil && q.stopping(context.Background()) == nil {
+		if err := q.maintainOnce(); err != nil && q.stopping(context.Background()) == nil {
 			q.opts.Logger.Warn("walq: background compaction failed", "dir", q.dir, "err", err)
 		}
 	}
+}
+
+// maintainOnce is one background pass: retention, then compaction if due.
+func (q *Queue) maintainOnce() error {
+	q.compactMu.Lock()
+	defer q.compactMu.Unlock()
+	q.mu.Lock()
+	if err := q.enterLocked(); err != nil {
+		q.mu.Unlock()
+		return nil // closed or stopped: nothing to maintain
+	}
+	q.mu.Unlock()
+	defer q.ops.Done()
+	_, err := q.runCompaction(context.Background(), false)
+	return err
 }

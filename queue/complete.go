@@ -24,32 +24,18 @@ func (q *Queue) Complete(ctx context.Context, tok Token, result []byte) error {
 // every follow-up exist, or none does. Follow-up keys are deduplicated as in
 // EnqueueBatch.
 func (q *Queue) CompleteAndEnqueue(ctx context.Context, tok Token, result []byte, then []NewJob) ([]Enqueued, error) {
-	if len(result) > q.opts.MaxPayload {
-		return nil, fmt.Errorf("%w: result of %d bytes, limit %d (Options.MaxPayload)", ErrTooLarge, len(result), q.opts.MaxPayload)
-	}
-	for i := range then {
-		if err := q.validate(&then[i]); err != nil {
-			return nil, fmt.Errorf("follow-up job %d: %w", i, err)
-		}
-	}
-	if err := q.beginWrite(ctx); err != nil {
+	c := []Completion{{Token: tok, Result: result, Then: then}}
+	if err := q.checkCompletion(&c[0]); err != nil {
 		return nil, err
 	}
-	defer q.end()
-	for q.keysBusy(then) {
-		q.cond.Wait()
+	errs, res, err := q.completeBatch(ctx, c)
+	if err == nil {
+		err = errs[0]
 	}
-	j, now, err := q.holdLease(tok)
 	if err != nil {
 		return nil, err
 	}
-	recs := []wlog.Record{{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: result}}
-	res, recs, held := q.addJobs(then, recs, now, nil)
-	defer q.releaseKeys(held)
-	if err := q.commit(recs, []*index.Job{j}); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return res[0], nil
 }
 
 // Fail ends the lease's attempt with err. The job is retried after the
@@ -80,15 +66,15 @@ func (q *Queue) failRecord(j *index.Job, err error, now int64) wlog.Record {
 	hasRA := errors.As(err, &ra)
 	switch {
 	case hasRA && ra.snooze:
-		r.Kind, r.RunAt, r.Error = wlog.KindReleased, now+int64(ra.delay), ""
+		r.Kind, r.RunAt, r.Error = wlog.KindReleased, addDuration(now, ra.delay), ""
 	case IsPermanent(err):
 		r.Kind = wlog.KindDead
 	case j.Attempt >= j.MaxAttempts:
 		r.Kind = wlog.KindDead
 	case hasRA:
-		r.Kind, r.RunAt = wlog.KindFailed, now+int64(ra.delay)
+		r.Kind, r.RunAt = wlog.KindFailed, addDuration(now, ra.delay)
 	default:
-		r.Kind, r.RunAt = wlog.KindFailed, now+int64(q.backoff(j).Delay(int(j.Attempt), q.opts.Rand()))
+		r.Kind, r.RunAt = wlog.KindFailed, addDuration(now, q.backoff(j).Delay(int(j.Attempt), q.opts.Rand()))
 	}
 	return r
 }
@@ -127,7 +113,7 @@ func (q *Queue) Extend(ctx context.Context, tok Token, d time.Duration) (time.Ti
 	if err != nil {
 		return time.Time{}, err
 	}
-	deadline := now + int64(d)
+	deadline := addDuration(now, d)
 	r := wlog.Record{Kind: wlog.KindExtended, Job: j.ID, At: now, Attempt: int64(j.Attempt), Deadline: deadline}
 	if err := q.commit([]wlog.Record{r}, []*index.Job{j}); err != nil {
 		return time.Time{}, err
@@ -160,40 +146,57 @@ type Completion struct {
 	Then []NewJob
 }
 
-// CompleteBatch completes many leases in one atomic, durable log entry: the
-// worker runtime's way to share one fsync among many completions. It
-// returns one error per completion (nil on success): a stale or expired
-// token fails alone (an expired lease is recorded as expired in the same
-// entry) while the others complete. The second result is an error that
-// failed the whole batch (nothing changed).
+// CompleteBatch completes many leases, sharing log entries and fsyncs: the
+// worker runtime's way to complete jobs. Each completion, with its
+// follow-up jobs, is atomic; completions are written in as few entries as
+// the log's entry size limit allows. It returns one error per completion
+// (nil on success): a stale or expired token, an oversize result
+// (ErrTooLarge) or an invalid follow-up job fails alone (an expired lease
+// is recorded as expired) while the others complete. The second result is
+// an error that failed every completion (nothing changed).
 func (q *Queue) CompleteBatch(ctx context.Context, cs []Completion) ([]error, error) {
-	var all []NewJob
-	for i := range cs {
-		if len(cs[i].Result) > q.opts.MaxPayload {
-			return nil, fmt.Errorf("%w: completion %d: result of %d bytes, limit %d", ErrTooLarge, i, len(cs[i].Result), q.opts.MaxPayload)
-		}
-		for k := range cs[i].Then {
-			if err := q.validate(&cs[i].Then[k]); err != nil {
-				return nil, fmt.Errorf("completion %d: follow-up job %d: %w", i, k, err)
-			}
-		}
-		all = append(all, cs[i].Then...)
+	errs, _, err := q.completeBatch(ctx, cs)
+	return errs, err
+}
+
+// checkCompletion validates a completion's result and follow-up jobs.
+func (q *Queue) checkCompletion(c *Completion) error {
+	if len(c.Result) > q.opts.MaxPayload {
+		return fmt.Errorf("%w: job %d: result of %d bytes, limit %d (Options.MaxPayload)", ErrTooLarge, c.Token.Job, len(c.Result), q.opts.MaxPayload)
 	}
+	for k := range c.Then {
+		if err := q.validate(&c.Then[k]); err != nil {
+			return fmt.Errorf("job %d: follow-up job %d: %w", c.Token.Job, k, err)
+		}
+	}
+	return nil
+}
+
+// completeBatch is CompleteBatch that also returns each completion's
+// follow-up results.
+func (q *Queue) completeBatch(ctx context.Context, cs []Completion) ([]error, [][]Enqueued, error) {
+	invalid := make([]error, len(cs))
 	toks := make([]Token, len(cs))
+	var follow []NewJob
 	for i := range cs {
 		toks[i] = cs[i].Token
+		if invalid[i] = q.checkCompletion(&cs[i]); invalid[i] == nil {
+			follow = append(follow, cs[i].Then...)
+		}
 	}
-	inBatch := map[string]uint64{}
-	var held []string
-	release := func() { q.releaseKeys(held) }
-	return q.leaseBatch(ctx, toks, all, release, func(i int, j *index.Job, now int64) []wlog.Record {
+	res := make([][]Enqueued, len(cs))
+	errs, err := q.onLeases(ctx, toks, invalid, follow, func(i int) int {
+		n := len(cs[i].Result)
+		for _, nj := range cs[i].Then {
+			n += len(nj.Payload) + len(nj.Key)
+		}
+		return n
+	}, func(e *entry, i int, j *index.Job, now int64) {
 		c := &cs[i]
-		recs := []wlog.Record{{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result}}
-		var h []string
-		_, recs, h = q.addJobs(c.Then, recs, now, inBatch)
-		held = append(held, h...)
-		return recs
+		e.recs = append(e.recs, wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result})
+		res[i] = q.addJobs(e, c.Then, now)
 	})
+	return errs, res, err
 }
 
 // ExtendBatch extends many leases to d from now (Options.LeaseDuration if d
@@ -208,29 +211,37 @@ func (q *Queue) ExtendBatch(ctx context.Context, toks []Token, d time.Duration) 
 	if d == 0 {
 		d = q.opts.LeaseDuration
 	}
-	return q.leaseBatch(ctx, toks, nil, func() {}, func(_ int, j *index.Job, now int64) []wlog.Record {
-		return []wlog.Record{{Kind: wlog.KindExtended, Job: j.ID, At: now, Attempt: int64(j.Attempt), Deadline: now + int64(d)}}
+	return q.onLeases(ctx, toks, nil, nil, func(int) int { return 0 }, func(e *entry, _ int, j *index.Job, now int64) {
+		e.recs = append(e.recs, wlog.Record{Kind: wlog.KindExtended, Job: j.ID, At: now, Attempt: int64(j.Attempt), Deadline: addDuration(now, d)})
 	})
 }
 
-// leaseBatch writes, in one entry, the records rec builds for each token
-// that names a current lease; an expired lease gets an expiry record
-// instead and its error. jobs are the follow-up jobs the records may
-// create, whose keys must not be in flight elsewhere; done runs at the end
-// with the queue still locked (to release the keys rec held).
-func (q *Queue) leaseBatch(ctx context.Context, toks []Token, jobs []NewJob, done func(), rec func(i int, j *index.Job, now int64) []wlog.Record) ([]error, error) {
+// entryBudget is the payload bytes (results and follow-up payloads) that
+// onLeases puts in one entry before it starts another, far below the log's
+// entry size limit (at least 64 MiB).
+const entryBudget = 16 << 20
+
+// onLeases writes, for each token that names a current lease, the records
+// build adds for it; an expired lease gets an expiry record instead and its
+// error, and a token with a non-nil invalid[i] (nil slice: none) fails with
+// it and changes nothing. follow are the follow-up jobs the records may
+// create, whose keys must not be in flight elsewhere. Records go into as
+// many entries as entryBudget needs (size(i) estimates token i's bytes);
+// each token's records stay in one entry. The second result is non-nil
+// only when no entry could be written.
+func (q *Queue) onLeases(ctx context.Context, toks []Token, invalid []error, follow []NewJob,
+	size func(i int) int, build func(e *entry, i int, j *index.Job, now int64)) ([]error, error) {
 	if err := q.beginWrite(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
-	defer done()
 	ids := make([]uint64, len(toks))
 	for i := range toks {
 		ids[i] = toks[i].Job
 	}
-	// Wait for in-flight operations on these jobs before reserving any,
-	// so that two batches can never wait on each other.
-	for q.anyBusy(ids) || q.keysBusy(jobs) {
+	// Wait for in-flight operations on these jobs and keys before
+	// reserving any, so that two calls can never wait on each other.
+	for q.anyBusy(ids) || q.keysBusy(follow) {
 		q.cond.Wait()
 		if q.closed {
 			return nil, ErrClosed
@@ -238,31 +249,56 @@ func (q *Queue) leaseBatch(ctx context.Context, toks []Token, jobs []NewJob, don
 	}
 	now := q.now()
 	errs := make([]error, len(toks))
-	var recs []wlog.Record
-	var reserved []*index.Job
+	es := []*entry{{inBatch: map[string]uint64{}}}
+	owner := make([][]int, 1) // token positions written in each entry
+	used := 0
 	for i, tok := range toks {
 		j := q.idx.Job(tok.Job)
+		if invalid != nil && invalid[i] != nil {
+			errs[i] = invalid[i]
+			continue
+		}
 		if j != nil && j.Busy { // the same job twice in one batch
 			errs[i] = fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, tok.Job, tok.Attempt)
 			continue
 		}
+		e := es[len(es)-1]
 		if errs[i] = q.checkLease(j, tok, now); errs[i] != nil {
 			if errors.Is(errs[i], ErrLeaseExpired) {
 				q.idx.Reserve(j)
-				reserved = append(reserved, j)
-				recs = append(recs, q.expireRecord(j, now))
+				e.busy = append(e.busy, j)
+				e.recs = append(e.recs, q.expireRecord(j, now))
 			}
 			continue
 		}
+		if n := size(i); used > 0 && used+n > entryBudget {
+			e = &entry{inBatch: e.inBatch}
+			es, owner, used = append(es, e), append(owner, nil), 0
+		}
+		used += size(i)
 		q.idx.Reserve(j)
-		reserved = append(reserved, j)
-		recs = append(recs, rec(i, j, now)...)
+		e.busy = append(e.busy, j)
+		build(e, i, j, now)
+		owner[len(owner)-1] = append(owner[len(owner)-1], i)
 	}
-	if len(recs) == 0 {
-		return errs, nil
+	var failed error
+	wrote := false
+	for k, e := range es {
+		if len(e.recs) == 0 {
+			continue
+		}
+		err := q.commitEntry(e)
+		if err == nil {
+			wrote = true
+			continue
+		}
+		failed = err
+		for _, i := range owner[k] {
+			errs[i] = err
+		}
 	}
-	if err := q.commit(recs, reserved); err != nil {
-		return nil, err
+	if failed != nil && !wrote {
+		return nil, failed
 	}
 	return errs, nil
 }

@@ -66,7 +66,7 @@ type RequeueOptions struct {
 // not dead fails the whole call with ErrState.
 func (q *Queue) Requeue(ctx context.Context, ids []uint64, opts RequeueOptions) error {
 	return q.changeJobs(ctx, ids, index.Dead, func(j *index.Job, now int64) wlog.Record {
-		return wlog.Record{Kind: wlog.KindRequeued, Job: j.ID, At: now, Queue: opts.Queue, RunAt: now + int64(opts.Delay)}
+		return wlog.Record{Kind: wlog.KindRequeued, Job: j.ID, At: now, Queue: opts.Queue, RunAt: addDuration(now, opts.Delay)}
 	})
 }
 

@@ -46,81 +46,125 @@ func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, er
 		return nil, err
 	}
 	defer q.end()
-	// Wait until no enqueue of the same keys is in flight, so that a
-	// concurrent duplicate sees the first job.
-	for q.keysBusy(jobs) {
-		q.cond.Wait()
-		if q.closed {
-			return nil, ErrClosed
-		}
+	if err := q.waitKeys(jobs); err != nil {
+		return nil, err
 	}
-	now := q.now()
-	res, recs, held := q.addJobs(jobs, nil, now, nil)
-	if len(recs) == 0 {
+	var e entry
+	res := q.addJobs(&e, jobs, q.now())
+	if len(e.recs) == 0 {
 		return res, nil
 	}
-	defer q.releaseKeys(held)
-	if err := q.commit(recs, nil); err != nil {
+	if err := q.commitEntry(&e); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// addJobs appends to recs the records that enqueue jobs, assigning IDs and
-// resolving idempotency keys, and holds the new keys in q.keys until
-// releaseKeys. inBatch maps the keys already added by the same entry to
-// their jobs (nil for a fresh entry). Callers hold q.mu and have waited for
-// keysBusy to clear.
-func (q *Queue) addJobs(jobs []NewJob, recs []wlog.Record, now int64, inBatch map[string]uint64) ([]Enqueued, []wlog.Record, []string) {
-	var held []string
+// entry collects the records of one log entry and what the call holds until
+// the entry is committed: reserved jobs and idempotency keys.
+type entry struct {
+	recs []wlog.Record
+	busy []*index.Job // reserved; commit unreserves them
+	keys []string     // held in q.keys; commitEntry releases them
+	// inBatch maps the keys this entry creates to their jobs.
+	inBatch map[string]uint64
+}
+
+// commitEntry commits e (see commit) and releases the keys it holds.
+func (q *Queue) commitEntry(e *entry) error {
+	defer q.releaseKeys(e.keys)
+	return q.commit(e.recs, e.busy)
+}
+
+// release gives up what e holds without committing it.
+func (q *Queue) release(e *entry) {
+	q.unreserve(e.busy)
+	q.releaseKeys(e.keys)
+}
+
+// addJobs adds to e the records that enqueue jobs, assigning IDs and
+// resolving idempotency keys, and returns one result per job. A key whose
+// old job is past its retention is reused: the old job is reserved and
+// purged in the same entry. Callers hold q.mu and have waited for waitKeys
+// (or keysBusy) to clear, with nothing reserved while they waited.
+func (q *Queue) addJobs(e *entry, jobs []NewJob, now int64) []Enqueued {
 	res := make([]Enqueued, len(jobs))
-	if inBatch == nil {
-		inBatch = map[string]uint64{}
+	if e.inBatch == nil {
+		e.inBatch = map[string]uint64{}
 	}
 	for i := range jobs {
 		nj := &jobs[i]
 		if nj.Key != "" {
-			if id, ok := inBatch[nj.Key]; ok {
+			if id, ok := e.inBatch[nj.Key]; ok {
 				res[i] = Enqueued{ID: id, Duplicate: true}
 				continue
 			}
 			if j := q.idx.Key(nj.Key); j != nil {
 				if j.Busy || !q.retentionOver(j, now) {
+					// Busy here means reserved by this very call
+					// (a job being completed), never past retention.
 					res[i] = Enqueued{ID: j.ID, Duplicate: true}
 					continue
 				}
 				// The key's old job is past retention: forget it in
-				// the same entry that reuses the key.
-				recs = append(recs, wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now})
+				// the same entry that reuses the key, reserved so that
+				// no purge, carry or sweep acts on it meanwhile.
+				q.idx.Reserve(j)
+				e.busy = append(e.busy, j)
+				e.recs = append(e.recs, wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now})
 			}
 		}
 		id := q.nextID
 		q.nextID++
 		res[i] = Enqueued{ID: id}
-		recs = append(recs, q.enqueueRecord(nj, id, now))
+		e.recs = append(e.recs, q.enqueueRecord(nj, id, now))
 		if nj.Key != "" {
-			inBatch[nj.Key] = id
+			e.inBatch[nj.Key] = id
 			q.keys[nj.Key] = true
-			held = append(held, nj.Key)
+			e.keys = append(e.keys, nj.Key)
 		}
 	}
-	return res, recs, held
+	return res
 }
 
 // releaseKeys ends the hold addJobs took on keys.
 func (q *Queue) releaseKeys(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
 	for _, k := range keys {
 		delete(q.keys, k)
 	}
 	q.cond.Broadcast()
 }
 
-func (q *Queue) keysBusy(jobs []NewJob) bool {
-	if len(q.keys) == 0 {
-		return false
+// waitKeys waits (releasing q.mu) until keysBusy clears. The caller holds
+// q.mu and must hold no reservation.
+func (q *Queue) waitKeys(jobs []NewJob) error {
+	for q.keysBusy(jobs) {
+		q.cond.Wait()
+		if q.closed {
+			return ErrClosed
+		}
 	}
+	return nil
+}
+
+// keysBusy reports whether an enqueue of one of jobs' keys must wait: an
+// enqueue of the key is in flight, or the job holding the key has an
+// operation in flight, whose outcome (a purge, a completion past a short
+// retention) decides whether the key may be reused. Answering "duplicate"
+// from a busy job's state could silently drop a producer's job.
+func (q *Queue) keysBusy(jobs []NewJob) bool {
 	for i := range jobs {
-		if jobs[i].Key != "" && q.keys[jobs[i].Key] {
+		k := jobs[i].Key
+		if k == "" {
+			continue
+		}
+		if q.keys[k] {
+			return true
+		}
+		if j := q.idx.Key(k); j != nil && j.Busy {
 			return true
 		}
 	}
@@ -168,7 +212,7 @@ func (q *Queue) enqueueRecord(nj *NewJob, id uint64, now int64) wlog.Record {
 	if !nj.RunAt.IsZero() {
 		runAt = nj.RunAt.UnixNano()
 	} else if nj.Delay > 0 {
-		runAt = now + int64(nj.Delay)
+		runAt = addDuration(now, nj.Delay)
 	}
 	maxAttempts := nj.MaxAttempts
 	if maxAttempts == 0 {

@@ -183,6 +183,13 @@ type Stats struct {
 	// LastCompaction describes the last compaction, zero if none ran since
 	// Open.
 	LastCompaction CompactStats
+	// CompactFailures counts compactions (background or Compact) that
+	// failed since Open; LastCompactError is the last failure's message
+	// and LastCompactErrorAt when it began, on the queue's clock (empty
+	// and zero if none failed).
+	CompactFailures    int
+	LastCompactError   string
+	LastCompactErrorAt time.Time
 }
 
 // Stats returns per-queue counts and log figures.
@@ -212,6 +219,10 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),
 		Size: q.log.Size(), LiveBytes: q.idx.LiveBytes()}
 	st.LastCompaction = q.lastCompact
+	st.CompactFailures = q.compactFailures
+	if q.compactErr != nil {
+		st.LastCompactError, st.LastCompactErrorAt = q.compactErr.Error(), q.compactErrAt
+	}
 	q.end()
 	return st, nil
 }

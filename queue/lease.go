@@ -126,7 +126,7 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	if iq == nil || iq.Paused || iq.Next() == nil {
 		return nil, q.wake, q.nextDue(iq), nil
 	}
-	deadline := now + int64(q.opts.LeaseDuration)
+	deadline := addDuration(now, q.opts.LeaseDuration)
 	var jobs []*index.Job
 	var recs []wlog.Record
 	for len(jobs) < n {

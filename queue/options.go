@@ -135,7 +135,9 @@ type Options struct {
 	// enforced only when Compact is called. Defaults to 2.
 	CompactRatio float64
 	// MaintenanceInterval is how often the background compactor runs on
-	// its own, enforcing retention. Defaults to 1m.
+	// its own: it enforces retention every time, and compacts only when
+	// the log has outgrown CompactRatio. It also runs once at Open.
+	// Defaults to 1m.
 	MaintenanceInterval time.Duration
 	// DeadMaxAge purges dead jobs this long after they died. Defaults to 0
 	// (dead jobs stay until requeued or purged).
@@ -148,6 +150,9 @@ type Options struct {
 	hooks *wlog.Hooks
 	// compactHook injects faults between compaction steps in tests.
 	compactHook func(step string) error
+	// applyHook runs in commit after an entry is durable and before it is
+	// applied (q.mu not held), so that tests can hold an entry in flight.
+	applyHook func(index uint64)
 	// noBackground keeps the background compactor from starting, so that
 	// tests can run its triggers in line.
 	noBackground bool

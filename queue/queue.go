@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -29,28 +30,37 @@ type Queue struct {
 	log    *wlog.Log
 	report *recovery.Report
 
-	mu      sync.Mutex
-	cond    *sync.Cond // broadcast whenever a reservation ends
-	idx     *index.Index
-	keys    map[string]bool // idempotency keys with an enqueue in flight
-	nextID  uint64          // the next job ID to hand out
-	wake    chan struct{}   // closed (and replaced) when jobs may have become ready
-	waiters map[uint64][]chan struct{}
-	broken  error // a record failed to apply on the live path: stop
-	subs    map[*Subscription]struct{}
-	metrics metrics
-	closed  bool
-	done    chan struct{} // closed by Close
-	ops     sync.WaitGroup
-	ctlMu   sync.Mutex // serialises pause and resume
+	mu   sync.Mutex
+	cond *sync.Cond // broadcast whenever a reservation ends
+	idx  *index.Index
+	keys map[string]bool // idempotency keys with an enqueue in flight
+	// inflight counts, by log index, the entries submitted and not yet
+	// applied or failed (an index appears once; the count guards reuse).
+	inflight map[uint64]int
+	nextID   uint64        // the next job ID to hand out
+	wake     chan struct{} // closed (and replaced) when jobs may have become ready
+	waiters  map[uint64][]chan struct{}
+	broken   error // a record failed to apply on the live path: stop
+	subs     map[*Subscription]struct{}
+	metrics  metrics
+	closed   bool
+	done     chan struct{} // closed by Close
+	ops      sync.WaitGroup
+	ctlMu    sync.Mutex // serialises pause and resume
 
 	lastRecover time.Time
 
 	compactMu   sync.Mutex    // one compaction at a time
 	compactCh   chan struct{} // asks the background compactor to run
 	lastCompact CompactStats
-	readGate    sync.RWMutex // held for reading while a payload location is read; truncation takes it
-	bg          sync.WaitGroup
+	// compactFailures counts failed compactions since Open; compactErr and
+	// compactErrAt describe the last one.
+	compactFailures int
+	compactErr      error
+	compactErrAt    time.Time
+	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
+	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
+	bg              sync.WaitGroup
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -79,18 +89,19 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		return nil, fmt.Errorf("walq: open %s: %w", dir, err)
 	}
 	q := &Queue{
-		dir:     dir,
-		opts:    o,
-		log:     l,
-		report:  rep,
-		idx:     x,
-		nextID:  x.NextID(),
-		keys:    make(map[string]bool),
-		wake:    make(chan struct{}),
-		waiters: make(map[uint64][]chan struct{}),
-		done:    make(chan struct{}),
-		subs:    make(map[*Subscription]struct{}),
-		metrics: make(metrics),
+		dir:      dir,
+		opts:     o,
+		log:      l,
+		report:   rep,
+		idx:      x,
+		nextID:   x.NextID(),
+		keys:     make(map[string]bool),
+		inflight: make(map[uint64]int),
+		wake:     make(chan struct{}),
+		waiters:  make(map[uint64][]chan struct{}),
+		done:     make(chan struct{}),
+		subs:     make(map[*Subscription]struct{}),
+		metrics:  make(metrics),
 
 		compactCh: make(chan struct{}, 1),
 	}
@@ -206,12 +217,24 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	q.recoverLog()
 	p, err := q.log.Submit(recs)
 	if err != nil {
+		q.wakeAfterFailure(busy)
 		return q.logErr(err)
 	}
+	// Until the entry is applied, compaction must not cut the log at or
+	// past it: its records are in no job of the index for a carry to
+	// restate (see compactCut).
+	q.inflight[p.Index()]++
 	q.mu.Unlock()
 	err = p.Wait()
+	if h := q.opts.applyHook; h != nil {
+		h(p.Index())
+	}
 	q.mu.Lock()
+	if q.inflight[p.Index()]--; q.inflight[p.Index()] == 0 {
+		delete(q.inflight, p.Index())
+	}
 	if err != nil {
+		q.wakeAfterFailure(busy)
 		return q.logErr(err)
 	}
 	queues := q.queueOf(recs)
@@ -233,6 +256,29 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		}
 	}
 	return nil
+}
+
+// wakeAfterFailure wakes blocked leasers when a failed commit gave jobs
+// back: a job reserved for the failed entry is ready again without any
+// record having been applied.
+func (q *Queue) wakeAfterFailure(busy []*index.Job) {
+	if len(busy) == 0 {
+		return
+	}
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+// minInflight returns the lowest log index of an entry submitted and not yet
+// applied (or failed), and false if there is none. The caller holds q.mu.
+func (q *Queue) minInflight() (uint64, bool) {
+	var low uint64
+	for i := range q.inflight {
+		if low == 0 || i < low {
+			low = i
+		}
+	}
+	return low, low != 0
 }
 
 func (q *Queue) logErr(err error) error {
@@ -330,4 +376,14 @@ func (q *Queue) waitBusy(id uint64) *index.Job {
 		}
 		q.cond.Wait()
 	}
+}
+
+// addDuration returns now+d in Unix nanoseconds, saturating at the largest
+// time instead of wrapping into the past: a delay or backoff of a century
+// must not make a job due at once.
+func addDuration(now int64, d time.Duration) int64 {
+	if d > 0 && now > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return now + int64(d)
 }
