@@ -142,6 +142,9 @@ func (q *Queue) releaseKeys(keys []string) {
 // q.mu and must hold no reservation.
 func (q *Queue) waitKeys(jobs []NewJob) error {
 	for q.keysBusy(jobs) {
+		if h := q.opts.waitHook; h != nil {
+			h()
+		}
 		q.cond.Wait()
 		if q.closed {
 			return ErrClosed

@@ -318,17 +318,24 @@ func TestFailedCommitWakesLease(t *testing.T) {
 	}}
 	q := openTest(t, t.TempDir(), opts)
 	id := enqueueT(t, q, NewJob{Queue: "w"})
-	// Lease the job with an entry that fails: the job is reserved for it
-	// while a second Lease blocks.
+	// Lease the job with an entry that fails, and hold the failure while
+	// a second leaser finds nothing ready and goes to sleep.
 	failing.Store(true)
-	if _, err := q.TryLease(ctx, "w"); err == nil {
+	g.arm()
+	first := async(func() error { _, err := q.TryLease(ctx, "w"); return err })
+	<-g.held
+	ls, wake, _, err := q.tryLease(ctx, "w", 1)
+	if err != nil || len(ls) != 0 {
+		t.Fatalf("tryLease while the job is reserved = %d leases, %v", len(ls), err)
+	}
+	close(g.release)
+	if err := <-first; err == nil {
 		t.Fatal("TryLease with a failing write succeeded")
 	}
-	got := leaseAsync(ctx, q, "w")
+	receive(t, wake, "the wake-up of a leaser after a failed commit gave its job back")
 	mockOf(t, q).Add(2 * time.Second) // lets the queue recover its log
-	r := receive(t, got, "Lease after a failed commit")
-	if r.err != nil || r.l.Job.ID != id {
-		t.Fatalf("Lease = %+v, %v; want job %d", r.l, r.err, id)
+	if l := leaseT(t, q, "w"); l.Job.ID != id {
+		t.Fatalf("leased job %d, want %d", l.Job.ID, id)
 	}
 }
 
@@ -371,6 +378,13 @@ func TestKeyReuseWaitsForBusyOldJob(t *testing.T) {
 	mockOf(t, q).Add(2 * time.Hour)
 	// Reserve the old job as a carry would, enqueue the key, then end the
 	// reservation: the enqueue must wait for it and reuse the key.
+	waiting := make(chan struct{}, 1)
+	q.opts.waitHook = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
 	q.mu.Lock()
 	j := q.idx.Job(old)
 	q.idx.Reserve(j)
@@ -382,6 +396,11 @@ func TestKeyReuseWaitsForBusyOldJob(t *testing.T) {
 		}
 		return err
 	})
+	select {
+	case err := <-got:
+		t.Fatalf("Enqueue returned while the key's job was reserved: %v", err)
+	case <-waiting:
+	}
 	q.mu.Lock()
 	q.unreserve([]*index.Job{j})
 	q.mu.Unlock()

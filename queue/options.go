@@ -153,6 +153,9 @@ type Options struct {
 	// applyHook runs in commit after an entry is durable and before it is
 	// applied (q.mu not held), so that tests can hold an entry in flight.
 	applyHook func(index uint64)
+	// waitHook runs each time a call is about to wait for a key or job
+	// that another operation holds (q.mu held), so that tests know it waits.
+	waitHook func()
 	// noBackground keeps the background compactor from starting, so that
 	// tests can run its triggers in line.
 	noBackground bool
