@@ -15,15 +15,15 @@ const maxBatch = 512
 // completer commits completions in groups: whatever has arrived while the
 // previous group was being made durable goes into the next log entry.
 type completer struct {
-	q    *queue.Queue
-	log  *slog.Logger
-	in   chan queue.Completion
-	done chan struct{}
-	once sync.Once
+	commit func(context.Context, []queue.Completion) ([]error, error)
+	log    *slog.Logger
+	in     chan queue.Completion
+	done   chan struct{}
+	once   sync.Once
 }
 
-func newCompleter(q *queue.Queue, log *slog.Logger) *completer {
-	c := &completer{q: q, log: log, in: make(chan queue.Completion, maxBatch), done: make(chan struct{})}
+func newCompleter(commit func(context.Context, []queue.Completion) ([]error, error), log *slog.Logger) *completer {
+	c := &completer{commit: commit, log: log, in: make(chan queue.Completion, maxBatch), done: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -53,7 +53,7 @@ func (c *completer) loop() {
 				break drain
 			}
 		}
-		errs, err := c.q.CompleteBatch(context.Background(), batch)
+		errs, err := c.commit(context.Background(), batch)
 		if err != nil {
 			// The whole entry failed (a full disk, say): the leases stay
 			// and will expire, so the jobs run again.

@@ -83,6 +83,10 @@ type Runtime struct {
 	completer   *completer
 	alertCancel context.CancelFunc
 	alertDone   chan struct{}
+
+	// completeBatch is q.CompleteBatch: the one seam tests use to hold a
+	// completion between its handler's return and its durability.
+	completeBatch func(context.Context, []queue.Completion) ([]error, error)
 }
 
 // errShutdown is the cause given to handler contexts when Stop gives up.
@@ -124,7 +128,8 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 		o.Logger.Warn("walq/worker: Heartbeat is not shorter than the lease duration; leases will lapse while handlers run",
 			"heartbeat", o.Heartbeat, "lease", qo.LeaseDuration)
 	}
-	return &Runtime{q: q, opts: o, clock: qo.Clock, lease: qo.LeaseDuration, handlers: map[string]*pool{}}, nil
+	return &Runtime{q: q, opts: o, clock: qo.Clock, lease: qo.LeaseDuration, handlers: map[string]*pool{},
+		completeBatch: q.CompleteBatch}, nil
 }
 
 // Handle registers h for the named queue. It must be called before Start.
@@ -181,7 +186,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.started = true
 	r.fetchCtx, r.stopFetch = context.WithCancel(context.Background())
 	r.runCtx, r.stopRun = context.WithCancelCause(context.Background())
-	r.completer = newCompleter(r.q, r.opts.Logger)
+	r.completer = newCompleter(r.completeBatch, r.opts.Logger)
 	for _, p := range r.handlers {
 		p.start()
 	}
