@@ -335,3 +335,109 @@ func TestNewRefusesUnusableQueue(t *testing.T) {
 		t.Errorf("New on a closed queue = %v, want %v", err, queue.ErrClosed)
 	}
 }
+
+// TestOnDurable: producers enqueue concurrently into two queues while the
+// runtime completes, fails and refuses jobs. OnDurable is called exactly
+// once per job, only once its outcome is durable (the queue reports it when
+// asked from inside the call), never dropped, and Stop returns after the
+// last call.
+func TestOnDurable(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 10
+	q, _ := openQueue(t, &queue.Options{MaxPayload: limit})
+
+	type call struct {
+		state  queue.JobState // what the queue said from inside the call
+		result string
+		err    error
+	}
+	var (
+		mu    sync.Mutex
+		calls = map[uint64][]call{}
+	)
+	onDurable := func(job *queue.Job, result []byte, err error) {
+		j, gerr := q.Get(context.Background(), job.ID)
+		c := call{result: string(result), err: err}
+		if gerr != nil {
+			c.err = fmt.Errorf("Get inside OnDurable: %w", gerr)
+		} else {
+			c.state = j.State
+		}
+		mu.Lock()
+		calls[job.ID] = append(calls[job.ID], c)
+		mu.Unlock()
+	}
+	handler := func(ctx context.Context, job *queue.Job) ([]byte, error) {
+		switch string(job.Payload) {
+		case "fails":
+			return nil, queue.Permanent(errors.New("no such address"))
+		case "oversize":
+			return make([]byte, 2*limit), nil
+		}
+		return []byte(fmt.Sprint("sent ", job.ID)), nil
+	}
+	rt := startRuntime(t, q, &Options{Concurrency: 4, OnDurable: onDurable},
+		map[string]Handler{"mail": handler, "sms": handler})
+
+	const producers, each = 4, 60
+	kinds := []string{"completes", "completes", "fails", "completes", "oversize"}
+	ids := make(chan map[uint64]string, producers)
+	for p := range producers {
+		go func() {
+			mine := map[uint64]string{}
+			for i := range each {
+				kind := kinds[(p+i)%len(kinds)]
+				name := []string{"mail", "sms"}[i%2]
+				r, err := q.Enqueue(context.Background(), queue.NewJob{Queue: name, Payload: []byte(kind)})
+				if err != nil {
+					t.Errorf("Enqueue: %v", err)
+					break
+				}
+				mine[r.ID] = kind
+			}
+			ids <- mine
+		}()
+	}
+	want := map[uint64]string{}
+	for range producers {
+		for id, kind := range receive(t, ids, "a producer") {
+			want[id] = kind
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	for id := range want {
+		if _, err := q.Wait(ctx, id); errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("job %d not finished after %v", id, within)
+		}
+	}
+	if err := rt.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != len(want) {
+		t.Errorf("OnDurable reported %d jobs by the time Stop returned, want %d", len(calls), len(want))
+	}
+	for id, kind := range want {
+		cs := calls[id]
+		if len(cs) != 1 {
+			t.Errorf("job %d (%s): OnDurable called %d times, want once", id, kind, len(cs))
+			continue
+		}
+		c := cs[0]
+		var ok bool
+		switch kind {
+		case "completes":
+			ok = c.err == nil && c.state == queue.StateCompleted && c.result == fmt.Sprint("sent ", id)
+		case "fails":
+			ok = queue.IsPermanent(c.err) && strings.Contains(fmt.Sprint(c.err), "no such address") && c.state == queue.StateDead
+		case "oversize":
+			ok = errors.Is(c.err, queue.ErrTooLarge) && strings.Contains(fmt.Sprint(c.err), "exceeds Options.MaxPayload") && c.state == queue.StateDead
+		}
+		if !ok {
+			t.Errorf("job %d (%s): OnDurable(result %q, err %v) while the queue said %s", id, kind, c.result, c.err, c.state)
+		}
+	}
+}
