@@ -57,11 +57,12 @@ type Options struct {
 	// called for an attempt whose outcome was not recorded (its lease was
 	// lost, Stop released it, or the log failed): that job runs again and
 	// OnDurable reports that attempt instead. job is the job as leased.
-	// Completions are reported from the runtime's one completer goroutine
-	// in the order they became durable, failures from the goroutine that
-	// ran the handler, so OnDurable must be safe for concurrent use and
-	// return quickly: completions wait behind it. Stop returns after every
-	// call has returned. Defaults to nil.
+	// Completions (and the failures recorded for completions the queue
+	// refused) are reported from the runtime's one completer goroutine, in
+	// the order they became durable; other failures from the goroutine
+	// that ran the handler. So OnDurable must be safe for concurrent use
+	// and return quickly: the completions after it wait. Stop returns after
+	// every call has returned. Defaults to nil.
 	OnDurable func(job *queue.Job, result []byte, err error)
 	// Alert, if set, watches the queue and calls a hook when thresholds
 	// are crossed. Defaults to nil (no alerts).
