@@ -90,8 +90,9 @@ func (g *gatedHandlers) handler(result func(*queue.Job) []byte) Handler {
 // job's completion is held in its own CompleteBatch call while every other
 // handler returns, so that the others all wait to be committed together.
 // It returns once every job has finished.
-// The jobs go to queue "render".
-func completeInTwoBatches(t *testing.T, q *queue.Queue, batch []queue.NewJob, opts *Options, result func(*queue.Job) []byte) []uint64 {
+// The jobs go to queue "render". wrap, if not nil, wraps the runtime's
+// CompleteBatch.
+func completeInTwoBatches(t *testing.T, q *queue.Queue, batch []queue.NewJob, wrap func(commitFunc) commitFunc, result func(*queue.Job) []byte) []uint64 {
 	t.Helper()
 	n := len(batch)
 	for i := range batch {
@@ -105,12 +106,13 @@ func completeInTwoBatches(t *testing.T, q *queue.Queue, batch []queue.NewJob, op
 	for i, r := range res {
 		ids[i] = r.ID
 	}
-	o := *opts
-	o.Concurrency = n
-	rt := newRuntime(t, q, &o)
+	rt := newRuntime(t, q, &Options{Concurrency: n})
 	h := newGatedHandlers(ids)
 	if err := rt.Handle("render", h.handler(result), nil); err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		rt.completeBatch = wrap(rt.completeBatch)
 	}
 	gate := holdCommits(t, rt)
 	if err := rt.Start(t.Context()); err != nil {
@@ -150,7 +152,7 @@ func TestBigResultsAllComplete(t *testing.T) {
 	// results committed together after the first come to 67.5 MiB.
 	const n, size = 16, 4<<20 + 512<<10
 	q, _ := openQueue(t, &queue.Options{MaxPayload: size})
-	ids := completeInTwoBatches(t, q, make([]queue.NewJob, n), &Options{}, func(j *queue.Job) []byte {
+	ids := completeInTwoBatches(t, q, make([]queue.NewJob, n), nil, func(j *queue.Job) []byte {
 		return bytes.Repeat([]byte{byte(j.ID)}, size)
 	})
 	for _, id := range ids {
@@ -163,34 +165,81 @@ func TestBigResultsAllComplete(t *testing.T) {
 	}
 }
 
+// commitFunc is the signature of queue.Queue.CompleteBatch.
+type commitFunc = func(context.Context, []queue.Completion) ([]error, error)
+
+// refuseEach emulates the CompleteBatch contract issue 12 asks of the
+// queue: a result over limit fails only its own completion, with an error
+// wrapping queue.ErrTooLarge, and the others are committed.
+func refuseEach(limit int) func(commitFunc) commitFunc {
+	return func(next commitFunc) commitFunc {
+		return func(ctx context.Context, cs []queue.Completion) ([]error, error) {
+			errs := make([]error, len(cs))
+			var ok []queue.Completion
+			var at []int
+			for i, c := range cs {
+				if len(c.Result) > limit {
+					errs[i] = fmt.Errorf("%w: completion %d: result of %d bytes, limit %d", queue.ErrTooLarge, i, len(c.Result), limit)
+					continue
+				}
+				ok, at = append(ok, c), append(at, i)
+			}
+			if len(ok) == 0 {
+				return errs, nil
+			}
+			okErrs, err := next(ctx, ok)
+			if err != nil {
+				return nil, err
+			}
+			for k, i := range at {
+				errs[i] = okErrs[k]
+			}
+			return errs, nil
+		}
+	}
+}
+
 // TestOversizeResultFailsOnlyItsJob: one handler among eight returns a
 // result over MaxPayload. Only its job fails (dead at once, with the reason
-// in its history); the seven others complete.
+// in its history); the seven others complete. The queue may refuse the
+// oversize result by failing the whole CompleteBatch call (as it does
+// today) or with that completion's own error (its contract after issue 12).
 func TestOversizeResultFailsOnlyItsJob(t *testing.T) {
 	t.Parallel()
 	const n, limit = 8, 1 << 10
-	q, _ := openQueue(t, &queue.Options{MaxPayload: limit})
-	jobs := make([]queue.NewJob, n)
-	jobs[n-1].Payload = []byte("oversize") // not the first: it is committed alone
-	ids := completeInTwoBatches(t, q, jobs, &Options{}, func(j *queue.Job) []byte {
-		if string(j.Payload) == "oversize" {
-			return make([]byte, 2*limit)
-		}
-		return []byte(fmt.Sprint("done ", j.ID))
-	})
-	for _, id := range ids[:n-1] {
-		j := getJob(t, q, id)
-		if want := fmt.Sprint("done ", id); j.State != queue.StateCompleted || string(j.Result) != want {
-			t.Errorf("BUG: job %d is %s (history %v) with result %q; want completed with %q. "+
-				"worker/complete.go: one oversize result fails the whole CompleteBatch, and the completer "+
-				"drops every completion in it", id, j.State, outcomes(j), j.Result, want)
-		}
-	}
-	j := getJob(t, q, ids[n-1])
-	wantErr := fmt.Sprintf("walq/worker: result of %d bytes exceeds Options.MaxPayload (%d)", 2*limit, limit)
-	if j.State != queue.StateDead || j.Attempt != 1 || len(j.History) != 1 || !strings.Contains(j.History[0].Error, wantErr) {
-		t.Errorf("oversize job %d: %s after %d attempt(s), history %+v; want dead after its one attempt with %q in its history",
-			j.ID, j.State, j.Attempt, j.History, wantErr)
+	for _, tc := range []struct {
+		name string
+		wrap func(commitFunc) commitFunc
+	}{
+		{"whole call refused", nil},
+		{"one error per completion", refuseEach(limit)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			q, _ := openQueue(t, &queue.Options{MaxPayload: limit})
+			jobs := make([]queue.NewJob, n)
+			jobs[n-1].Payload = []byte("oversize") // not the first: it is committed alone
+			ids := completeInTwoBatches(t, q, jobs, tc.wrap, func(j *queue.Job) []byte {
+				if string(j.Payload) == "oversize" {
+					return make([]byte, 2*limit)
+				}
+				return []byte(fmt.Sprint("done ", j.ID))
+			})
+			for _, id := range ids[:n-1] {
+				j := getJob(t, q, id)
+				if want := fmt.Sprint("done ", id); j.State != queue.StateCompleted || string(j.Result) != want {
+					t.Errorf("BUG: job %d is %s (history %v) with result %q; want completed with %q. "+
+						"worker/complete.go: one oversize result fails the whole CompleteBatch, and the completer "+
+						"drops every completion in it", id, j.State, outcomes(j), j.Result, want)
+				}
+			}
+			j := getJob(t, q, ids[n-1])
+			wantErr := fmt.Sprintf("walq/worker: result of %d bytes exceeds Options.MaxPayload (%d)", 2*limit, limit)
+			if j.State != queue.StateDead || j.Attempt != 1 || len(j.History) != 1 || !strings.Contains(j.History[0].Error, wantErr) {
+				t.Errorf("oversize job %d: %s after %d attempt(s), history %+v; want dead after its one attempt with %q in its history",
+					j.ID, j.State, j.Attempt, j.History, wantErr)
+			}
+		})
 	}
 }
 
