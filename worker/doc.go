@@ -7,9 +7,18 @@
 // many), so that a handful of workers are not bounded by two fsyncs per
 // job. No guarantee is weakened: a job is handed to a handler only after its
 // lease is durable, and a completion is acknowledged to nobody (Wait,
-// events, metrics) before it is durable. Execution is at-least-once: a
+// events, metrics, Options.OnDurable) before it is durable; until then the
+// heartbeat keeps the job's lease alive. Execution is at-least-once: a
 // handler's side effects must be idempotent (use Job.ID, Job.Attempt and
 // Job.Key).
+//
+// A completion group is bounded by count and by bytes, so that it fits one
+// log entry. A completion the queue refuses (a result over queue
+// Options.MaxPayload, or follow-ups it cannot take) fails only its own job,
+// permanently, with the reason in the job's history: retrying a handler
+// cannot shrink what it returns. If the log cannot write a group at all (a
+// full disk), the group's leases are let go to expire and its jobs run
+// again.
 //
 // Each attempt gets a context that carries the job's timeout and is
 // cancelled when the lease is lost; the lease is extended by a heartbeat

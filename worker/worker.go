@@ -44,8 +44,26 @@ type Options struct {
 	// Concurrency.
 	Prefetch int
 	// OnComplete, if set, returns follow-up jobs to enqueue in the same
-	// atomic log entry as each completion (see Callback). Defaults to nil.
+	// atomic log entry as each completion (see Callback). It runs when the
+	// handler returns, before the completion is durable (and it may never
+	// be): use OnDurable to learn that it is. Defaults to nil.
 	OnComplete func(job *queue.Job, result []byte) []queue.NewJob
+	// OnDurable, if set, is called once for every attempt whose outcome
+	// the runtime has made durable, and only then: after the completion
+	// is in the log (err nil, result the handler's result), or after the
+	// failure is (err the error the attempt was recorded with: the
+	// handler's, a timeout, or the runtime's own for a result the queue
+	// refused). Unlike Subscribe's events it is never dropped. It is not
+	// called for an attempt whose outcome was not recorded (its lease was
+	// lost, Stop released it, or the log failed): that job runs again and
+	// OnDurable reports that attempt instead. job is the job as leased.
+	// Completions (and the failures recorded for completions the queue
+	// refused) are reported from the runtime's one completer goroutine, in
+	// the order they became durable; other failures from the goroutine
+	// that ran the handler. So OnDurable must be safe for concurrent use
+	// and return quickly: the completions after it wait. Stop returns after
+	// every call has returned. Defaults to nil.
+	OnDurable func(job *queue.Job, result []byte, err error)
 	// Alert, if set, watches the queue and calls a hook when thresholds
 	// are crossed. Defaults to nil (no alerts).
 	Alert *Alert
@@ -65,10 +83,11 @@ type HandlerOptions struct {
 // Runtime runs handlers for the jobs of one queue.Queue. Its methods are
 // safe for concurrent use.
 type Runtime struct {
-	q     *queue.Queue
-	opts  Options
-	clock clock.Clock
-	lease time.Duration
+	q          *queue.Queue
+	opts       Options
+	clock      clock.Clock
+	lease      time.Duration
+	maxPayload int // the queue's Options.MaxPayload
 
 	mu       sync.Mutex
 	handlers map[string]*pool
@@ -80,16 +99,29 @@ type Runtime struct {
 	runCtx      context.Context // cancelled when Stop gives up: handlers stop
 	stopRun     context.CancelCauseFunc
 	workers     sync.WaitGroup
+	idle        chan struct{} // closed once every worker has returned
+	shut        chan struct{} // closed once Stop's work is done
 	completer   *completer
 	alertCancel context.CancelFunc
 	alertDone   chan struct{}
+
+	// completeBatch is q.CompleteBatch: the one seam tests use to hold a
+	// completion between its handler's return and its durability.
+	completeBatch func(context.Context, []queue.Completion) ([]error, error)
 }
 
 // errShutdown is the cause given to handler contexts when Stop gives up.
 var errShutdown = errors.New("walq/worker: shutting down")
 
 // New returns a runtime for q. Register handlers with Handle, then Start.
+// It fails if q is nil, closed or read-only: no job could ever run.
 func New(q *queue.Queue, opts *Options) (*Runtime, error) {
+	if q == nil {
+		return nil, fmt.Errorf("%w: worker.New: nil queue", queue.ErrInvalid)
+	}
+	if err := usable(context.Background(), q); err != nil {
+		return nil, err
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -124,7 +156,20 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 		o.Logger.Warn("walq/worker: Heartbeat is not shorter than the lease duration; leases will lapse while handlers run",
 			"heartbeat", o.Heartbeat, "lease", qo.LeaseDuration)
 	}
-	return &Runtime{q: q, opts: o, clock: qo.Clock, lease: qo.LeaseDuration, handlers: map[string]*pool{}}, nil
+	return &Runtime{q: q, opts: o, clock: qo.Clock, lease: qo.LeaseDuration, maxPayload: qo.MaxPayload,
+		handlers: map[string]*pool{}, completeBatch: q.CompleteBatch}, nil
+}
+
+// usable reports why workers could never run a job of q, if they could
+// not: it is closed (or stopped after an internal error), or read-only.
+func usable(ctx context.Context, q *queue.Queue) error {
+	if q.Options().ReadOnly {
+		return fmt.Errorf("walq/worker: queue %s: %w", q.Dir(), queue.ErrReadOnly)
+	}
+	if _, err := q.Stats(ctx); err != nil {
+		return fmt.Errorf("walq/worker: queue %s: %w", q.Dir(), err)
+	}
+	return nil
 }
 
 // Handle registers h for the named queue. It must be called before Start.
@@ -168,9 +213,11 @@ func (r *Runtime) Handle(queueName string, h Handler, opts *HandlerOptions) erro
 }
 
 // Start starts the workers of every registered queue. ctx bounds nothing
-// but the start itself; the workers run until Stop.
+// but the start itself; the workers run until Stop. It fails with the
+// queue's error (wrapping queue.ErrClosed, say) if the queue can no longer
+// run jobs.
 func (r *Runtime) Start(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	if err := usable(ctx, r.q); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -181,7 +228,8 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.started = true
 	r.fetchCtx, r.stopFetch = context.WithCancel(context.Background())
 	r.runCtx, r.stopRun = context.WithCancelCause(context.Background())
-	r.completer = newCompleter(r.q, r.opts.Logger)
+	r.idle, r.shut = make(chan struct{}), make(chan struct{})
+	r.completer = newCompleter(r)
 	for _, p := range r.handlers {
 		p.start()
 	}
@@ -200,47 +248,64 @@ func (r *Runtime) Start(ctx context.Context) error {
 // counting the attempt) jobs leased but not started, and waits for running
 // handlers to finish until ctx ends. Then it cancels the contexts of the
 // handlers still running and releases their jobs at once, without counting
-// the attempt; a job is never lost and never completed twice. Pending
-// completions are made durable before Stop returns. It returns ctx's error
-// if it had to cancel handlers.
+// the attempt; a job is never lost and never completed twice. Every
+// completion is durable (or, if the log failed, abandoned to its expiring
+// lease) and every OnDurable call has returned before Stop returns, for
+// every caller: concurrent calls all wait, and each one's ctx may cut the
+// handlers short. It returns ctx's error if it had to cancel handlers.
 func (r *Runtime) Stop(ctx context.Context) error {
 	r.mu.Lock()
-	if !r.started || r.stopped {
+	if !r.started {
 		r.stopped = true
 		r.mu.Unlock()
 		return nil
 	}
+	first := !r.stopped
 	r.stopped = true
 	r.mu.Unlock()
-	r.stopFetch()
-	done := make(chan struct{})
-	go func() {
-		r.workers.Wait()
-		close(done)
-	}()
+	if first {
+		r.stopFetch()
+		go r.shutdown()
+	}
 	var err error
 	select {
-	case <-done:
+	case <-r.idle:
 	default:
 		select {
-		case <-done:
+		case <-r.idle:
 		case <-ctx.Done():
 			err = ctx.Err()
 			r.stopRun(errShutdown)
-			<-done
 		}
 	}
+	<-r.shut
+	return err
+}
+
+// shutdown runs once, from the first Stop: once the workers are gone it
+// makes the pending completions durable, with the heartbeat still keeping
+// their leases alive, and only then stops the heartbeat.
+func (r *Runtime) shutdown() {
+	defer close(r.shut)
+	r.workers.Wait()
+	close(r.idle)
 	r.stopRun(errShutdown)
+	r.completer.close()
 	for _, p := range r.handlers {
 		close(p.stop)
 		p.kept.Wait()
 	}
-	r.completer.close()
 	if r.alertCancel != nil {
 		r.alertCancel()
 		<-r.alertDone
 	}
-	return err
+}
+
+// durable reports an attempt's durable outcome to Options.OnDurable.
+func (r *Runtime) durable(job *queue.Job, result []byte, err error) {
+	if r.opts.OnDurable != nil {
+		r.opts.OnDurable(job, result, err)
+	}
 }
 
 // pool is one queue's fetcher, workers and lease keeper.
@@ -293,8 +358,9 @@ func (p *pool) unhold(tok queue.Token) {
 }
 
 // keep is the pool's heartbeat: every Heartbeat it extends every lease the
-// pool holds, waiting or running, in one durable step, and cancels the
-// handler of any lease that turns out lost.
+// pool holds (waiting, running, or finished with its completion not yet
+// durable) in one durable step, and cancels the handler of any lease that
+// turns out lost.
 func (p *pool) keep() {
 	defer p.kept.Done()
 	t := p.r.clock.Ticker(p.r.opts.Heartbeat)
@@ -401,16 +467,18 @@ func (p *pool) backoff(ctx context.Context) {
 }
 
 // work runs leased jobs until the fetcher closes the channel. Jobs that
-// arrive after Stop began are released without running.
+// arrive after Stop began are released without running. A lease whose
+// completion went to the completer stays held (and heartbeated) until the
+// completer settles it; its slot is free at once.
 func (p *pool) work() {
 	defer p.r.workers.Done()
 	for l := range p.jobs {
 		if p.r.fetchCtx.Err() != nil {
 			p.release(l)
-		} else {
-			p.run(l)
+			p.unhold(l.Token)
+		} else if !p.run(l) {
+			p.unhold(l.Token)
 		}
-		p.unhold(l.Token)
 		<-p.slots
 	}
 }
@@ -427,8 +495,9 @@ type outcome struct {
 	err    error
 }
 
-// run runs one attempt and records its outcome.
-func (p *pool) run(l *queue.Lease) {
+// run runs one attempt and records its outcome. It reports whether the
+// outcome went to the completer, which then owns the lease.
+func (p *pool) run(l *queue.Lease) bool {
 	leaseCtx, loseLease := context.WithCancelCause(p.r.runCtx)
 	defer loseLease(nil)
 	p.mu.Lock()
@@ -439,7 +508,7 @@ func (p *pool) run(l *queue.Lease) {
 	}
 	p.mu.Unlock()
 	if lost {
-		return // the lease ran out while the job waited; it runs elsewhere
+		return false // the lease ran out while the job waited; it runs elsewhere
 	}
 	ctx, cancel := p.r.clock.WithTimeout(leaseCtx, p.timeoutOf(l))
 	defer cancel()
@@ -466,36 +535,49 @@ func (p *pool) run(l *queue.Lease) {
 		// keeps its goroutine, but its outcome no longer counts.
 		o.err = ctx.Err()
 	}
-	p.finish(l, o, ctx, leaseCtx)
+	return p.finish(l, o, ctx, leaseCtx)
 }
 
 // errGoexit is recorded for a handler that exited its goroutine without
 // returning (runtime.Goexit, as t.FailNow does).
 var errGoexit = errors.New("walq/worker: handler exited without returning")
 
-func (p *pool) finish(l *queue.Lease, o outcome, ctx, leaseCtx context.Context) {
+// finish records an attempt's outcome; it reports whether the outcome went
+// to the completer.
+func (p *pool) finish(l *queue.Lease, o outcome, ctx, leaseCtx context.Context) bool {
 	cause := context.Cause(leaseCtx)
 	switch {
 	case errors.Is(cause, errLeaseLost):
 		// Someone else owns the job now; nothing to record.
-		return
+		return false
 	case o.err == nil:
 		c := queue.Completion{Token: l.Token, Result: o.result}
 		if p.r.opts.OnComplete != nil {
 			c.Then = p.r.opts.OnComplete(l.Job, o.result)
 		}
-		p.r.completer.add(c)
-		return
+		p.r.completer.add(pending{pool: p, lease: l, c: c})
+		return true
 	case errors.Is(cause, errShutdown) && errors.Is(o.err, context.Canceled):
 		// Stop cancelled the handler: give the job back, uncounted.
 		p.release(l)
-		return
+		return false
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) && leaseCtx.Err() == nil:
 		// The attempt's own deadline passed (not merely a deadline the
 		// handler used inside, such as an HTTP client's).
 		o.err = fmt.Errorf("%w after %v: %w", ErrTimeout, p.timeoutOf(l), o.err)
 	}
-	if err := p.r.q.Fail(context.Background(), l.Token, o.err); err != nil && !errors.Is(err, queue.ErrLeaseLost) {
+	p.fail(l, o.err)
+	return false
+}
+
+// fail records a failed attempt and reports it once durable.
+func (p *pool) fail(l *queue.Lease, cause error) {
+	err := p.r.q.Fail(context.Background(), l.Token, cause)
+	switch {
+	case err == nil:
+		p.r.durable(l.Job, nil, cause)
+	case errors.Is(err, queue.ErrLeaseLost):
+	default:
 		p.r.opts.Logger.Error("walq/worker: recording failure failed", "job", l.Token.Job, "err", err)
 	}
 }
