@@ -282,3 +282,48 @@ func TestCheckAndSalvageUnreplayable(t *testing.T) {
 	wantCode(t, walq(t, "", "enqueue", dir, "--data", "after salvage"), 0)
 	wantCode(t, walq(t, "", "check", dir), 0)
 }
+
+// TestCheckNoReplayablePrefix: in a log whose front was truncated without
+// the carry records compaction writes, the first entry is already a record
+// for a job whose creation is gone and nothing restates it: no prefix
+// replays; check says so and salvage would keep no entry.
+func TestCheckNoReplayablePrefix(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "q")
+	l, err := wlog.Open(dir, &wlog.Options{Logger: slog.New(slog.DiscardHandler), SegmentSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := epoch.UnixNano()
+	for id := uint64(1); id <= 20; id++ {
+		if _, err := l.Append([]wlog.Record{{Kind: wlog.KindEnqueued, Job: id, At: at, Queue: "emails",
+			Payload: []byte(strings.Repeat("x", 100)), RunAt: at, MaxAttempts: 3}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(1); id <= 20; id++ {
+		if _, err := l.Append([]wlog.Record{{Kind: wlog.KindLeased, Job: id, At: at, Attempt: 1, Deadline: at + 1e9}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only leases are left: records for jobs whose creation is gone.
+	bad, err := l.TruncateFront(l.LastIndex())
+	if err != nil || bad <= 20 {
+		t.Fatalf("TruncateFront: first %d, %v (want a lease record to open the log)", bad, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := walq(t, "", "check", dir)
+	wantCode(t, r, 1)
+	for _, want := range []string{fmt.Sprintf("leased record at index %d slot 0 for job %d", bad, bad-20), "no prefix of the log replays"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check lacks %q: %s", want, r)
+		}
+	}
+	r = walq(t, "", "salvage", dir)
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, fmt.Sprintf("keep:       entries up to index %d", bad-1)) {
+		t.Errorf("salvage dry run: %s", r)
+	}
+}
