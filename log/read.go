@@ -90,10 +90,11 @@ func (l *Log) segmentOf(index uint64) string {
 	return ""
 }
 
-// readScan reads one entry of a read-only log by scanning its segment.
+// readScan reads one entry of a read-only log by scanning its segment
+// (opening that one file, not the pinAhead that Iterate would).
 func (l *Log) readScan(index uint64) ([]byte, error) {
 	var out []byte
-	err := l.Iterate(index, func(i uint64, data []byte) error {
+	err := l.iterate(index, 1, func(i uint64, data []byte) error {
 		out = append([]byte(nil), data...)
 		return errStop
 	})
@@ -134,6 +135,12 @@ func (l *Log) Refresh() error {
 // at a time, ahead of reading them, so that a segment it has opened cannot
 // vanish under it.
 func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) error {
+	return l.iterate(from, pinAhead, fn)
+}
+
+// iterate is Iterate holding at most ahead segment files open on a
+// read-only log.
+func (l *Log) iterate(from uint64, ahead int, fn func(index uint64, data []byte) error) error {
 	l.mu.Lock()
 	segs := append([]segment(nil), l.segs...)
 	last, closed := l.acked, l.closed
@@ -143,7 +150,7 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 	}
 	var pins *pinned
 	if l.opts.ReadOnly {
-		pins = &pinned{segs: segs, last: last}
+		pins = &pinned{segs: segs, ahead: ahead, last: last}
 		defer pins.close()
 	}
 	var buf []byte
@@ -226,20 +233,21 @@ const pinAhead = 64
 // pinned holds a read-only Iterate's open segment files.
 type pinned struct {
 	segs  []segment
+	ahead int        // how many segments to hold open, the one read included
 	last  uint64     // segments starting after last are not read
 	files []*os.File // files[i] is segs[i], open from its pinning until read
 	next  int        // the next segment to open
 }
 
-// read opens segs[i] and the segments after it up to pinAhead (or keeps
-// them open), reads segs[i] into buf and closes it. A segment that is gone
-// when it is opened gives an error matching ErrVanished.
+// read opens segs[i] and the segments after it up to ahead in all (or
+// keeps them open), reads segs[i] into buf and closes it. A segment that is
+// gone when it is opened gives an error matching ErrVanished.
 func (p *pinned) read(buf []byte, i int) ([]byte, error) {
 	if p.files == nil {
 		p.files = make([]*os.File, len(p.segs))
 	}
 	p.next = max(p.next, i)
-	for ; p.next < min(i+pinAhead, len(p.segs)) && p.segs[p.next].first <= p.last; p.next++ {
+	for ; p.next < min(i+p.ahead, len(p.segs)) && p.segs[p.next].first <= p.last; p.next++ {
 		f, err := os.Open(p.segs[p.next].path)
 		if err != nil {
 			return buf, openSegmentError(p.segs[p.next], err)
