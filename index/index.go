@@ -28,6 +28,9 @@ type Index struct {
 	// but that are unknown: jobs created before the log's first index.
 	lenient bool
 	orphans map[uint64]orphan
+	// unresolved counts the orphans whose last record is not a purge:
+	// those EndReplay would reject.
+	unresolved int
 }
 
 // orphan is the last record seen for an unknown job during a lenient replay.
@@ -90,17 +93,50 @@ func (x *Index) SetLenient() {
 
 // EndReplay ends a lenient replay. It fails if a record referred to an
 // unknown job that no later carry record restated and that was not purged:
-// the log lost the job's beginning.
+// the log lost the job's beginning. The error names the earliest such
+// record (the last one seen for its job).
 func (x *Index) EndReplay() error {
 	x.lenient = false
+	var bad *ApplyError
 	for id, o := range x.orphans {
-		if o.kind != wlog.KindPurged {
-			return &ApplyError{Pos: o.pos, Kind: o.kind, Job: id,
+		if o.kind != wlog.KindPurged && (bad == nil || o.pos.Index < bad.Pos.Index ||
+			o.pos.Index == bad.Pos.Index && o.pos.Slot < bad.Pos.Slot) {
+			bad = &ApplyError{Pos: o.pos, Kind: o.kind, Job: id,
 				Reason: "record for a job whose creation is not in the log and that no carry record restates"}
 		}
 	}
-	x.orphans = nil
+	x.orphans, x.unresolved = nil, 0
+	if bad != nil {
+		return bad
+	}
 	return nil
+}
+
+// Unresolved returns, during a lenient replay, how many unknown jobs the
+// records applied so far refer to without a later carry record or a purge:
+// EndReplay, called now, succeeds exactly when it is zero. It is zero
+// outside a lenient replay.
+func (x *Index) Unresolved() int { return x.unresolved }
+
+// setOrphan records o as the last record seen for the unknown job id.
+func (x *Index) setOrphan(id uint64, o orphan) {
+	if old, ok := x.orphans[id]; ok && old.kind != wlog.KindPurged {
+		x.unresolved--
+	}
+	if o.kind != wlog.KindPurged {
+		x.unresolved++
+	}
+	x.orphans[id] = o
+}
+
+// dropOrphan forgets the unknown job id: a carry record restated it.
+func (x *Index) dropOrphan(id uint64) {
+	if old, ok := x.orphans[id]; ok {
+		if old.kind != wlog.KindPurged {
+			x.unresolved--
+		}
+		delete(x.orphans, id)
+	}
 }
 
 // New returns an empty index.
@@ -401,7 +437,7 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 	}
 	j := x.jobs.get(r.Job)
 	if j == nil && x.lenient {
-		x.orphans[r.Job] = orphan{kind: r.Kind, pos: pos}
+		x.setOrphan(r.Job, orphan{kind: r.Kind, pos: pos})
 		x.nextID = max(x.nextID, r.Job+1)
 		return nil
 	}
@@ -583,7 +619,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		x.keys[j.Key] = j
 	}
 	if x.lenient {
-		delete(x.orphans, j.ID)
+		x.dropOrphan(j.ID)
 	}
 	x.created = append(x.created, j)
 	x.liveBytes += j.bytes()

@@ -1521,6 +1521,59 @@ func TestLenient(t *testing.T) {
 	}
 }
 
+// TestUnresolved follows Unresolved through a lenient replay: it counts the
+// unknown jobs EndReplay would reject at that point, so a replay can tell
+// after each entry whether the prefix so far would end cleanly. EndReplay
+// names the earliest unresolved record.
+func TestUnresolved(t *testing.T) {
+	t.Parallel()
+	a := newApplier(t)
+	if a.x.Unresolved() != 0 {
+		t.Fatalf("Unresolved before a lenient replay: %d", a.x.Unresolved())
+	}
+	a.x.SetLenient()
+	other := carryRecord(index.Pending, "q")
+	other.Job, other.Key = 2, ""
+	steps := []struct {
+		rec  wlog.Record
+		want int
+	}{
+		{step(wlog.KindCompleted, 1, 1), 1}, // job 1's creation is not in the log
+		{step(wlog.KindLeased, 7, 0), 2},
+		{carryRecord(index.Pending, "q"), 1}, // restates job 1
+		{step(wlog.KindPurged, 5, 0), 1},     // a purged unknown job is fine
+		{step(wlog.KindCompleted, 8, 1), 2},
+		{step(wlog.KindPurged, 8, 0), 1}, // ...even after other records
+		{other, 1},                       // a carry of another job resolves nothing
+	}
+	for i, s := range steps {
+		a.apply(s.rec)
+		if got := a.x.Unresolved(); got != s.want {
+			t.Fatalf("after record %d (%s job %d): Unresolved %d, want %d", i+1, s.rec.Kind, s.rec.Job, got, s.want)
+		}
+	}
+	err := a.x.EndReplay()
+	var ae *index.ApplyError
+	if !errors.As(err, &ae) || ae.Job != 7 || ae.Pos.Index != 2 {
+		t.Fatalf("EndReplay = %v, want the record of job 7 at index 2", err)
+	}
+	if a.x.Unresolved() != 0 {
+		t.Errorf("Unresolved after EndReplay: %d", a.x.Unresolved())
+	}
+	// EndReplay names the earliest unresolved record whatever the map's
+	// order.
+	for range 20 {
+		b := newApplier(t)
+		b.x.SetLenient()
+		for id := uint64(30); id > 10; id-- {
+			b.apply(step(wlog.KindCompleted, id, 1))
+		}
+		if err := b.x.EndReplay(); !errors.As(err, &ae) || ae.Job != 30 {
+			t.Fatalf("EndReplay = %v, want the first record (job 30)", err)
+		}
+	}
+}
+
 func deadIDs(q *index.Queue) []uint64 {
 	var ids []uint64
 	q.Dead(func(j *index.Job) bool { ids = append(ids, j.ID); return true })

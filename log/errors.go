@@ -41,6 +41,14 @@ var (
 	// ErrNotLog is returned by Open for a directory that holds files but no
 	// walq log.
 	ErrNotLog = errors.New("walq/log: not a walq directory")
+
+	// ErrVanished is returned by a read-only log's Open, Refresh, Iterate,
+	// Replay and Read when a segment file it was about to read is gone: the
+	// writer's TruncateFront removed it. The error also wraps the file
+	// system's error (so it matches fs.ErrNotExist too) and names the
+	// segment. The entries asked for are no longer in the log: Refresh
+	// and read again from the new FirstIndex.
+	ErrVanished = errors.New("walq/log: segment removed by the writer while reading")
 )
 
 // CorruptError locates corruption: the segment file, the byte offset of the

@@ -216,20 +216,44 @@ func (l *Log) openReadOnly() error {
 	return l.refreshReadOnly()
 }
 
+// refreshAttempts bounds how many times refreshReadOnly lists the
+// directory again because the last segment it listed was removed before it
+// could read it. That takes the writer filling that segment, starting
+// others and compacting it away within one refresh, so a second listing
+// all but always succeeds.
+const refreshAttempts = 8
+
 // refreshReadOnly rereads the segment list and finds the last whole entry,
 // tolerating a tail that is being written.
 func (l *Log) refreshReadOnly() error {
+	var err error
+	for range refreshAttempts {
+		if err = l.refreshOnce(); !errors.Is(err, ErrVanished) {
+			break
+		}
+	}
+	return err
+}
+
+// refreshOnce is one attempt of refreshReadOnly. It changes nothing when it
+// fails.
+func (l *Log) refreshOnce() error {
 	segs, err := listSegments(l.dir)
 	if err != nil {
 		return fmt.Errorf("walq/log: list %s: %w", l.dir, err)
 	}
-	l.segs = segs
 	if len(segs) == 0 {
+		l.segs = segs
 		l.first, l.written = 1, 0
 		return nil
 	}
 	last := segs[len(segs)-1]
 	buf, err := os.ReadFile(last.path)
+	if errors.Is(err, os.ErrNotExist) {
+		// No longer the tail: the writer moved on and compacted it away
+		// since the listing.
+		return openSegmentError(last, err)
+	}
 	if err != nil {
 		return fmt.Errorf("walq/log: read %s: %w", last.path, err)
 	}
@@ -240,6 +264,7 @@ func (l *Log) refreshReadOnly() error {
 	if res.bad != nil && res.validAfter {
 		return res.bad
 	}
+	l.segs = segs
 	l.repair = nil
 	if res.bad != nil {
 		l.repair = &Repair{Segment: last.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}

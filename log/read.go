@@ -90,10 +90,11 @@ func (l *Log) segmentOf(index uint64) string {
 	return ""
 }
 
-// readScan reads one entry of a read-only log by scanning its segment.
+// readScan reads one entry of a read-only log by scanning its segment
+// (opening that one file, not the pinAhead that Iterate would).
 func (l *Log) readScan(index uint64) ([]byte, error) {
 	var out []byte
-	err := l.Iterate(index, func(i uint64, data []byte) error {
+	err := l.iterate(index, 1, func(i uint64, data []byte) error {
 		out = append([]byte(nil), data...)
 		return errStop
 	})
@@ -126,13 +127,31 @@ func (l *Log) Refresh() error {
 // iteration with a *CorruptError naming segment, offset and index; on a
 // read-only log, invalid bytes at the very end of the last segment are taken
 // to be a write in progress and end the iteration quietly.
+//
+// On a read-only log, a segment that the writer's TruncateFront removed
+// before Iterate opened it stops the iteration with an error matching
+// ErrVanished: its entries are gone, and the caller decides whether to
+// Refresh and start again. Iterate opens the segments it reads a few dozen
+// at a time, ahead of reading them, so that a segment it has opened cannot
+// vanish under it.
 func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) error {
+	return l.iterate(from, pinAhead, fn)
+}
+
+// iterate is Iterate holding at most ahead segment files open on a
+// read-only log.
+func (l *Log) iterate(from uint64, ahead int, fn func(index uint64, data []byte) error) error {
 	l.mu.Lock()
 	segs := append([]segment(nil), l.segs...)
 	last, closed := l.acked, l.closed
 	l.mu.Unlock()
 	if closed {
 		return ErrClosed
+	}
+	var pins *pinned
+	if l.opts.ReadOnly {
+		pins = &pinned{segs: segs, ahead: ahead, last: last}
+		defer pins.close()
 	}
 	var buf []byte
 	for i, seg := range segs {
@@ -144,12 +163,18 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 			break
 		}
 		var err error
-		if buf, err = readInto(buf, seg.path); err != nil {
+		if pins != nil {
+			// Another process's TruncateFront may remove any segment
+			// but the tail at any time: read through pinned files.
+			buf, err = pins.read(buf, i)
+		} else if buf, err = readInto(buf, seg.path); err != nil {
 			if errors.Is(err, os.ErrNotExist) && seg.first < l.FirstIndex() {
-				// TruncateFront removed it since the snapshot: its
-				// entries are gone by design.
+				// Our own TruncateFront removed it since the snapshot:
+				// its entries are gone by design.
 				continue
 			}
+		}
+		if err != nil {
 			return err
 		}
 		next := uint64(0) // the first index of the next segment; 0 for the tail
@@ -196,6 +221,63 @@ func (l *Log) Iterate(from uint64, fn func(index uint64, data []byte) error) err
 	return nil
 }
 
+// pinAhead is how many segment files a read-only Iterate holds open at
+// once, starting with the one it reads. A file that is open stays readable
+// after the writer's TruncateFront unlinks it, so only the open itself can
+// find a segment gone; opening the next segments back to back, before the
+// entries of the first are delivered, leaves almost no window for that.
+// Holding more costs descriptors; holding fewer lets a slow reader find a
+// later segment gone once the writer has compacted past it.
+const pinAhead = 64
+
+// pinned holds a read-only Iterate's open segment files.
+type pinned struct {
+	segs  []segment
+	ahead int        // how many segments to hold open, the one read included
+	last  uint64     // segments starting after last are not read
+	files []*os.File // files[i] is segs[i], open from its pinning until read
+	next  int        // the next segment to open
+}
+
+// read opens segs[i] and the segments after it up to ahead in all (or
+// keeps them open), reads segs[i] into buf and closes it. A segment that is
+// gone when it is opened gives an error matching ErrVanished.
+func (p *pinned) read(buf []byte, i int) ([]byte, error) {
+	if p.files == nil {
+		p.files = make([]*os.File, len(p.segs))
+	}
+	p.next = max(p.next, i)
+	for ; p.next < min(i+p.ahead, len(p.segs)) && p.segs[p.next].first <= p.last; p.next++ {
+		f, err := os.Open(p.segs[p.next].path)
+		if err != nil {
+			return buf, openSegmentError(p.segs[p.next], err)
+		}
+		p.files[p.next] = f
+	}
+	f := p.files[i]
+	p.files[i] = nil
+	defer f.Close()
+	return readOpen(buf, f, p.segs[i].path)
+}
+
+// close closes the files still open.
+func (p *pinned) close() {
+	for _, f := range p.files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// openSegmentError describes a failure to open seg; a missing file matches
+// ErrVanished.
+func openSegmentError(seg segment, err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: segment %s (first index %d): %w", ErrVanished, seg.path, seg.first, err)
+	}
+	return fmt.Errorf("walq/log: read segment: %w", err)
+}
+
 // readInto reads a whole file into buf, reusing its capacity.
 func readInto(buf []byte, path string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -203,6 +285,12 @@ func readInto(buf []byte, path string) ([]byte, error) {
 		return buf, fmt.Errorf("walq/log: read segment: %w", err)
 	}
 	defer f.Close()
+	return readOpen(buf, f, path)
+}
+
+// readOpen reads the whole of the open file f (at path) into buf, reusing
+// its capacity.
+func readOpen(buf []byte, f *os.File, path string) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return buf, err

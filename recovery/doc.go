@@ -3,7 +3,13 @@
 // leases of the process that last had the directory open, and reports what
 // it did. It owns the poison-pill rule: a lease voided at open counts as an
 // attempt, and a job whose attempts are used up that way goes to the
-// dead-letter queue instead of running again.
+// dead-letter queue instead of running again. It also owns the rule for
+// which prefix of a log replays (ReplayablePrefix), which Salvage uses to
+// cut a log whose checksums are valid but whose records do not replay.
+//
+// A read-only open replays beside a writer that may compact the log: when
+// a segment it has yet to read is removed, it starts again from the new
+// first segment (see Replay).
 //
 // recovery never reads the clock: the time of open is passed in. It is
 // internal to walq and may change.

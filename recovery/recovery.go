@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -41,6 +42,10 @@ type Report struct {
 	PoisonPills int
 	// Duration is how long the open took.
 	Duration time.Duration
+	// Restarts counts replays of a read-only open that started again
+	// because the writer's compaction removed a segment they had yet to
+	// read.
+	Restarts int
 }
 
 // Open opens the log in dir and folds it into a new index. A writer (not
@@ -77,9 +82,40 @@ func Open(dir string, opts *Options) (*wlog.Log, *index.Index, *Report, error) {
 	return l, x, rep, nil
 }
 
+// replayAttempts bounds how many times Replay starts again on a read-only
+// log whose segments the writer's compaction removed under it.
+const replayAttempts = 5
+
 // Replay folds every record of l into a new index, with now as the time
 // that decides which pending jobs are ready.
+//
+// On a read-only log, another process may compact the log while it is
+// replayed, removing front segments that Replay has not read yet. Replay
+// then refreshes the segment list and starts again from the new first
+// segment: compaction restates every live job at the tail before it
+// removes anything, so the shorter log replays to the same state. After
+// replayAttempts such starts it gives up with an error matching
+// log.ErrVanished.
 func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
+	for attempt := 1; ; attempt++ {
+		x, rep, err := replayOnce(l, now)
+		if !errors.Is(err, wlog.ErrVanished) {
+			if rep != nil {
+				rep.Restarts = attempt - 1
+			}
+			return x, rep, err
+		}
+		if attempt == replayAttempts {
+			return nil, nil, fmt.Errorf("%w (the writer removed segments during each of %d replays)", err, attempt)
+		}
+		if err := l.Refresh(); err != nil {
+			return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
+		}
+	}
+}
+
+// replayOnce is one attempt of Replay.
+func replayOnce(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 	// About 300 bytes per record is typical; overestimating costs little.
 	x := index.NewSized(int(min(l.Size()/300, 1<<26)))
 	x.Promote(now.UnixNano())

@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/walq/walq/index"
 	wlog "github.com/walq/walq/log"
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/recovery"
 )
 
 var checkCmd = &command{
@@ -17,9 +19,11 @@ var checkCmd = &command{
 	summary: "verify every entry's checksum and replay the log; OK or the problems",
 	help: `Verify the queue directory: read every entry of every segment, checking
 its checksum and decoding its records, then replay the whole log as Open
-does (without writing anything). Prints OK, or the first corruption with
-its segment file, byte offset and log index, and exits 1. A corrupted log
-can be cut back to its valid prefix with 'walq salvage'.`,
+does (without writing anything). Prints OK, or the first problem and exits
+1: corruption with its segment file, byte offset and log index, or a
+record that does not replay although every checksum is valid, with its
+index and slot and how far the log replays. 'walq salvage' cuts a log
+back to the prefix that opens.`,
 	example: `walq check /var/lib/myapp/queue && echo healthy`,
 	run:     runCheck,
 }
@@ -39,8 +43,25 @@ type checkJSON struct {
 	Jobs *countsJSON `json:"jobs"`
 	// ReplayError says why the records, although intact, do not replay.
 	ReplayError string `json:"replay_error"`
+	// ReplayFailure locates the record that stops replay and says how far
+	// the log replays; null if replay succeeds or is not reached.
+	ReplayFailure *replayFailureJSON `json:"replay_failure"`
 	// Notes are observations that are not corruption.
 	Notes []string `json:"notes"`
+}
+
+// replayFailureJSON locates a record that does not replay.
+type replayFailureJSON struct {
+	// Index and Slot locate the record; Index is 0 if unknown.
+	Index uint64 `json:"index"`
+	Slot  int    `json:"slot"`
+	// Job and Kind are the record's.
+	Job    uint64 `json:"job"`
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+	// ReplayableTo is the last entry of the longest prefix of the log that
+	// replays: what 'walq salvage' keeps.
+	ReplayableTo uint64 `json:"replayable_to"`
 }
 
 // corruptionJSON locates corruption.
@@ -152,7 +173,29 @@ func (a *app) replayInto(dir string, res *checkJSON) {
 	}
 	if !corruptInto(res, err) {
 		res.ReplayError = oneLine(err)
+		if errors.Is(err, index.ErrInconsistent) {
+			res.ReplayFailure = a.replayFailure(dir, err)
+		}
 	}
+}
+
+// replayFailure locates the record that err says does not replay and
+// finds how far the log replays, as salvage would keep it.
+func (a *app) replayFailure(dir string, err error) *replayFailureJSON {
+	f := &replayFailureJSON{Reason: oneLine(err)}
+	var ae *index.ApplyError
+	if errors.As(err, &ae) {
+		f.Index, f.Slot, f.Job, f.Kind, f.Reason = ae.Pos.Index, ae.Pos.Slot, ae.Job, ae.Kind.String(), ae.Reason
+	}
+	l, err := wlog.Open(dir, &wlog.Options{ReadOnly: true, Logger: a.logger()})
+	if err != nil {
+		return f
+	}
+	defer l.Close()
+	if keep, _, err := recovery.ReplayablePrefix(l); err == nil {
+		f.ReplayableTo = keep
+	}
+	return f
 }
 
 // brokenNotes lists files kept by earlier repairs.
@@ -206,6 +249,16 @@ func (a *app) printCheck(dir string, res *checkJSON) {
 		}
 		fmt.Fprintf(w, "%s %s: %s\n", paint(w, red, "CORRUPT:"), loc, c.Reason)
 		fmt.Fprintf(w, "'walq salvage %s' shows what keeping the valid prefix would drop; nothing changes without --yes\n", dir)
+	case res.ReplayFailure != nil:
+		f := res.ReplayFailure
+		fmt.Fprintf(w, "%s every checksum is valid, but the %s record at index %d slot %d for job %d does not replay: %s\n",
+			paint(w, red, "PROBLEM:"), f.Kind, f.Index, f.Slot, f.Job, f.Reason)
+		if f.ReplayableTo < res.FirstIndex {
+			fmt.Fprintf(w, "no prefix of the log replays; 'walq salvage %s' shows what cutting it would drop; nothing changes without --yes\n", dir)
+		} else {
+			fmt.Fprintf(w, "the log replays up to index %d; 'walq salvage %s' shows what keeping that prefix would drop; nothing changes without --yes\n",
+				f.ReplayableTo, dir)
+		}
 	default:
 		fmt.Fprintf(w, "%s every checksum is valid, but replay failed: %s\n", paint(w, red, "PROBLEM:"), res.ReplayError)
 	}

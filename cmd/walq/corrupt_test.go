@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	wlog "github.com/walq/walq/log"
 	"github.com/walq/walq/queue"
 )
 
@@ -180,4 +182,148 @@ func segmentFiles(dir string) ([]segmentFile, error) {
 		out = append(out, segmentFile{e.Name(), info.Size()})
 	}
 	return out, nil
+}
+
+// unreplayableQueue builds a closed queue over several small segments and
+// appends, with the log package, a 'completed' record for job 2320, whose
+// creation is not in the log, then two more jobs: every checksum is valid,
+// but the log does not replay. It returns the directory and the bad
+// entry's index.
+func unreplayableQueue(t *testing.T) (string, uint64) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "q")
+	q := openQueue(t, dir, newMock(), &queue.Options{SegmentSize: 4096})
+	for i := range 60 {
+		nj := queue.NewJob{Queue: "emails", Payload: []byte(fmt.Sprintf("%03d %s", i, strings.Repeat("payload ", 10)))}
+		if _, err := q.Enqueue(context.Background(), nj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := wlog.Open(dir, &wlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := l.Append([]wlog.Record{{Kind: wlog.KindCompleted, Job: 2320, At: epoch.UnixNano(), Attempt: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(61); id <= 62; id++ {
+		if _, err := l.Append([]wlog.Record{{Kind: wlog.KindEnqueued, Job: id, At: epoch.UnixNano(), Queue: "emails",
+			Payload: []byte("after"), RunAt: epoch.UnixNano(), MaxAttempts: 3}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bad
+}
+
+// TestCheckAndSalvageUnreplayable: a log whose checksums are all valid but
+// whose records do not replay is a problem for check (exit 1, naming the
+// record and how far the log replays), and salvage cuts it back to the
+// last entry that replays, moving the rest aside; the queue then opens.
+func TestCheckAndSalvageUnreplayable(t *testing.T) {
+	t.Parallel()
+	dir, bad := unreplayableQueue(t)
+	where := fmt.Sprintf("index %d slot 0", bad)
+
+	r := walq(t, "", "check", dir)
+	wantCode(t, r, 1)
+	for _, want := range []string{"PROBLEM:", "every checksum is valid", where, "job 2320",
+		fmt.Sprintf("replays up to index %d", bad-1), "walq salvage " + dir} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check lacks %q: %s", want, r)
+		}
+	}
+	r = walq(t, "", "check", dir, "--json")
+	wantCode(t, r, 1)
+	var res checkJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	f := res.ReplayFailure
+	if res.OK || res.Corruption != nil || f == nil || f.Index != bad || f.Slot != 0 || f.Job != 2320 ||
+		f.Kind != "completed" || f.ReplayableTo != bad-1 || !strings.Contains(f.Reason, "unknown job") {
+		t.Fatalf("check --json: %+v %+v", res, f)
+	}
+
+	before := segmentHashes(t, dir)
+	r = walq(t, "", "salvage", dir)
+	wantCode(t, r, 0)
+	for _, want := range []string{"replay:", where, "job 2320", fmt.Sprintf("entries up to index %d", bad-1),
+		"Nothing changed", "walq salvage " + dir + " --yes"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("salvage dry run lacks %q: %s", want, r)
+		}
+	}
+	if got := segmentHashes(t, dir); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Fatalf("salvage without --yes changed the directory")
+	}
+
+	r = walq(t, "", "salvage", dir, "--yes", "--json")
+	wantCode(t, r, 0)
+	var sv salvageJSON
+	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
+		t.Fatal(err)
+	}
+	if !sv.Applied || sv.KeptLastIndex != bad-1 || sv.Corruption != nil || sv.ReplayFailure == nil ||
+		sv.ReplayFailure.Index != bad || len(sv.Saved) == 0 {
+		t.Errorf("salvage --yes: %+v", sv)
+	}
+	r = walq(t, "", "check", dir)
+	wantCode(t, r, 0)
+	if !strings.HasSuffix(r.stdout, "OK\n") || !strings.Contains(r.stdout, "60 jobs") {
+		t.Errorf("check after salvage: %s", r)
+	}
+	wantCode(t, walq(t, "", "enqueue", dir, "--data", "after salvage"), 0)
+	wantCode(t, walq(t, "", "check", dir), 0)
+}
+
+// TestCheckNoReplayablePrefix: in a log whose front was truncated without
+// the carry records compaction writes, the first entry is already a record
+// for a job whose creation is gone and nothing restates it: no prefix
+// replays; check says so and salvage would keep no entry.
+func TestCheckNoReplayablePrefix(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "q")
+	l, err := wlog.Open(dir, &wlog.Options{Logger: slog.New(slog.DiscardHandler), SegmentSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := epoch.UnixNano()
+	for id := uint64(1); id <= 20; id++ {
+		if _, err := l.Append([]wlog.Record{{Kind: wlog.KindEnqueued, Job: id, At: at, Queue: "emails",
+			Payload: []byte(strings.Repeat("x", 100)), RunAt: at, MaxAttempts: 3}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(1); id <= 20; id++ {
+		if _, err := l.Append([]wlog.Record{{Kind: wlog.KindLeased, Job: id, At: at, Attempt: 1, Deadline: at + 1e9}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only leases are left: records for jobs whose creation is gone.
+	bad, err := l.TruncateFront(l.LastIndex())
+	if err != nil || bad <= 20 {
+		t.Fatalf("TruncateFront: first %d, %v (want a lease record to open the log)", bad, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := walq(t, "", "check", dir)
+	wantCode(t, r, 1)
+	for _, want := range []string{fmt.Sprintf("leased record at index %d slot 0 for job %d", bad, bad-20), "no prefix of the log replays"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check lacks %q: %s", want, r)
+		}
+	}
+	r = walq(t, "", "salvage", dir)
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, fmt.Sprintf("keep:       entries up to index %d", bad-1)) {
+		t.Errorf("salvage dry run: %s", r)
+	}
 }

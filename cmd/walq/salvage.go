@@ -5,21 +5,26 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/walq/walq/index"
 	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/recovery"
 )
 
 var salvageCmd = &command{
 	name:    "salvage",
 	args:    "DIR",
 	group:   "Change (takes the write lock)",
-	summary: "cut a corrupted log back to its valid prefix (asks for --yes)",
-	help: `Keep the longest valid prefix of a corrupted log: everything from the first
-corrupt entry on is moved aside into broken-* files in DIR (nothing is
-deleted), so that the queue opens again with the jobs as they stood before
-the corruption. Without --yes, walq only says what it would drop. Work
-recorded after the corruption is lost to the queue: look at 'walq check'
-and the dropped range before you agree. A torn tail (the last write cut
-short by a crash) needs no salvage: opening the queue repairs it.`,
+	summary: "cut a damaged log back to the prefix that opens (asks for --yes)",
+	help: `Keep the longest prefix of a damaged log that opens: the entries before the
+first corrupt one and, of those, the longest run from the start whose
+records replay (a log can pass every checksum and still not replay, for
+example a record for a job whose creation is gone). Everything after it is
+moved aside into broken-* files in DIR (nothing is deleted), so that the
+queue opens again with the jobs as they stood at the cut. Without --yes,
+walq only says what it would drop. Work recorded after the cut is lost to
+the queue: look at 'walq check' and the dropped range before you agree. A
+torn tail (the last write cut short by a crash) needs no salvage: opening
+the queue repairs it.`,
 	example: `walq salvage /var/lib/myapp/queue
 walq salvage /var/lib/myapp/queue --yes`,
 	run: runSalvage,
@@ -28,12 +33,15 @@ walq salvage /var/lib/myapp/queue --yes`,
 // salvageJSON is the output of salvage --json.
 type salvageJSON struct {
 	// Applied reports that the log was cut (--yes); false for a dry run.
-	Applied         bool            `json:"applied"`
-	Corruption      *corruptionJSON `json:"corruption"`
-	KeptLastIndex   uint64          `json:"kept_last_index"`
-	DroppedBytes    int64           `json:"dropped_bytes"`
-	DroppedSegments []string        `json:"dropped_segments"`
-	Saved           []string        `json:"saved"`
+	Applied    bool            `json:"applied"`
+	Corruption *corruptionJSON `json:"corruption"`
+	// ReplayFailure is set when the cut comes before entries that pass
+	// their checksums but do not replay.
+	ReplayFailure   *replayFailureJSON `json:"replay_failure"`
+	KeptLastIndex   uint64             `json:"kept_last_index"`
+	DroppedBytes    int64              `json:"dropped_bytes"`
+	DroppedSegments []string           `json:"dropped_segments"`
+	Saved           []string           `json:"saved"`
 }
 
 func runSalvage(a *app, c *command, args []string) error {
@@ -56,13 +64,13 @@ func runSalvage(a *app, c *command, args []string) error {
 	} else if !errors.Is(err, wlog.ErrCorrupt) || errors.Is(err, wlog.ErrVersion) {
 		return openError(dir, err)
 	}
-	rep, err := wlog.Salvage(dir, true)
+	rep, err := recovery.Salvage(dir, true)
 	if err != nil {
 		return openError(dir, err)
 	}
 	applied := false
-	if rep.Corruption != nil && *yes {
-		if rep, err = wlog.Salvage(dir, false); err != nil {
+	if rep.Segment != "" && *yes {
+		if rep, err = recovery.Salvage(dir, false); err != nil {
 			return fmt.Errorf("salvage %s: %s", dir, oneLine(err))
 		}
 		applied = true
@@ -75,6 +83,9 @@ func runSalvage(a *app, c *command, args []string) error {
 			corruptInto(res, rep.Corruption)
 			out.Corruption = res.Corruption
 		}
+		if rep.Unreplayable != nil {
+			out.ReplayFailure = unreplayable(rep)
+		}
 		return writeJSON(a.stdout, out)
 	}
 	a.printSalvage(dir, rep, applied)
@@ -83,14 +94,19 @@ func runSalvage(a *app, c *command, args []string) error {
 
 func (a *app) printSalvage(dir string, rep *wlog.SalvageReport, applied bool) {
 	w := a.stdout
-	if rep.Corruption == nil {
-		fmt.Fprintf(w, "nothing to salvage: every entry is valid (last index %d)\n", rep.KeptLast)
+	if rep.Segment == "" {
+		fmt.Fprintf(w, "nothing to salvage: every entry is valid and replays (last index %d)\n", rep.KeptLast)
 		return
 	}
-	fmt.Fprintf(w, "corruption: %s\n", corruptText(rep.Corruption))
+	if rep.Corruption != nil {
+		fmt.Fprintf(w, "corruption: %s\n", corruptText(rep.Corruption))
+	}
+	if rep.Unreplayable != nil {
+		f := unreplayable(rep)
+		fmt.Fprintf(w, "replay:     the %s record at index %d slot %d for job %d does not replay: %s\n", f.Kind, f.Index, f.Slot, f.Job, f.Reason)
+	}
 	fmt.Fprintf(w, "keep:       entries up to index %d\n", rep.KeptLast)
-	drop := fmt.Sprintf("%s: the rest of %s from offset %d", humanSize(rep.DroppedBytes),
-		filepath.Base(rep.Corruption.Segment), rep.Corruption.Offset)
+	drop := fmt.Sprintf("%s: the rest of %s from offset %d", humanSize(rep.DroppedBytes), filepath.Base(rep.Segment), rep.Offset)
 	if n := len(rep.DroppedSegments); n > 0 {
 		drop += fmt.Sprintf(" and %s after it", plural(n, "whole segment"))
 	}
@@ -106,6 +122,17 @@ func (a *app) printSalvage(dir string, rep *wlog.SalvageReport, applied bool) {
 		fmt.Fprintf(w, "  %s\n", s)
 	}
 	fmt.Fprintf(w, "next: walq check %s\n", dir)
+}
+
+// unreplayable describes why salvage cuts before entries that pass their
+// checksums.
+func unreplayable(rep *wlog.SalvageReport) *replayFailureJSON {
+	f := &replayFailureJSON{Reason: oneLine(rep.Unreplayable), ReplayableTo: rep.KeptLast}
+	var ae *index.ApplyError
+	if errors.As(rep.Unreplayable, &ae) {
+		f.Index, f.Slot, f.Job, f.Kind, f.Reason = ae.Pos.Index, ae.Pos.Slot, ae.Job, ae.Kind.String(), ae.Reason
+	}
+	return f
 }
 
 func baseNames(paths []string) []string {
