@@ -2,7 +2,10 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/walq/walq/index"
@@ -75,13 +78,60 @@ func (q *Queue) runCompaction(ctx context.Context, full bool) (CompactStats, err
 		if q.stoppingLocked(ctx) == nil {
 			q.compactFailures++
 			q.compactErr, q.compactErrAt = err, st.At
+			q.writeCompactStatus()
 		}
 		return st, err
+	}
+	if q.compactErr != nil {
+		q.compactErr = nil
+		q.writeCompactStatus()
 	}
 	if st.Purged > 0 || st.Carried > 0 || st.SegmentsRemoved > 0 || full {
 		q.lastCompact = st
 	}
 	return st, nil
+}
+
+// compactStatusName is the file in the queue's directory that tells other
+// processes (walq stats) that the writer's last compaction failed. It
+// exists only while that is so; it is a diagnostic, never read by Open.
+const compactStatusName = "COMPACTION-FAILED"
+
+// compactStatus is the content of compactStatusName.
+type compactStatus struct {
+	Failures int       `json:"failures"`
+	Error    string    `json:"error"`
+	At       time.Time `json:"at"`
+}
+
+// writeCompactStatus writes (or, after a success, removes) the compaction
+// status file. It is best effort: a queue whose compaction failed may be
+// on a failing disk, and the status is in Stats and the logs as well. The
+// caller holds q.mu.
+func (q *Queue) writeCompactStatus() {
+	path := filepath.Join(q.dir, compactStatusName)
+	if q.compactErr == nil {
+		os.Remove(path)
+		return
+	}
+	b, _ := json.Marshal(compactStatus{Failures: q.compactFailures, Error: q.compactErr.Error(), At: q.compactErrAt})
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err == nil {
+		os.Rename(tmp, path)
+	}
+}
+
+// readCompactStatus fills st's compaction failure fields from the status
+// file a writer left, for a read-only queue.
+func (q *Queue) readCompactStatus(st *Stats) {
+	b, err := os.ReadFile(filepath.Join(q.dir, compactStatusName))
+	if err != nil {
+		return
+	}
+	var cs compactStatus
+	if json.Unmarshal(b, &cs) == nil {
+		st.CompactFailures, st.LastCompactError, st.LastCompactErrorAt = cs.Failures, cs.Error, cs.At
+	}
 }
 
 func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error {

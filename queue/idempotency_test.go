@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -326,5 +327,34 @@ func TestKeyCompletesOnceAcrossReopen(t *testing.T) {
 	j := getT(t, q, id)
 	if j.State != StateCompleted || !slices.Equal(outcomes(j), []string{"completed"}) {
 		t.Fatalf("job %+v", j)
+	}
+}
+
+// GetByKey finds a key's job without creating one, also past retention.
+func TestGetByKey(t *testing.T) {
+	ctx := context.Background()
+	q := openTest(t, t.TempDir(), &Options{KeyRetention: time.Hour, CompactRatio: -1})
+	if _, err := q.GetByKey(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetByKey of an unknown key = %v, want ErrNotFound", err)
+	}
+	if _, err := q.GetByKey(ctx, ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("GetByKey(\"\") = %v, want ErrInvalid", err)
+	}
+	id := enqueueT(t, q, NewJob{Key: "k", Payload: []byte("p")})
+	l := leaseT(t, q, "")
+	if err := q.Complete(ctx, l.Token, []byte("r")); err != nil {
+		t.Fatal(err)
+	}
+	mockOf(t, q).Add(2 * time.Hour)
+	j, err := q.GetByKey(ctx, "k")
+	if err != nil || j.ID != id || string(j.Payload) != "p" || string(j.Result) != "r" {
+		t.Fatalf("GetByKey past retention = %+v, %v; want job %d with payload and result", j, err, id)
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Queues[DefaultQueue].Completed; n != 1 {
+		t.Fatalf("after GetByKey: %d completed jobs, want 1 (no job created)", n)
 	}
 }

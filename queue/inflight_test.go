@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -429,5 +430,53 @@ func TestIdleMaintenanceWritesNothing(t *testing.T) {
 	}
 	if q.log.LastIndex() != last || q.log.Size() != size {
 		t.Fatalf("5 idle maintenance passes wrote entries %d..%d (%d -> %d bytes)", last+1, q.log.LastIndex(), size, q.log.Size())
+	}
+}
+
+// A failing compaction is visible in Stats, to the writer and to a
+// read-only reader (walq stats), until one succeeds again.
+func TestCompactionFailuresInStats(t *testing.T) {
+	ctx := context.Background()
+	var fail atomic.Bool
+	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true,
+		compactHook: func(step string) error {
+			if fail.Load() && step == "checkpoint" {
+				return errors.New("injected compaction failure")
+			}
+			return nil
+		}}
+	q := openTest(t, t.TempDir(), opts)
+	for range 12 {
+		enqueueT(t, q, NewJob{Payload: make([]byte, 1000)})
+	}
+	fail.Store(true)
+	for range 2 {
+		if _, err := q.Compact(ctx); err == nil {
+			t.Fatal("Compact with an injected failure succeeded")
+		}
+	}
+	ro := openTest(t, q.Dir(), &Options{ReadOnly: true})
+	for _, who := range []*Queue{q, ro} {
+		st, err := who.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.CompactFailures != 2 || !strings.Contains(st.LastCompactError, "injected compaction failure") || st.LastCompactErrorAt.IsZero() {
+			t.Fatalf("Stats (read-only %v) = %d failures, %q at %v; want 2, the injected error", who.opts.ReadOnly,
+				st.CompactFailures, st.LastCompactError, st.LastCompactErrorAt)
+		}
+	}
+	fail.Store(false)
+	if _, err := q.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []*Queue{q, ro} {
+		st, err := who.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.LastCompactError != "" {
+			t.Fatalf("Stats (read-only %v) after a successful compaction: last error %q, want none", who.opts.ReadOnly, st.LastCompactError)
+		}
 	}
 }

@@ -185,8 +185,10 @@ type Stats struct {
 	LastCompaction CompactStats
 	// CompactFailures counts compactions (background or Compact) that
 	// failed since Open; LastCompactError is the last failure's message
-	// and LastCompactErrorAt when it began, on the queue's clock (empty
-	// and zero if none failed).
+	// and LastCompactErrorAt when it began, on the queue's clock; both are
+	// cleared when a compaction succeeds again. A read-only queue reports
+	// those of the writer, from a status file the writer keeps in the
+	// directory while its last compaction has failed.
 	CompactFailures    int
 	LastCompactError   string
 	LastCompactErrorAt time.Time
@@ -222,6 +224,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	st.CompactFailures = q.compactFailures
 	if q.compactErr != nil {
 		st.LastCompactError, st.LastCompactErrorAt = q.compactErr.Error(), q.compactErrAt
+	}
+	if q.opts.ReadOnly {
+		q.readCompactStatus(&st)
 	}
 	q.end()
 	return st, nil

@@ -18,6 +18,10 @@ type Alert struct {
 	// OldestReadyAbove alerts when a named queue's oldest ready job has
 	// waited longer than this. Defaults to 0 (off).
 	OldestReadyAbove time.Duration
+	// CompactionFailing alerts when the queue's last compaction failed
+	// (a full disk, say: the log then grows without bound). Defaults to
+	// false (off).
+	CompactionFailing bool
 	// Every is how often stats are checked, on the queue's clock. Defaults
 	// to 10s.
 	Every time.Duration
@@ -29,11 +33,14 @@ type Alert struct {
 type AlertEvent struct {
 	// Queue is the named queue.
 	Queue string
-	// Kind is "dead" or "oldest_ready".
+	// Kind is "dead", "oldest_ready" or "compaction" (Queue is empty).
 	Kind string
 	// Dead and OldestReady are the values that crossed the threshold.
 	Dead        int
 	OldestReady time.Duration
+	// CompactFailures and CompactError describe a failing compaction.
+	CompactFailures int
+	CompactError    string
 	// At is when it was noticed.
 	At time.Time
 }
@@ -68,6 +75,8 @@ func (a *Alert) check(ctx context.Context, q *queue.Queue, now time.Time, firing
 		a.edge(firing, name, "oldest_ready", a.OldestReadyAbove > 0 && qs.OldestReady > a.OldestReadyAbove,
 			AlertEvent{Queue: name, Kind: "oldest_ready", Dead: qs.Dead, OldestReady: qs.OldestReady, At: now})
 	}
+	a.edge(firing, "", "compaction", a.CompactionFailing && st.LastCompactError != "",
+		AlertEvent{Kind: "compaction", CompactFailures: st.CompactFailures, CompactError: st.LastCompactError, At: now})
 }
 
 func (a *Alert) edge(firing map[string]bool, name, kind string, on bool, ev AlertEvent) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +147,48 @@ func TestAlertWatch(t *testing.T) {
 	case ev := <-alerts:
 		t.Errorf("second alert for one crossing: %+v", ev)
 	default:
+	}
+}
+
+// TestAlertCompaction fires once when the queue reports a failing
+// compaction and again only after one succeeded. A read-only queue reports
+// the writer's failures from the status file the writer keeps, which this
+// test writes by hand.
+func TestAlertCompaction(t *testing.T) {
+	t.Parallel()
+	q, clk := openQueue(t, nil)
+	dir := q.Dir()
+	ro, err := queue.Open(dir, &queue.Options{ReadOnly: true, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var got []string
+	a := Alert{CompactionFailing: true, Notify: func(ev AlertEvent) {
+		got = append(got, fmt.Sprintf("%s %d %s", ev.Kind, ev.CompactFailures, ev.CompactError))
+	}}
+	status := filepath.Join(dir, "COMPACTION-FAILED")
+	firing := map[string]bool{}
+	for i, s := range []struct {
+		file string // the status file's content, "" for none
+		want string
+	}{
+		{"", ""},
+		{`{"failures":1,"error":"walq: compact: disk full","at":"2030-01-01T00:00:00Z"}`, "compaction 1 walq: compact: disk full"},
+		{`{"failures":2,"error":"walq: compact: disk full","at":"2030-01-01T00:01:00Z"}`, ""},
+		{"", ""},
+		{`{"failures":3,"error":"walq: compact: disk full","at":"2030-01-01T00:02:00Z"}`, "compaction 3 walq: compact: disk full"},
+	} {
+		os.Remove(status)
+		if s.file != "" {
+			if err := os.WriteFile(status, []byte(s.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got = got[:0]
+		a.check(t.Context(), ro, clk.Now(), firing)
+		if strings.Join(got, "; ") != s.want {
+			t.Errorf("step %d: notified %q, want %q", i, strings.Join(got, "; "), s.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -64,6 +65,7 @@ func runJobs(a *app, c *command, args []string) error {
 	state := fs.String("state", "", "only jobs in `state`: ready, scheduled, leased, completed, dead or cancelled")
 	limit := fs.Int("limit", 100, "print at most `n` jobs (0 for all)")
 	after := fs.Uint64("after", 0, "only jobs with IDs above `id` (paging)")
+	key := fs.String("key", "", "only the job holding idempotency `key` (creates nothing)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
@@ -81,6 +83,9 @@ func runJobs(a *app, c *command, args []string) error {
 		return err
 	}
 	defer q.Close()
+	if *key != "" {
+		return a.jobByKey(q, *key, *asJSON)
+	}
 	f := queue.JobFilter{Queue: *name, State: st, AfterID: *after}
 	if *limit > 0 {
 		f.Limit = *limit + 1 // one more tells whether the list was cut
@@ -100,6 +105,23 @@ func runJobs(a *app, c *command, args []string) error {
 	if more {
 		fmt.Fprintf(a.stdout, "… more jobs: add --after %d for the next page, or --limit 0 for all\n", jobs[len(jobs)-1].ID)
 	}
+	return nil
+}
+
+// jobByKey prints the job holding key, or no jobs.
+func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool) error {
+	var jobs []*queue.Job
+	j, err := q.GetByKey(a.ctx, key)
+	switch {
+	case err == nil:
+		jobs = append(jobs, j)
+	case !errors.Is(err, queue.ErrNotFound):
+		return err
+	}
+	if asJSON {
+		return writeJSON(a.stdout, listJSON(jobs, false))
+	}
+	a.jobTable(jobs)
 	return nil
 }
 

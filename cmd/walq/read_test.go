@@ -29,6 +29,8 @@ func TestReadGolden(t *testing.T) {
 		{"jobs.json", []string{"jobs", "--json", dir}},
 		{"jobs_emails_limit", []string{"jobs", dir, "--queue", "emails", "--limit", "2"}},
 		{"jobs_scheduled", []string{"jobs", dir, "--state", "scheduled"}},
+		{"jobs_key", []string{"jobs", dir, "--key", "nightly"}},
+		{"jobs_key_none.json", []string{"jobs", dir, "--key", "no-such-key", "--json"}},
 		{"show_retried", []string{"show", dir, fmt.Sprint(jobRetried)}},
 		{"show_retried.json", []string{"show", dir, fmt.Sprint(jobRetried), "--json"}},
 		{"show_binary", []string{"show", dir, fmt.Sprint(jobReady)}},

@@ -28,6 +28,16 @@ type statsJSON struct {
 	Queues []queueStatsJSON `json:"queues"`
 	Total  countsJSON       `json:"total"`
 	Log    logStatsJSON     `json:"log"`
+	// Compaction reports the writer's failing compactions; null while the
+	// last one succeeded.
+	Compaction *compactionJSON `json:"compaction"`
+}
+
+// compactionJSON describes a failing compaction.
+type compactionJSON struct {
+	Failures    int       `json:"failures"`
+	LastError   string    `json:"last_error"`
+	LastErrorAt time.Time `json:"last_error_at"`
 }
 
 // countsJSON counts jobs by state.
@@ -104,6 +114,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	}
 	out.Log = logStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
 		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
+	if st.LastCompactError != "" {
+		out.Compaction = &compactionJSON{Failures: st.CompactFailures, LastError: st.LastCompactError, LastErrorAt: st.LastCompactErrorAt}
+	}
 	return out
 }
 
@@ -151,4 +164,8 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 	}
 	fmt.Fprintf(w, "\nlog: %s in %d %s, %s; live data %s\n", humanSize(l.SizeBytes), l.Segments, segs,
 		entries, humanSize(l.LiveBytes))
+	if c := out.Compaction; c != nil {
+		fmt.Fprintf(w, "compaction: FAILING (%d failures; last %s): %s\n", c.Failures,
+			relative(c.LastErrorAt, a.clock.Now()), c.LastError)
+	}
 }
