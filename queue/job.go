@@ -44,7 +44,10 @@ type NewJob struct {
 	// valid.
 	Payload []byte
 	// Key is an idempotency key: enqueueing a key the queue already holds
-	// returns the existing job instead of a new one. Defaults to none.
+	// returns the existing job instead of a new one. Keys are global to
+	// the directory, across named queues. Keys beginning with "walq:" are
+	// reserved for walq's own helpers (such as worker.Callback). Defaults
+	// to none.
 	Key string
 	// RunAt delays the job until then. Defaults to now.
 	RunAt time.Time

@@ -22,7 +22,8 @@ type CallbackPayload struct {
 // callbackQueue whose payload is a JSON CallbackPayload. Register a handler
 // on callbackQueue that delivers it (a webhook POST, say): it is retried
 // with backoff and dead-lettered like any job, and its key
-// ("callback:<job id>") makes it exactly one callback per completion.
+// ("walq:callback:<job id>", in the "walq:" key namespace that walq
+// reserves for its own keys) makes it exactly one callback per completion.
 // Completions of callbackQueue's own jobs make no callbacks.
 func Callback(callbackQueue string) func(*queue.Job, []byte) []queue.NewJob {
 	return func(j *queue.Job, result []byte) []queue.NewJob {
@@ -33,6 +34,6 @@ func Callback(callbackQueue string) func(*queue.Job, []byte) []queue.NewJob {
 		if err != nil {
 			return nil
 		}
-		return []queue.NewJob{{Queue: callbackQueue, Payload: b, Key: "callback:" + strconv.FormatUint(j.ID, 10)}}
+		return []queue.NewJob{{Queue: callbackQueue, Payload: b, Key: "walq:callback:" + strconv.FormatUint(j.ID, 10)}}
 	}
 }

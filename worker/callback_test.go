@@ -48,7 +48,7 @@ func TestCallback(t *testing.T) {
 		t.Fatalf("%d callback jobs when Wait returned, want 1", len(cbs))
 	}
 	cb := cbs[0]
-	if want := "callback:" + strconv.FormatUint(id, 10); cb.Key != want {
+	if want := "walq:callback:" + strconv.FormatUint(id, 10); cb.Key != want {
 		t.Errorf("callback key %q, want %q", cb.Key, want)
 	}
 	done := nextEvent(t, sub, "completion", eventOf(queue.EventCompleted, id))
@@ -94,9 +94,9 @@ func TestCallbackPayload(t *testing.T) {
 		want   string // the follow-up's queue, key and payload; "" for none
 	}{
 		{"with key and result", queue.Job{ID: 7, Queue: "email", Key: "k"}, []byte("ok"),
-			`hooks callback:7 {"job":7,"queue":"email","key":"k","result":"b2s="}`},
+			`hooks walq:callback:7 {"job":7,"queue":"email","key":"k","result":"b2s="}`},
 		{"no key, no result", queue.Job{ID: 8, Queue: "email"}, nil,
-			`hooks callback:8 {"job":8,"queue":"email"}`},
+			`hooks walq:callback:8 {"job":8,"queue":"email"}`},
 		{"the callback queue's own jobs", queue.Job{ID: 9, Queue: "hooks"}, []byte("204"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
