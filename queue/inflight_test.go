@@ -480,3 +480,50 @@ func TestCompactionFailuresInStats(t *testing.T) {
 		}
 	}
 }
+
+// Bug 3: CompleteAndEnqueue checked its follow-up keys, then waited for the
+// job's other operation (a heartbeat) with q.mu released; an Enqueue of the
+// same key slipped in, and the follow-up was created as a second job with
+// the key. Here heartbeats, completions with follow-ups and enqueues of the
+// same keys race; each key must end up with exactly one job.
+func TestCompleteAndEnqueueKeyRace(t *testing.T) {
+	ctx := context.Background()
+	opts := &Options{CompactRatio: -1, noBackground: true}
+	q := openTest(t, t.TempDir(), opts)
+	for round := range 200 {
+		key := fmt.Sprintf("k%d", round)
+		enqueueT(t, q, NewJob{Queue: "w"})
+		l := leaseT(t, q, "w")
+		var wg sync.WaitGroup
+		var viaComplete, viaEnqueue Enqueued
+		var errC, errE error
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			q.Extend(ctx, l.Token, time.Minute) // may lose to the completion
+		}()
+		go func() {
+			defer wg.Done()
+			var res []Enqueued
+			res, errC = q.CompleteAndEnqueue(ctx, l.Token, nil, []NewJob{{Queue: "f", Key: key}})
+			if errC == nil {
+				viaComplete = res[0]
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			viaEnqueue, errE = q.Enqueue(ctx, NewJob{Queue: "f", Key: key})
+		}()
+		wg.Wait()
+		if errC != nil || errE != nil {
+			t.Fatalf("round %d: CompleteAndEnqueue: %v; Enqueue: %v", round, errC, errE)
+		}
+		if viaComplete.ID != viaEnqueue.ID || viaComplete.Duplicate == viaEnqueue.Duplicate {
+			t.Fatalf("round %d: follow-up %+v and enqueue %+v of key %q: want one job, one duplicate", round, viaComplete, viaEnqueue, key)
+		}
+	}
+	q = reopenT(t, q, opts)
+	if err := q.check(); err != nil {
+		t.Fatal(err)
+	}
+}
