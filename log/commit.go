@@ -209,8 +209,13 @@ func (l *Log) commit(g *group) error {
 			return err
 		}
 	}
+	var n int
+	for _, buf := range g.bufs {
+		n += uvarintLen(uint64(buf.Len())) + buf.Len()
+	}
 	l.mu.Lock()
 	l.written = g.last
+	l.appended += int64(n)
 	l.mu.Unlock()
 	if l.opts.Durability != Sync {
 		return nil

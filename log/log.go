@@ -152,6 +152,7 @@ type Log struct {
 	first    uint64 // first index in the log
 	next     uint64 // index the next Submit gets
 	written  uint64 // last index written to the OS
+	appended int64  // bytes written to segments since Open
 	synced   uint64 // last index fsynced
 	acked    uint64 // last index acknowledged to an appender
 	open     *group // the group new Submits join, nil if none
@@ -402,6 +403,14 @@ func truncateFile(path string, size int64) error {
 // the last whole entry (as of Open or the last Refresh), which are a write
 // in progress or a torn tail the next writer's Open will cut.
 func (l *Log) Repaired() *Repair { return l.repair }
+
+// Appended returns the bytes written to segment files since Open (entry
+// frames included), for measuring write amplification.
+func (l *Log) Appended() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appended
+}
 
 // Dir returns the log's directory.
 func (l *Log) Dir() string { return l.dir }

@@ -172,6 +172,10 @@ type LogStats struct {
 	// LiveBytes estimates the bytes needed to restate every job the queue
 	// holds; compaction keeps Size within a small factor of it.
 	LiveBytes int64
+	// Appended is the bytes this process wrote to the log since Open,
+	// compaction's carries included: divided by the payload bytes
+	// enqueued, it is the write amplification.
+	Appended int64
 }
 
 // Stats is a snapshot of the whole queue.
@@ -219,7 +223,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		st.Queues[iq.Name] = qs
 	}
 	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),
-		Size: q.log.Size(), LiveBytes: q.idx.LiveBytes()}
+		Size: q.log.Size(), LiveBytes: q.idx.LiveBytes(), Appended: q.log.Appended()}
 	st.LastCompaction = q.lastCompact
 	st.CompactFailures = q.compactFailures
 	if q.compactErr != nil {
