@@ -16,6 +16,9 @@ func (x *Index) Check() error {
 			}
 		}
 	}
+	if err := x.checkDue(); err != nil {
+		return err
+	}
 	if err := x.leased.check(); err != nil {
 		return fmt.Errorf("leased: %w", err)
 	}
@@ -38,6 +41,30 @@ func (x *Index) Check() error {
 	for q, c := range counts {
 		if *c != q.counts {
 			return fmt.Errorf("queue %q: counts %v, jobs say %v", q.Name, q.counts, *c)
+		}
+	}
+	return nil
+}
+
+// checkDue checks that the due heap holds exactly the queues with scheduled
+// jobs, in order, and that readyMax bounds every ready job's RunAt.
+func (x *Index) checkDue() error {
+	for i, q := range x.due.qs {
+		if int(q.due) != i {
+			return fmt.Errorf("due heap: queue %q at %d thinks it is at %d", q.Name, i, q.due)
+		}
+		if i > 0 && dueLess(q, x.due.qs[(i-1)/2]) {
+			return fmt.Errorf("due heap: order broken at %d (queue %q)", i, q.Name)
+		}
+	}
+	for _, q := range x.queues {
+		if in := q.due >= 0; in != (q.scheduled.Len() > 0) || (in && x.due.qs[q.due] != q) {
+			return fmt.Errorf("queue %q with %d scheduled jobs: due heap position %d", q.Name, q.scheduled.Len(), q.due)
+		}
+		for _, j := range q.ready.jobs {
+			if j.RunAt > x.readyMax {
+				return fmt.Errorf("job %d: ready with run-at %d above the bound %d", j.ID, j.RunAt, x.readyMax)
+			}
 		}
 	}
 	return nil
@@ -82,9 +109,7 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	case j.State == Pending && !j.Busy:
 		want = inScheduled
 	}
-	// A job promoted earlier may sit in ready although its RunAt is
-	// later than a clock that moved backwards; accept either heap.
-	if want != j.where && !(want == inScheduled && j.where == inReady) {
+	if want != j.where {
 		return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
 	}
 	if (j.State == Dead) != (j.Queue.dead[id] == j) {

@@ -112,3 +112,97 @@ func (h *jobHeap) down(i0 int) bool {
 	}
 	return i > i0
 }
+
+// queueHeap is a binary min-heap of the queues that have scheduled jobs,
+// ordered by their earliest scheduled RunAt, so that Promote finds due jobs
+// without looking at queues that have none. Each queue keeps its position
+// in Queue.due (-1 when it is not in the heap).
+type queueHeap struct {
+	qs []*Queue
+}
+
+func dueLess(a, b *Queue) bool {
+	ja, jb := a.scheduled.peek(), b.scheduled.peek()
+	if ja.RunAt != jb.RunAt {
+		return ja.RunAt < jb.RunAt
+	}
+	return ja.ID < jb.ID
+}
+
+func (h *queueHeap) peek() *Queue {
+	if len(h.qs) == 0 {
+		return nil
+	}
+	return h.qs[0]
+}
+
+// update puts q where its earliest scheduled job says: in the heap at its
+// place, or out of it if it has no scheduled job.
+func (h *queueHeap) update(q *Queue) {
+	switch {
+	case q.scheduled.Len() == 0 && q.due >= 0:
+		h.remove(q)
+	case q.scheduled.Len() == 0:
+	case q.due < 0:
+		q.due = int32(len(h.qs))
+		h.qs = append(h.qs, q)
+		h.up(len(h.qs) - 1)
+	default:
+		if i := int(q.due); !h.down(i) {
+			h.up(i)
+		}
+	}
+}
+
+func (h *queueHeap) remove(q *Queue) {
+	i := int(q.due)
+	n := len(h.qs) - 1
+	if i != n {
+		h.swap(i, n)
+	}
+	h.qs[n] = nil
+	h.qs = h.qs[:n]
+	q.due = -1
+	if i != n {
+		if !h.down(i) {
+			h.up(i)
+		}
+	}
+}
+
+func (h *queueHeap) swap(i, k int) {
+	h.qs[i], h.qs[k] = h.qs[k], h.qs[i]
+	h.qs[i].due = int32(i)
+	h.qs[k].due = int32(k)
+}
+
+func (h *queueHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !dueLess(h.qs[i], h.qs[p]) {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+func (h *queueHeap) down(i0 int) bool {
+	i, n := i0, len(h.qs)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && dueLess(h.qs[r], h.qs[l]) {
+			c = r
+		}
+		if !dueLess(h.qs[c], h.qs[i]) {
+			break
+		}
+		h.swap(i, c)
+		i = c
+	}
+	return i > i0
+}

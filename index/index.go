@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	wlog "github.com/walq/walq/log"
@@ -18,8 +19,19 @@ type Index struct {
 	// retention.
 	finished jobHeap
 	nextID   uint64
-	now      int64 // the latest time passed to Promote
-	records  int
+	// now is the latest time passed to Promote: not the largest, since a
+	// clock may step back (see Promote).
+	now int64
+	// due holds the queues with scheduled jobs, earliest run-at first.
+	due queueHeap
+	// readyMax bounds the RunAt of every job in a ready heap from above,
+	// so that Promote knows when a step back of the clock has nothing to
+	// undo.
+	readyMax int64
+	// work counts the queues and jobs Promote looked at, so that tests
+	// can bound its cost without timing it.
+	work    int
+	records int
 	// created lists jobs in the order they were created (or restated by a
 	// carry record); entries whose job is gone or was replaced are stale.
 	created   []*Job
@@ -116,6 +128,7 @@ func NewSized(n int) *Index {
 		leased:   jobHeap{less: deadlineLess},
 		finished: jobHeap{less: finishedLess},
 		nextID:   1,
+		readyMax: math.MinInt64,
 	}
 }
 
@@ -165,30 +178,95 @@ func (x *Index) queue(name string) *Queue {
 			ready:     jobHeap{less: readyLess},
 			scheduled: jobHeap{less: runAtLess},
 			dead:      make(map[uint64]*Job),
+			due:       -1,
 		}
 		x.queues[name] = q
 	}
 	return q
 }
 
-// Promote moves every pending job whose RunAt is at or before now from the
-// scheduled heap to the ready heap. It changes no job's state, only which
-// heap holds it; now is remembered so that later jobs due by then go
-// straight to the ready heap.
+// Promote makes the index's idea of the time now: every pending job whose
+// RunAt is at or before now is ready (in its queue's ready heap), every
+// other pending job is scheduled. It changes no job's state, only which
+// heap holds it, and costs O(log n) per job it moves, whatever the number
+// of queues.
+//
+// now may be earlier than the last call's (a wall clock stepped back): a
+// job is leasable only when its RunAt has come by the clock reading of the
+// lease itself, so ready jobs whose RunAt is now in the future go back to
+// the scheduled heap. That is what a replay, which knows only the records
+// and the clock at open, would decide too. Undoing a step back costs
+// O(queues + ready jobs), once per step.
 func (x *Index) Promote(now int64) {
-	if now > x.now {
-		x.now = now
+	if now < x.readyMax {
+		x.demote(now)
 	}
-	for _, q := range x.queues {
+	x.now = now
+	for {
+		q := x.due.peek()
+		x.work++
+		if q == nil || q.scheduled.peek().RunAt > now {
+			return
+		}
 		for {
 			j := q.scheduled.peek()
-			if j == nil || j.RunAt > x.now {
+			if j == nil || j.RunAt > now {
 				break
 			}
+			x.work++
 			q.scheduled.remove(j)
-			j.where = inReady
-			q.ready.push(j)
+			x.toReady(j)
 		}
+		x.due.update(q)
+	}
+}
+
+// demote moves ready jobs whose RunAt is after now back to the scheduled
+// heaps, and makes readyMax exact again.
+func (x *Index) demote(now int64) {
+	x.readyMax = math.MinInt64
+	var late []*Job
+	for _, q := range x.queues {
+		for _, j := range q.ready.jobs {
+			if j.RunAt > now {
+				late = append(late, j)
+			} else {
+				x.readyMax = max(x.readyMax, j.RunAt)
+			}
+		}
+	}
+	for _, j := range late {
+		j.Queue.ready.remove(j)
+		x.toScheduled(j)
+	}
+}
+
+// toReady puts a pending job into its queue's ready heap.
+func (x *Index) toReady(j *Job) {
+	j.where = inReady
+	j.Queue.ready.push(j)
+	x.readyMax = max(x.readyMax, j.RunAt)
+}
+
+// toScheduled puts a pending job into its queue's scheduled heap, keeping
+// the queue's place in the due heap.
+func (x *Index) toScheduled(j *Job) {
+	q := j.Queue
+	j.where = inScheduled
+	q.scheduled.push(j)
+	if j.heap == 0 {
+		x.due.update(q)
+	}
+}
+
+// fromScheduled takes a job out of its queue's scheduled heap, keeping the
+// queue's place in the due heap.
+func (x *Index) fromScheduled(j *Job) {
+	q := j.Queue
+	first := j.heap == 0
+	q.scheduled.remove(j)
+	if first {
+		x.due.update(q)
 	}
 }
 
@@ -300,7 +378,7 @@ func (x *Index) unschedule(j *Job) {
 	case inReady:
 		j.Queue.ready.remove(j)
 	case inScheduled:
-		j.Queue.scheduled.remove(j)
+		x.fromScheduled(j)
 	case inLeased:
 		x.leased.remove(j)
 	case inFinished:
@@ -317,11 +395,9 @@ func (x *Index) schedule(j *Job) {
 	switch j.State {
 	case Pending:
 		if j.RunAt <= x.now {
-			j.where = inReady
-			j.Queue.ready.push(j)
+			x.toReady(j)
 		} else {
-			j.where = inScheduled
-			j.Queue.scheduled.push(j)
+			x.toScheduled(j)
 		}
 	case Leased:
 		j.where = inLeased

@@ -131,6 +131,7 @@ type Queue struct {
 	scheduled jobHeap
 	counts    [numStates]int
 	dead      map[uint64]*Job
+	due       int32 // position in Index.due, -1 if not there
 }
 
 // Count returns how many jobs of the queue are in state s.

@@ -1,0 +1,79 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// Benchmarks of costs that must not grow with what a call does not touch:
+// queue names ever used, jobs a listing does not return, a job's attempts.
+// They run in Durability None so that they measure the engine, not fsync.
+// Run: go test -run '^$' -bench Cost ./queue/
+
+// openCost opens a queue for a cost benchmark; it lives as long as b, so
+// that sub-benchmarks can share what took long to set up.
+func openCost(b *testing.B) *Queue {
+	b.Helper()
+	q, err := Open(b.TempDir(), &Options{Durability: None, CompactRatio: -1, noBackground: true,
+		Logger: openTestLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { q.Close() })
+	return q
+}
+
+// useNames makes the queue know n queue names, none of which keeps a
+// pending job: each gets a job that is then cancelled.
+func useNames(b *testing.B, q *Queue, n int) {
+	b.Helper()
+	ctx := context.Background()
+	const batch = 1000
+	for lo := 0; lo < n; lo += batch {
+		jobs := make([]NewJob, 0, batch)
+		for i := lo; i < min(lo+batch, n); i++ {
+			jobs = append(jobs, NewJob{Queue: fmt.Sprint("name-", i)})
+		}
+		res, err := q.EnqueueBatch(ctx, jobs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if err := q.Cancel(ctx, r.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkCostLeaseNames measures one enqueue, lease and completion on
+// one queue while the queue knows names other queue names, all idle.
+// names=1 is the baseline.
+func BenchmarkCostLeaseNames(b *testing.B) {
+	ctx := context.Background()
+	for _, names := range []int{1, 10_000, 100_000} {
+		var q *Queue
+		parent := b
+		b.Run(fmt.Sprintf("names=%d", names), func(b *testing.B) {
+			if q == nil { // once, for every b.N
+				q = openCost(parent)
+				useNames(b, q, names-1)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := q.Enqueue(ctx, NewJob{Queue: "work"}); err != nil {
+					b.Fatal(err)
+				}
+				l, err := q.TryLease(ctx, "work")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := q.Complete(ctx, l.Token, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
