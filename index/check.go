@@ -10,7 +10,10 @@ func (x *Index) Check() error {
 	counts := map[*Queue]*[numStates]int{}
 	for _, q := range x.queues {
 		counts[q] = new([numStates]int)
-		for _, h := range []*jobHeap{&q.ready, &q.scheduled} {
+		if q.ages.Len() != q.ready.Len() {
+			return fmt.Errorf("queue %q: %d jobs by age, %d ready", q.Name, q.ages.Len(), q.ready.Len())
+		}
+		for _, h := range []*jobHeap{&q.ready, &q.ages, &q.scheduled} {
 			if err := h.check(); err != nil {
 				return fmt.Errorf("queue %q: %w", q.Name, err)
 			}
@@ -62,6 +65,9 @@ func (x *Index) checkDue() error {
 			return fmt.Errorf("queue %q with %d scheduled jobs: due heap position %d", q.Name, q.scheduled.Len(), q.due)
 		}
 		for _, j := range q.ready.jobs {
+			if i := j.pos[1]; i < 0 || int(i) >= q.ages.Len() || q.ages.jobs[i] != j {
+				return fmt.Errorf("job %d: ready but not in its queue's ages heap", j.ID)
+			}
 			if j.RunAt > x.readyMax {
 				return fmt.Errorf("job %d: ready with run-at %d above the bound %d", j.ID, j.RunAt, x.readyMax)
 			}
@@ -72,8 +78,8 @@ func (x *Index) checkDue() error {
 
 func (h *jobHeap) check() error {
 	for i, j := range h.jobs {
-		if int(j.heap) != i {
-			return fmt.Errorf("job %d at %d thinks it is at %d", j.ID, i, j.heap)
+		if int(j.pos[h.slot]) != i {
+			return fmt.Errorf("job %d at %d thinks it is at %d", j.ID, i, j.pos[h.slot])
 		}
 		if i > 0 && h.less(j, h.jobs[(i-1)/2]) {
 			return fmt.Errorf("heap order broken at %d (job %d)", i, j.ID)

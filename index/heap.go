@@ -1,10 +1,14 @@
 package index
 
 // jobHeap is a binary min-heap of jobs that keeps each job's position in
-// Job.heap so that a job can be removed or re-sifted in O(log n).
+// Job.pos[slot] so that a job can be removed or re-sifted in O(log n). A
+// job is in at most one heap per slot: slot 0 is the heap its state calls
+// for (ready, scheduled, leased or finished), slot 1 its queue's ages heap
+// while it is ready.
 type jobHeap struct {
 	jobs []*Job
 	less func(a, b *Job) bool
+	slot int
 }
 
 func readyLess(a, b *Job) bool {
@@ -20,6 +24,16 @@ func readyLess(a, b *Job) bool {
 func runAtLess(a, b *Job) bool {
 	if a.RunAt != b.RunAt {
 		return a.RunAt < b.RunAt
+	}
+	return a.ID < b.ID
+}
+
+// readyTime is when a pending job became (or becomes) ready.
+func readyTime(j *Job) int64 { return max(j.RunAt, j.Created) }
+
+func ageLess(a, b *Job) bool {
+	if ta, tb := readyTime(a), readyTime(b); ta != tb {
+		return ta < tb
 	}
 	return a.ID < b.ID
 }
@@ -48,20 +62,20 @@ func (h *jobHeap) peek() *Job {
 }
 
 func (h *jobHeap) push(j *Job) {
-	j.heap = int32(len(h.jobs))
+	j.pos[h.slot] = int32(len(h.jobs))
 	h.jobs = append(h.jobs, j)
 	h.up(len(h.jobs) - 1)
 }
 
 func (h *jobHeap) remove(j *Job) {
-	i := int(j.heap)
+	i := int(j.pos[h.slot])
 	n := len(h.jobs) - 1
 	if i != n {
 		h.swap(i, n)
 	}
 	h.jobs[n] = nil
 	h.jobs = h.jobs[:n]
-	j.heap = -1
+	j.pos[h.slot] = -1
 	if i != n {
 		if !h.down(i) {
 			h.up(i)
@@ -70,7 +84,7 @@ func (h *jobHeap) remove(j *Job) {
 }
 
 func (h *jobHeap) fix(j *Job) {
-	i := int(j.heap)
+	i := int(j.pos[h.slot])
 	if !h.down(i) {
 		h.up(i)
 	}
@@ -78,8 +92,8 @@ func (h *jobHeap) fix(j *Job) {
 
 func (h *jobHeap) swap(i, k int) {
 	h.jobs[i], h.jobs[k] = h.jobs[k], h.jobs[i]
-	h.jobs[i].heap = int32(i)
-	h.jobs[k].heap = int32(k)
+	h.jobs[i].pos[h.slot] = int32(i)
+	h.jobs[k].pos[h.slot] = int32(k)
 }
 
 func (h *jobHeap) up(i int) {

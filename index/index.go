@@ -160,6 +160,11 @@ func (x *Index) Queues() []*Queue {
 	return qs
 }
 
+// JobsFrom calls fn with every job whose ID is at least id, in ID order,
+// until fn returns false. Its cost is proportional to the IDs it passes,
+// not to the number of jobs.
+func (x *Index) JobsFrom(id uint64, fn func(*Job) bool) { x.jobs.eachFrom(id, fn) }
+
 // Jobs returns every job sorted by ID.
 func (x *Index) Jobs() []*Job {
 	js := make([]*Job, 0, x.jobs.len())
@@ -176,6 +181,7 @@ func (x *Index) queue(name string) *Queue {
 		q = &Queue{
 			Name:      name,
 			ready:     jobHeap{less: readyLess},
+			ages:      jobHeap{less: ageLess, slot: 1},
 			scheduled: jobHeap{less: runAtLess},
 			dead:      make(map[uint64]*Job),
 			due:       -1,
@@ -236,16 +242,23 @@ func (x *Index) demote(now int64) {
 		}
 	}
 	for _, j := range late {
-		j.Queue.ready.remove(j)
+		x.fromReady(j)
 		x.toScheduled(j)
 	}
 }
 
-// toReady puts a pending job into its queue's ready heap.
+// toReady puts a pending job into its queue's ready heaps.
 func (x *Index) toReady(j *Job) {
 	j.where = inReady
 	j.Queue.ready.push(j)
+	j.Queue.ages.push(j)
 	x.readyMax = max(x.readyMax, j.RunAt)
+}
+
+// fromReady takes a job out of its queue's ready heaps.
+func (x *Index) fromReady(j *Job) {
+	j.Queue.ready.remove(j)
+	j.Queue.ages.remove(j)
 }
 
 // toScheduled puts a pending job into its queue's scheduled heap, keeping
@@ -254,7 +267,7 @@ func (x *Index) toScheduled(j *Job) {
 	q := j.Queue
 	j.where = inScheduled
 	q.scheduled.push(j)
-	if j.heap == 0 {
+	if j.pos[0] == 0 {
 		x.due.update(q)
 	}
 }
@@ -263,7 +276,7 @@ func (x *Index) toScheduled(j *Job) {
 // queue's place in the due heap.
 func (x *Index) fromScheduled(j *Job) {
 	q := j.Queue
-	first := j.heap == 0
+	first := j.pos[0] == 0
 	q.scheduled.remove(j)
 	if first {
 		x.due.update(q)
@@ -376,7 +389,7 @@ func (x *Index) Unreserve(j *Job) {
 func (x *Index) unschedule(j *Job) {
 	switch j.where {
 	case inReady:
-		j.Queue.ready.remove(j)
+		x.fromReady(j)
 	case inScheduled:
 		x.fromScheduled(j)
 	case inLeased:
@@ -634,7 +647,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		Attempt:     int32(r.Attempt),
 		MaxAttempts: int32(r.MaxAttempts),
 		Priority:    int32(r.Priority),
-		heap:        -1,
+		pos:         [2]int32{-1, -1},
 	}
 	if r.Kind == wlog.KindCarry {
 		j.Created, j.Deadline = r.Created, r.Deadline

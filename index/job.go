@@ -48,7 +48,7 @@ type Job struct {
 	Attempt     int32
 	MaxAttempts int32
 	Priority    int32
-	heap        int32
+	pos         [2]int32 // positions in heaps; see jobHeap
 	State       State
 	where       uint8
 	// Busy is set by Reserve while an operation on the job is being made
@@ -128,6 +128,7 @@ type Queue struct {
 	// Paused queues hand out no leases.
 	Paused    bool
 	ready     jobHeap
+	ages      jobHeap // the ready jobs again, by when they became ready
 	scheduled jobHeap
 	counts    [numStates]int
 	dead      map[uint64]*Job
@@ -159,17 +160,14 @@ func (q *Queue) NextRunAt() (int64, bool) {
 }
 
 // OldestReady returns the earliest time (max of RunAt and Created) at which
-// a currently ready job became ready, or false if none is ready.
+// a currently ready job became ready, or false if none is ready. It costs
+// O(1).
 func (q *Queue) OldestReady() (int64, bool) {
-	var oldest int64
-	found := false
-	for _, j := range q.ready.jobs {
-		t := max(j.RunAt, j.Created)
-		if !found || t < oldest {
-			oldest, found = t, true
-		}
+	j := q.ages.peek()
+	if j == nil {
+		return 0, false
 	}
-	return oldest, found
+	return readyTime(j), true
 }
 
 // Dead calls fn with each dead job of the queue, in no particular order.

@@ -77,3 +77,56 @@ func BenchmarkCostLeaseNames(b *testing.B) {
 		})
 	}
 }
+
+// fillReady enqueues n ready jobs in queue "work".
+func fillReady(b *testing.B, q *Queue, n int) {
+	b.Helper()
+	ctx := context.Background()
+	const batch = 1000
+	for lo := 0; lo < n; lo += batch {
+		jobs := make([]NewJob, min(batch, n-lo))
+		for i := range jobs {
+			jobs[i] = NewJob{Queue: "work", Payload: []byte("p")}
+		}
+		if _, err := q.EnqueueBatch(ctx, jobs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCostInspect measures a page of Jobs (10 jobs from the middle of
+// the ID range) and Stats (whose OldestReady needs the oldest ready job)
+// with jobs ready jobs in one queue. jobs=1000 is the baseline.
+func BenchmarkCostInspect(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{1_000, 200_000} {
+		var q *Queue
+		parent := b
+		setup := func(b *testing.B) {
+			if q == nil {
+				q = openCost(parent)
+				fillReady(b, q, n)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+		}
+		b.Run(fmt.Sprintf("op=jobs-page/jobs=%d", n), func(b *testing.B) {
+			setup(b)
+			for range b.N {
+				js, err := q.Jobs(ctx, JobFilter{AfterID: uint64(n / 2), Limit: 10})
+				if err != nil || len(js) != 10 {
+					b.Fatal(len(js), err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("op=stats/jobs=%d", n), func(b *testing.B) {
+			setup(b)
+			for range b.N {
+				st, err := q.Stats(ctx)
+				if err != nil || st.Queues["work"].Ready != n {
+					b.Fatal(st.Queues["work"].Ready, err)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -119,26 +120,28 @@ type JobFilter struct {
 }
 
 // Jobs lists jobs in ID order, without payloads or results (Get has them).
+// It walks the jobs from AfterID up and stops at Limit, so a page costs
+// what it returns plus the jobs the filter passes over.
 func (q *Queue) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if err := q.beginRead(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
+	if f.AfterID == math.MaxUint64 {
+		return nil, nil
+	}
 	now := q.now()
 	var out []*Job
-	for _, j := range q.idx.Jobs() {
-		if j.ID <= f.AfterID || (f.Queue != "" && j.Queue.Name != f.Queue) {
-			continue
+	q.idx.JobsFrom(f.AfterID+1, func(j *index.Job) bool {
+		if f.Queue != "" && j.Queue.Name != f.Queue {
+			return true
 		}
-		s := snapshot(j, now)
-		if f.State != "" && s.State != f.State {
-			continue
+		if f.State != "" && jobState(j, now) != f.State {
+			return true
 		}
-		out = append(out, s)
-		if f.Limit > 0 && len(out) == f.Limit {
-			break
-		}
-	}
+		out = append(out, snapshot(j, now))
+		return f.Limit <= 0 || len(out) < f.Limit
+	})
 	return out, nil
 }
 
