@@ -36,6 +36,11 @@ func (x *Index) Check() error {
 	if err != nil {
 		return err
 	}
+	for i, j := range x.reserved {
+		if int(j.pos[2]) != i || !j.Busy {
+			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[2], j.Busy)
+		}
+	}
 	for k, j := range x.keys {
 		if x.jobs.get(j.ID) != j || j.Key != k {
 			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)
@@ -117,6 +122,9 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	}
 	if want != j.where {
 		return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
+	}
+	if j.Busy && (j.pos[2] < 0 || x.reserved[j.pos[2]] != j) {
+		return fmt.Errorf("job %d: busy but not in the reserved list", id)
 	}
 	if (j.State == Dead) != (j.Queue.dead[id] == j) {
 		return fmt.Errorf("job %d (%s): dead set disagrees", id, j.State)

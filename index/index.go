@@ -28,6 +28,9 @@ type Index struct {
 	// so that Promote knows when a step back of the clock has nothing to
 	// undo.
 	readyMax int64
+	// reserved lists the busy jobs (Reserve to Unreserve); each knows
+	// its place in Job.pos[2].
+	reserved []*Job
 	// work counts the queues and jobs Promote looked at, so that tests
 	// can bound its cost without timing it.
 	work    int
@@ -374,14 +377,35 @@ func (x *Index) Finished(fn func(*Job) bool) {
 func (x *Index) Reserve(j *Job) {
 	j.Busy = true
 	x.unschedule(j)
+	if j.pos[2] < 0 {
+		j.pos[2] = int32(len(x.reserved))
+		x.reserved = append(x.reserved, j)
+	}
 }
 
 // Unreserve clears j's busy mark and puts a pending job back into
 // scheduling (after a failed append, or once its record is applied).
 func (x *Index) Unreserve(j *Job) {
 	j.Busy = false
+	if i := int(j.pos[2]); i >= 0 {
+		last := len(x.reserved) - 1
+		x.reserved[i] = x.reserved[last]
+		x.reserved[i].pos[2] = int32(i)
+		x.reserved[last] = nil
+		x.reserved = x.reserved[:last]
+		j.pos[2] = -1
+	}
 	if x.jobs.get(j.ID) == j {
 		x.schedule(j)
+	}
+}
+
+// Reserved calls fn with every job reserved and not yet unreserved, in no
+// particular order. A reserved job is in no heap: a pending one counts in
+// neither Queue.Ready nor Queue.Scheduled.
+func (x *Index) Reserved(fn func(*Job)) {
+	for _, j := range x.reserved {
+		fn(j)
 	}
 }
 
@@ -647,7 +671,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		Attempt:     int32(r.Attempt),
 		MaxAttempts: int32(r.MaxAttempts),
 		Priority:    int32(r.Priority),
-		pos:         [2]int32{-1, -1},
+		pos:         [3]int32{-1, -1, -1},
 	}
 	if r.Kind == wlog.KindCarry {
 		j.Created, j.Deadline = r.Created, r.Deadline

@@ -48,9 +48,11 @@ type Job struct {
 	Attempt     int32
 	MaxAttempts int32
 	Priority    int32
-	pos         [2]int32 // positions in heaps; see jobHeap
-	State       State
-	where       uint8
+	// pos holds the job's positions: in heaps (see jobHeap) and, in
+	// slot 2, in Index.reserved.
+	pos   [3]int32
+	State State
+	where uint8
 	// Busy is set by Reserve while an operation on the job is being made
 	// durable; the queue uses it to serialise operations on one job.
 	Busy bool
@@ -139,7 +141,7 @@ type Queue struct {
 func (q *Queue) Count(s State) int { return q.counts[s] }
 
 // Ready returns how many pending jobs were due at the last Promote and are
-// not reserved.
+// not reserved (Index.Reserved lists those).
 func (q *Queue) Ready() int { return q.ready.Len() }
 
 // Scheduled returns how many pending jobs were not yet due at the last

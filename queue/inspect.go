@@ -147,8 +147,14 @@ func (q *Queue) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 
 // QueueStats counts one named queue's jobs.
 type QueueStats struct {
+	// Ready and Scheduled split the pending jobs by the clock at the
+	// call: ready ones have reached their run-at, scheduled ones have
+	// not. A job with an operation in flight (a lease, a cancel) counts
+	// where it was until that operation is durable.
 	Ready     int
 	Scheduled int
+	// Leased, Completed, Dead and Cancelled count the jobs in those
+	// states.
 	Leased    int
 	Completed int
 	Dead      int
@@ -195,11 +201,27 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	}
 	now := q.now()
 	q.idx.Promote(now)
+	// A pending job with an operation in flight is in neither heap; it
+	// is still ready or scheduled by its run-at until that operation is
+	// durable.
+	type split struct{ ready, scheduled int }
+	busy := map[*index.Queue]split{}
+	q.idx.Reserved(func(j *index.Job) {
+		if j.State == index.Pending {
+			s := busy[j.Queue]
+			if j.RunAt <= now {
+				s.ready++
+			} else {
+				s.scheduled++
+			}
+			busy[j.Queue] = s
+		}
+	})
 	st := Stats{Queues: map[string]QueueStats{}}
 	for _, iq := range q.idx.Queues() {
 		qs := QueueStats{
-			Ready:     iq.Count(index.Pending) - iq.Scheduled(),
-			Scheduled: iq.Scheduled(),
+			Ready:     iq.Ready() + busy[iq].ready,
+			Scheduled: iq.Scheduled() + busy[iq].scheduled,
 			Leased:    iq.Count(index.Leased),
 			Completed: iq.Count(index.Completed),
 			Dead:      iq.Count(index.Dead),
