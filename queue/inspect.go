@@ -41,55 +41,69 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 // Wait blocks until the job finishes and returns its result (nil if it has
 // none) once it completes. For a dead job it returns a *DeadError (matching
 // ErrDead); for a cancelled one, ErrCancelled; for an unknown or purged one,
-// ErrNotFound. It returns early with ctx's error or ErrClosed.
+// ErrNotFound. It returns early with ctx's error or ErrClosed. Its memory
+// does not grow while it waits, however many leases of the job it outlives.
 func (q *Queue) Wait(ctx context.Context, id uint64) ([]byte, error) {
 	for {
-		if err := q.beginRead(ctx); err != nil {
-			return nil, err
-		}
-		j := q.idx.Job(id)
-		if j == nil {
-			q.end()
-			return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
-		}
-		switch j.State {
-		case index.Completed:
-			b, err := q.readLocs(j.X.Result)
-			q.end()
-			if err != nil {
-				return nil, err
-			}
-			return b[0], nil
-		case index.Dead:
-			err := &DeadError{ID: id, Attempts: int(j.Attempt), Reason: j.Error(), At: unixTime(j.Finished())}
-			q.end()
-			return nil, err
-		case index.Cancelled:
-			q.end()
-			return nil, fmt.Errorf("%w: %d", ErrCancelled, id)
-		}
-		ch := make(chan struct{})
-		q.waiters[id] = append(q.waiters[id], ch)
-		var expiry <-chan time.Time
-		if j.State == index.Leased && !q.opts.ReadOnly {
-			// Wake at the lease deadline: the lease may expire with no
-			// one else looking, and the job may die of it.
-			t := q.opts.Clock.Timer(time.Duration(j.Deadline - q.now()))
-			defer t.Stop()
-			expiry = t.C
-		}
-		q.end()
-		select {
-		case <-ch:
-		case <-expiry:
-			q.dropWaiter(id, ch)
-		case <-ctx.Done():
-			q.dropWaiter(id, ch)
-			return nil, ctx.Err()
-		case <-q.done:
-			return nil, ErrClosed
+		b, done, err := q.waitOnce(ctx, id)
+		if done {
+			return b, err
 		}
 	}
+}
+
+// waitOnce looks at the job once and, if it has not finished, sleeps until
+// it may have: a change to the job, or its lease deadline. done reports
+// that Wait has its answer in b and err.
+func (q *Queue) waitOnce(ctx context.Context, id uint64) (b []byte, done bool, err error) {
+	if err := q.beginRead(ctx); err != nil {
+		return nil, true, err
+	}
+	j := q.idx.Job(id)
+	if j == nil {
+		q.end()
+		return nil, true, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	switch j.State {
+	case index.Completed:
+		b, err := q.readLocs(j.X.Result)
+		q.end()
+		if err != nil {
+			return nil, true, err
+		}
+		return b[0], true, nil
+	case index.Dead:
+		err := &DeadError{ID: id, Attempts: int(j.Attempt), Reason: j.Error(), At: unixTime(j.Finished())}
+		q.end()
+		return nil, true, err
+	case index.Cancelled:
+		q.end()
+		return nil, true, fmt.Errorf("%w: %d", ErrCancelled, id)
+	}
+	ch := make(chan struct{})
+	q.waiters[id] = append(q.waiters[id], ch)
+	var expiry <-chan time.Time
+	if j.State == index.Leased && !q.opts.ReadOnly {
+		// Wake at the lease deadline: the lease may expire with no one
+		// else looking, and the job may die of it. The timer is stopped
+		// when this look ends, so that a Wait outliving many leases
+		// holds one timer at a time.
+		t := q.opts.Clock.Timer(time.Duration(j.Deadline - q.now()))
+		defer t.Stop()
+		expiry = t.C
+	}
+	q.end()
+	select {
+	case <-ch:
+	case <-expiry:
+		q.dropWaiter(id, ch)
+	case <-ctx.Done():
+		q.dropWaiter(id, ch)
+		return nil, true, ctx.Err()
+	case <-q.done:
+		return nil, true, ErrClosed
+	}
+	return nil, false, nil
 }
 
 func (q *Queue) dropWaiter(id uint64, ch chan struct{}) {
