@@ -551,7 +551,7 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		// The timeline keeps the old attempts; a marker says where the
 		// count restarts.
 		e := j.extra()
-		e.History = append(e.History, wlog.Attempt{Started: r.At, Ended: r.At, Outcome: wlog.KindRequeued})
+		e.addHistory(wlog.Attempt{Started: r.At, Ended: r.At, Outcome: wlog.KindRequeued})
 		x.setState(j, Pending)
 		return nil
 	case wlog.KindCancelled:
@@ -592,8 +592,8 @@ func (x *Index) applyLeased(j *Job, r *wlog.Record, pos Pos) error {
 	j.Attempt = int32(r.Attempt)
 	j.Deadline = r.Deadline
 	e := j.extra()
-	e.History = append(e.History, wlog.Attempt{Started: r.At})
 	e.Leases++
+	e.addHistory(wlog.Attempt{Started: r.At, Number: int32(r.Attempt), Lease: e.Leases})
 	x.setState(j, Leased)
 	return nil
 }
@@ -679,13 +679,8 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	if r.BackoffBase != 0 || r.BackoffCap != 0 || r.Timeout != 0 || len(r.History) > 0 || r.Error != "" || r.Finished != 0 {
 		e := j.extra()
 		e.BackoffBase, e.BackoffCap, e.Timeout = r.BackoffBase, r.BackoffCap, r.Timeout
-		e.History = append([]wlog.Attempt(nil), r.History...)
+		e.restoreHistory(r.History)
 		e.Error, e.Finished = r.Error, r.Finished
-		for _, a := range e.History {
-			if a.Outcome != wlog.KindRequeued {
-				e.Leases++
-			}
-		}
 	}
 	if r.Result != nil {
 		e := j.extra()

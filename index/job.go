@@ -66,12 +66,16 @@ type Extra struct {
 	BackoffBase int64
 	BackoffCap  int64
 	Timeout     int64
-	// History lists every attempt, oldest first, including released ones.
+	// History lists the job's attempts, oldest first, including released
+	// ones and requeue markers: the first HistoryFirst and the last
+	// HistoryLast of them.
 	History []wlog.Attempt
 	// Leases counts every lease ever taken on the job (released and
 	// requeued ones too), so that it names a lease uniquely even when an
 	// attempt number is reused.
 	Leases int32
+	// Dropped counts the attempts left out of History.
+	Dropped int32
 	// Error is the last failure's text.
 	Error string
 	// Finished is when the job completed, died or was cancelled (Unix ns).
@@ -114,8 +118,9 @@ func (j *Job) Error() string {
 	return j.X.Error
 }
 
-// History returns the job's attempts, oldest first. The slice must not be
-// modified.
+// History returns the job's attempts, oldest first: the first HistoryFirst
+// and the last HistoryLast (Dropped counts the attempts between). The
+// slice must not be modified.
 func (j *Job) History() []wlog.Attempt {
 	if j.X == nil {
 		return nil

@@ -130,3 +130,56 @@ func BenchmarkCostInspect(b *testing.B) {
 		})
 	}
 }
+
+// snooze leases the only job of queue "snooze" and releases it.
+func snooze(b *testing.B, q *Queue) {
+	ctx := context.Background()
+	l, err := q.TryLease(ctx, "snooze")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Release(ctx, l.Token); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkCostSnooze measures a lease and a release (a snooze) of a job
+// that was snoozed snoozes times before, and a Get of it. snoozes=0 is the
+// baseline.
+func BenchmarkCostSnooze(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{0, 10_000, 50_000} {
+		var q *Queue
+		var id uint64
+		parent := b
+		setup := func(b *testing.B) {
+			if q == nil {
+				q = openCost(parent)
+				r, err := q.Enqueue(ctx, NewJob{Queue: "snooze"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				id = r.ID
+				for range n {
+					snooze(b, q)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+		}
+		b.Run(fmt.Sprintf("op=get/snoozes=%d", n), func(b *testing.B) {
+			setup(b)
+			for range b.N {
+				if _, err := q.Get(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("op=lease-release/snoozes=%d", n), func(b *testing.B) {
+			setup(b)
+			for range b.N {
+				snooze(b, q)
+			}
+		})
+	}
+}
