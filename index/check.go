@@ -10,11 +10,17 @@ func (x *Index) Check() error {
 	counts := map[*Queue]*[numStates]int{}
 	for _, q := range x.queues {
 		counts[q] = new([numStates]int)
-		for _, h := range []*jobHeap{&q.ready, &q.scheduled} {
+		if q.ages.Len() != q.ready.Len() {
+			return fmt.Errorf("queue %q: %d jobs by age, %d ready", q.Name, q.ages.Len(), q.ready.Len())
+		}
+		for _, h := range []*jobHeap{&q.ready, &q.ages, &q.scheduled} {
 			if err := h.check(); err != nil {
 				return fmt.Errorf("queue %q: %w", q.Name, err)
 			}
 		}
+	}
+	if err := x.checkDue(); err != nil {
+		return err
 	}
 	if err := x.leased.check(); err != nil {
 		return fmt.Errorf("leased: %w", err)
@@ -30,6 +36,11 @@ func (x *Index) Check() error {
 	if err != nil {
 		return err
 	}
+	for i, j := range x.reserved {
+		if int(j.pos[2]) != i || !j.Busy {
+			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[2], j.Busy)
+		}
+	}
 	for k, j := range x.keys {
 		if x.jobs.get(j.ID) != j || j.Key != k {
 			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)
@@ -43,10 +54,37 @@ func (x *Index) Check() error {
 	return nil
 }
 
+// checkDue checks that the due heap holds exactly the queues with scheduled
+// jobs, in order, and that readyMax bounds every ready job's RunAt.
+func (x *Index) checkDue() error {
+	for i, q := range x.due.qs {
+		if int(q.due) != i {
+			return fmt.Errorf("due heap: queue %q at %d thinks it is at %d", q.Name, i, q.due)
+		}
+		if i > 0 && dueLess(q, x.due.qs[(i-1)/2]) {
+			return fmt.Errorf("due heap: order broken at %d (queue %q)", i, q.Name)
+		}
+	}
+	for _, q := range x.queues {
+		if in := q.due >= 0; in != (q.scheduled.Len() > 0) || (in && x.due.qs[q.due] != q) {
+			return fmt.Errorf("queue %q with %d scheduled jobs: due heap position %d", q.Name, q.scheduled.Len(), q.due)
+		}
+		for _, j := range q.ready.jobs {
+			if i := j.pos[1]; i < 0 || int(i) >= q.ages.Len() || q.ages.jobs[i] != j {
+				return fmt.Errorf("job %d: ready but not in its queue's ages heap", j.ID)
+			}
+			if j.RunAt > x.readyMax {
+				return fmt.Errorf("job %d: ready with run-at %d above the bound %d", j.ID, j.RunAt, x.readyMax)
+			}
+		}
+	}
+	return nil
+}
+
 func (h *jobHeap) check() error {
 	for i, j := range h.jobs {
-		if int(j.heap) != i {
-			return fmt.Errorf("job %d at %d thinks it is at %d", j.ID, i, j.heap)
+		if int(j.pos[h.slot]) != i {
+			return fmt.Errorf("job %d at %d thinks it is at %d", j.ID, i, j.pos[h.slot])
 		}
 		if i > 0 && h.less(j, h.jobs[(i-1)/2]) {
 			return fmt.Errorf("heap order broken at %d (job %d)", i, j.ID)
@@ -82,10 +120,11 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	case j.State == Pending && !j.Busy:
 		want = inScheduled
 	}
-	// A job promoted earlier may sit in ready although its RunAt is
-	// later than a clock that moved backwards; accept either heap.
-	if want != j.where && !(want == inScheduled && j.where == inReady) {
+	if want != j.where {
 		return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
+	}
+	if j.Busy && (j.pos[2] < 0 || x.reserved[j.pos[2]] != j) {
+		return fmt.Errorf("job %d: busy but not in the reserved list", id)
 	}
 	if (j.State == Dead) != (j.Queue.dead[id] == j) {
 		return fmt.Errorf("job %d (%s): dead set disagrees", id, j.State)

@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	wlog "github.com/walq/walq/log"
@@ -18,8 +19,22 @@ type Index struct {
 	// retention.
 	finished jobHeap
 	nextID   uint64
-	now      int64 // the latest time passed to Promote
-	records  int
+	// now is the latest time passed to Promote: not the largest, since a
+	// clock may step back (see Promote).
+	now int64
+	// due holds the queues with scheduled jobs, earliest run-at first.
+	due queueHeap
+	// readyMax bounds the RunAt of every job in a ready heap from above,
+	// so that Promote knows when a step back of the clock has nothing to
+	// undo.
+	readyMax int64
+	// reserved lists the busy jobs (Reserve to Unreserve); each knows
+	// its place in Job.pos[2].
+	reserved []*Job
+	// work counts the queues and jobs Promote looked at, so that tests
+	// can bound its cost without timing it.
+	work    int
+	records int
 	// created lists jobs in the order they were created (or restated by a
 	// carry record); entries whose job is gone or was replaced are stale.
 	created   []*Job
@@ -152,6 +167,7 @@ func NewSized(n int) *Index {
 		leased:   jobHeap{less: deadlineLess},
 		finished: jobHeap{less: finishedLess},
 		nextID:   1,
+		readyMax: math.MinInt64,
 	}
 }
 
@@ -183,6 +199,11 @@ func (x *Index) Queues() []*Queue {
 	return qs
 }
 
+// JobsFrom calls fn with every job whose ID is at least id, in ID order,
+// until fn returns false. Its cost is proportional to the IDs it passes,
+// not to the number of jobs.
+func (x *Index) JobsFrom(id uint64, fn func(*Job) bool) { x.jobs.eachFrom(id, fn) }
+
 // Jobs returns every job sorted by ID.
 func (x *Index) Jobs() []*Job {
 	js := make([]*Job, 0, x.jobs.len())
@@ -199,32 +220,105 @@ func (x *Index) queue(name string) *Queue {
 		q = &Queue{
 			Name:      name,
 			ready:     jobHeap{less: readyLess},
+			ages:      jobHeap{less: ageLess, slot: 1},
 			scheduled: jobHeap{less: runAtLess},
 			dead:      make(map[uint64]*Job),
+			due:       -1,
 		}
 		x.queues[name] = q
 	}
 	return q
 }
 
-// Promote moves every pending job whose RunAt is at or before now from the
-// scheduled heap to the ready heap. It changes no job's state, only which
-// heap holds it; now is remembered so that later jobs due by then go
-// straight to the ready heap.
+// Promote makes the index's idea of the time now: every pending job whose
+// RunAt is at or before now is ready (in its queue's ready heap), every
+// other pending job is scheduled. It changes no job's state, only which
+// heap holds it, and costs O(log n) per job it moves, whatever the number
+// of queues.
+//
+// now may be earlier than the last call's (a wall clock stepped back): a
+// job is leasable only when its RunAt has come by the clock reading of the
+// lease itself, so ready jobs whose RunAt is now in the future go back to
+// the scheduled heap. That is what a replay, which knows only the records
+// and the clock at open, would decide too. Undoing a step back costs
+// O(queues + ready jobs), once per step.
 func (x *Index) Promote(now int64) {
-	if now > x.now {
-		x.now = now
+	if now < x.readyMax {
+		x.demote(now)
 	}
-	for _, q := range x.queues {
+	x.now = now
+	for {
+		q := x.due.peek()
+		x.work++
+		if q == nil || q.scheduled.peek().RunAt > now {
+			return
+		}
 		for {
 			j := q.scheduled.peek()
-			if j == nil || j.RunAt > x.now {
+			if j == nil || j.RunAt > now {
 				break
 			}
+			x.work++
 			q.scheduled.remove(j)
-			j.where = inReady
-			q.ready.push(j)
+			x.toReady(j)
 		}
+		x.due.update(q)
+	}
+}
+
+// demote moves ready jobs whose RunAt is after now back to the scheduled
+// heaps, and makes readyMax exact again.
+func (x *Index) demote(now int64) {
+	x.readyMax = math.MinInt64
+	var late []*Job
+	for _, q := range x.queues {
+		for _, j := range q.ready.jobs {
+			if j.RunAt > now {
+				late = append(late, j)
+			} else {
+				x.readyMax = max(x.readyMax, j.RunAt)
+			}
+		}
+	}
+	for _, j := range late {
+		x.fromReady(j)
+		x.toScheduled(j)
+	}
+}
+
+// toReady puts a pending job into its queue's ready heaps.
+func (x *Index) toReady(j *Job) {
+	j.where = inReady
+	j.Queue.ready.push(j)
+	j.Queue.ages.push(j)
+	x.readyMax = max(x.readyMax, j.RunAt)
+}
+
+// fromReady takes a job out of its queue's ready heaps.
+func (x *Index) fromReady(j *Job) {
+	j.Queue.ready.remove(j)
+	j.Queue.ages.remove(j)
+}
+
+// toScheduled puts a pending job into its queue's scheduled heap, keeping
+// the queue's place in the due heap.
+func (x *Index) toScheduled(j *Job) {
+	q := j.Queue
+	j.where = inScheduled
+	q.scheduled.push(j)
+	if j.pos[0] == 0 {
+		x.due.update(q)
+	}
+}
+
+// fromScheduled takes a job out of its queue's scheduled heap, keeping the
+// queue's place in the due heap.
+func (x *Index) fromScheduled(j *Job) {
+	q := j.Queue
+	first := j.pos[0] == 0
+	q.scheduled.remove(j)
+	if first {
+		x.due.update(q)
 	}
 }
 
@@ -319,14 +413,35 @@ func (x *Index) Finished(fn func(*Job) bool) {
 func (x *Index) Reserve(j *Job) {
 	j.Busy = true
 	x.unschedule(j)
+	if j.pos[2] < 0 {
+		j.pos[2] = int32(len(x.reserved))
+		x.reserved = append(x.reserved, j)
+	}
 }
 
 // Unreserve clears j's busy mark and puts a pending job back into
 // scheduling (after a failed append, or once its record is applied).
 func (x *Index) Unreserve(j *Job) {
 	j.Busy = false
+	if i := int(j.pos[2]); i >= 0 {
+		last := len(x.reserved) - 1
+		x.reserved[i] = x.reserved[last]
+		x.reserved[i].pos[2] = int32(i)
+		x.reserved[last] = nil
+		x.reserved = x.reserved[:last]
+		j.pos[2] = -1
+	}
 	if x.jobs.get(j.ID) == j {
 		x.schedule(j)
+	}
+}
+
+// Reserved calls fn with every job reserved and not yet unreserved, in no
+// particular order. A reserved job is in no heap: a pending one counts in
+// neither Queue.Ready nor Queue.Scheduled.
+func (x *Index) Reserved(fn func(*Job)) {
+	for _, j := range x.reserved {
+		fn(j)
 	}
 }
 
@@ -334,9 +449,9 @@ func (x *Index) Unreserve(j *Job) {
 func (x *Index) unschedule(j *Job) {
 	switch j.where {
 	case inReady:
-		j.Queue.ready.remove(j)
+		x.fromReady(j)
 	case inScheduled:
-		j.Queue.scheduled.remove(j)
+		x.fromScheduled(j)
 	case inLeased:
 		x.leased.remove(j)
 	case inFinished:
@@ -353,11 +468,9 @@ func (x *Index) schedule(j *Job) {
 	switch j.State {
 	case Pending:
 		if j.RunAt <= x.now {
-			j.where = inReady
-			j.Queue.ready.push(j)
+			x.toReady(j)
 		} else {
-			j.where = inScheduled
-			j.Queue.scheduled.push(j)
+			x.toScheduled(j)
 		}
 	case Leased:
 		j.where = inLeased
@@ -474,7 +587,7 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		// The timeline keeps the old attempts; a marker says where the
 		// count restarts.
 		e := j.extra()
-		e.History = append(e.History, wlog.Attempt{Started: r.At, Ended: r.At, Outcome: wlog.KindRequeued})
+		e.addHistory(wlog.Attempt{Started: r.At, Ended: r.At, Outcome: wlog.KindRequeued})
 		x.setState(j, Pending)
 		return nil
 	case wlog.KindCancelled:
@@ -515,8 +628,8 @@ func (x *Index) applyLeased(j *Job, r *wlog.Record, pos Pos) error {
 	j.Attempt = int32(r.Attempt)
 	j.Deadline = r.Deadline
 	e := j.extra()
-	e.History = append(e.History, wlog.Attempt{Started: r.At})
 	e.Leases++
+	e.addHistory(wlog.Attempt{Started: r.At, Number: int32(r.Attempt), Lease: e.Leases})
 	x.setState(j, Leased)
 	return nil
 }
@@ -594,7 +707,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		Attempt:     int32(r.Attempt),
 		MaxAttempts: int32(r.MaxAttempts),
 		Priority:    int32(r.Priority),
-		heap:        -1,
+		pos:         [3]int32{-1, -1, -1},
 	}
 	if r.Kind == wlog.KindCarry {
 		j.Created, j.Deadline = r.Created, r.Deadline
@@ -602,13 +715,8 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	if r.BackoffBase != 0 || r.BackoffCap != 0 || r.Timeout != 0 || len(r.History) > 0 || r.Error != "" || r.Finished != 0 {
 		e := j.extra()
 		e.BackoffBase, e.BackoffCap, e.Timeout = r.BackoffBase, r.BackoffCap, r.Timeout
-		e.History = append([]wlog.Attempt(nil), r.History...)
+		e.restoreHistory(r.History)
 		e.Error, e.Finished = r.Error, r.Finished
-		for _, a := range e.History {
-			if a.Outcome != wlog.KindRequeued {
-				e.Leases++
-			}
-		}
 	}
 	if r.Result != nil {
 		e := j.extra()

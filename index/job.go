@@ -48,9 +48,11 @@ type Job struct {
 	Attempt     int32
 	MaxAttempts int32
 	Priority    int32
-	heap        int32
-	State       State
-	where       uint8
+	// pos holds the job's positions: in heaps (see jobHeap) and, in
+	// slot 2, in Index.reserved.
+	pos   [3]int32
+	State State
+	where uint8
 	// Busy is set by Reserve while an operation on the job is being made
 	// durable; the queue uses it to serialise operations on one job.
 	Busy bool
@@ -64,12 +66,16 @@ type Extra struct {
 	BackoffBase int64
 	BackoffCap  int64
 	Timeout     int64
-	// History lists every attempt, oldest first, including released ones.
+	// History lists the job's attempts, oldest first, including released
+	// ones and requeue markers: the first HistoryFirst and the last
+	// HistoryLast of them.
 	History []wlog.Attempt
 	// Leases counts every lease ever taken on the job (released and
 	// requeued ones too), so that it names a lease uniquely even when an
 	// attempt number is reused.
 	Leases int32
+	// Dropped counts the attempts left out of History.
+	Dropped int32
 	// Error is the last failure's text.
 	Error string
 	// Finished is when the job completed, died or was cancelled (Unix ns).
@@ -112,8 +118,9 @@ func (j *Job) Error() string {
 	return j.X.Error
 }
 
-// History returns the job's attempts, oldest first. The slice must not be
-// modified.
+// History returns the job's attempts, oldest first: the first HistoryFirst
+// and the last HistoryLast (Dropped counts the attempts between). The
+// slice must not be modified.
 func (j *Job) History() []wlog.Attempt {
 	if j.X == nil {
 		return nil
@@ -128,16 +135,18 @@ type Queue struct {
 	// Paused queues hand out no leases.
 	Paused    bool
 	ready     jobHeap
+	ages      jobHeap // the ready jobs again, by when they became ready
 	scheduled jobHeap
 	counts    [numStates]int
 	dead      map[uint64]*Job
+	due       int32 // position in Index.due, -1 if not there
 }
 
 // Count returns how many jobs of the queue are in state s.
 func (q *Queue) Count(s State) int { return q.counts[s] }
 
 // Ready returns how many pending jobs were due at the last Promote and are
-// not reserved.
+// not reserved (Index.Reserved lists those).
 func (q *Queue) Ready() int { return q.ready.Len() }
 
 // Scheduled returns how many pending jobs were not yet due at the last
@@ -158,17 +167,14 @@ func (q *Queue) NextRunAt() (int64, bool) {
 }
 
 // OldestReady returns the earliest time (max of RunAt and Created) at which
-// a currently ready job became ready, or false if none is ready.
+// a currently ready job became ready, or false if none is ready. It costs
+// O(1).
 func (q *Queue) OldestReady() (int64, bool) {
-	var oldest int64
-	found := false
-	for _, j := range q.ready.jobs {
-		t := max(j.RunAt, j.Created)
-		if !found || t < oldest {
-			oldest, found = t, true
-		}
+	j := q.ages.peek()
+	if j == nil {
+		return 0, false
 	}
-	return oldest, found
+	return readyTime(j), true
 }
 
 // Dead calls fn with each dead job of the queue, in no particular order.

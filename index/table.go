@@ -84,12 +84,29 @@ func (t *jobTable) delete(id uint64) {
 }
 
 // each calls fn with every job in ID order until fn returns false.
-func (t *jobTable) each(fn func(*Job) bool) {
-	for _, pg := range t.pages {
+func (t *jobTable) each(fn func(*Job) bool) { t.eachFrom(0, fn) }
+
+// eachFrom calls fn with every job whose ID is at least id, in ID order,
+// until fn returns false. It skips the pages before id's, so it costs what
+// it visits: the slots from id to the last job fn sees.
+func (t *jobTable) eachFrom(id uint64, fn func(*Job) bool) {
+	first, slot := 0, 0
+	if p := id >> pageBits; p >= t.base {
+		if p-t.base >= uint64(len(t.pages)) {
+			return
+		}
+		first, slot = int(p-t.base), int(id&(1<<pageBits-1))
+	}
+	for i := first; i < len(t.pages); i++ {
+		pg := t.pages[i]
 		if pg == nil {
 			continue
 		}
-		for _, j := range pg {
+		from := 0
+		if i == first {
+			from = slot
+		}
+		for _, j := range pg[from:] {
 			if j != nil && !fn(j) {
 				return
 			}

@@ -44,6 +44,16 @@ const (
 	tagNextID      = 21
 )
 
+// An attempt in a history is a msgpack array of attemptFields values
+// (started, ended, outcome, error) or, when it carries its numbers, of
+// attemptFieldsNumbered (then attempt number and lease number). Readers
+// accept both; a writer uses the short form when both numbers are zero.
+// Part of the on-disk format; never change.
+const (
+	attemptFields         = 4
+	attemptFieldsNumbered = 6
+)
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // entryCRC is the checksum stored in an entry: CRC-32C over everything after
@@ -194,7 +204,12 @@ func encodeHistory(enc *msgpack.Encoder, h []Attempt) error {
 		return err
 	}
 	for _, a := range h {
-		if err := enc.EncodeArrayLen(4); err != nil {
+		numbered := a.Number != 0 || a.Lease != 0
+		n := attemptFields
+		if numbered {
+			n = attemptFieldsNumbered
+		}
+		if err := enc.EncodeArrayLen(n); err != nil {
 			return err
 		}
 		if err := enc.EncodeInt(a.Started); err != nil {
@@ -207,6 +222,15 @@ func encodeHistory(enc *msgpack.Encoder, h []Attempt) error {
 			return err
 		}
 		if err := enc.EncodeString(a.Error); err != nil {
+			return err
+		}
+		if !numbered {
+			continue
+		}
+		if err := enc.EncodeInt(int64(a.Number)); err != nil {
+			return err
+		}
+		if err := enc.EncodeInt(int64(a.Lease)); err != nil {
 			return err
 		}
 	}

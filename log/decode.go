@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // Decoding reads records straight from the entry's bytes. msgpack/v5's
@@ -88,6 +89,15 @@ func (d *reader) int() (int64, error) {
 		return int64(u), err
 	}
 	return 0, fmt.Errorf("%w: code %#x where an integer belongs", errType, c)
+}
+
+// int32 decodes an integer that must fit in 32 bits.
+func (d *reader) int32() (int32, error) {
+	v, err := d.int()
+	if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
+		err = fmt.Errorf("integer %d does not fit in 32 bits", v)
+	}
+	return int32(v), err
 }
 
 func (d *reader) uint() (uint64, error) {
@@ -285,8 +295,8 @@ func decodeHistory(d *reader, h []Attempt) ([]Attempt, error) {
 		if err != nil {
 			return nil, err
 		}
-		if m != 4 {
-			return nil, corruptf(nil, "attempt of %d fields, want 4", m)
+		if m != attemptFields && m != attemptFieldsNumbered {
+			return nil, corruptf(nil, "attempt of %d fields, want %d or %d", m, attemptFields, attemptFieldsNumbered)
 		}
 		var a Attempt
 		if a.Started, err = d.int(); err != nil {
@@ -302,6 +312,14 @@ func decodeHistory(d *reader, h []Attempt) ([]Attempt, error) {
 		a.Outcome = Kind(uint8(k))
 		if a.Error, err = d.string(); err != nil {
 			return nil, err
+		}
+		if m == attemptFieldsNumbered {
+			if a.Number, err = d.int32(); err != nil {
+				return nil, err
+			}
+			if a.Lease, err = d.int32(); err != nil {
+				return nil, err
+			}
 		}
 		h = append(h, a)
 	}

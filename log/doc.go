@@ -40,7 +40,10 @@
 // 3 at, 4 queue, 5 key, 6 payload (bin), 7 priority, 8 run-at,
 // 9 max-attempts, 10 backoff-base, 11 backoff-cap, 12 timeout, 13 attempt,
 // 14 deadline, 15 error, 16 result (bin), 17 state, 18 history (array of
-// [started, ended, outcome, error]), 19 created, 20 finished, 21 next-id.
+// attempts, each [started, ended, outcome, error] or [started, ended,
+// outcome, error, attempt-number, lease-number]; the short form is older
+// walq's, or an attempt whose numbers are both zero), 19 created,
+// 20 finished, 21 next-id.
 // Integers are msgpack's shortest form; times are Unix nanoseconds.
 //
 // An entry is the unit of atomicity: an operation that must be all or

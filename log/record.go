@@ -100,8 +100,19 @@ type Attempt struct {
 	// Ended is when the attempt ended, in Unix nanoseconds; zero while it
 	// runs.
 	Ended int64
+	// Number is the attempt's number as counted toward the job's
+	// MaxAttempts (a released attempt shares it with the next one); zero
+	// for a requeue marker, and in histories written before walq kept
+	// it (a reader derives it then; see Lease).
+	Number int32
+	// Lease is the number of the lease the attempt ran under, counting
+	// from 1 every lease the job ever took; zero for a requeue marker,
+	// and in histories written before walq kept it, which were complete
+	// and so let a reader count both numbers from the first attempt.
+	Lease int32
 	// Outcome is the kind of record that ended the attempt (KindCompleted,
-	// KindFailed, KindDead, KindExpired or KindReleased); zero while it runs.
+	// KindFailed, KindDead, KindExpired or KindReleased); zero while it
+	// runs; KindRequeued for the marker a requeue leaves.
 	Outcome Kind
 	// Error is the error text of a failed attempt.
 	Error string

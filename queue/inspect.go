@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -40,55 +41,69 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 // Wait blocks until the job finishes and returns its result (nil if it has
 // none) once it completes. For a dead job it returns a *DeadError (matching
 // ErrDead); for a cancelled one, ErrCancelled; for an unknown or purged one,
-// ErrNotFound. It returns early with ctx's error or ErrClosed.
+// ErrNotFound. It returns early with ctx's error or ErrClosed. Its memory
+// does not grow while it waits, however many leases of the job it outlives.
 func (q *Queue) Wait(ctx context.Context, id uint64) ([]byte, error) {
 	for {
-		if err := q.beginRead(ctx); err != nil {
-			return nil, err
-		}
-		j := q.idx.Job(id)
-		if j == nil {
-			q.end()
-			return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
-		}
-		switch j.State {
-		case index.Completed:
-			b, err := q.readLocs(j.X.Result)
-			q.end()
-			if err != nil {
-				return nil, err
-			}
-			return b[0], nil
-		case index.Dead:
-			err := &DeadError{ID: id, Attempts: int(j.Attempt), Reason: j.Error(), At: unixTime(j.Finished())}
-			q.end()
-			return nil, err
-		case index.Cancelled:
-			q.end()
-			return nil, fmt.Errorf("%w: %d", ErrCancelled, id)
-		}
-		ch := make(chan struct{})
-		q.waiters[id] = append(q.waiters[id], ch)
-		var expiry <-chan time.Time
-		if j.State == index.Leased && !q.opts.ReadOnly {
-			// Wake at the lease deadline: the lease may expire with no
-			// one else looking, and the job may die of it.
-			t := q.opts.Clock.Timer(time.Duration(j.Deadline - q.now()))
-			defer t.Stop()
-			expiry = t.C
-		}
-		q.end()
-		select {
-		case <-ch:
-		case <-expiry:
-			q.dropWaiter(id, ch)
-		case <-ctx.Done():
-			q.dropWaiter(id, ch)
-			return nil, ctx.Err()
-		case <-q.done:
-			return nil, ErrClosed
+		b, done, err := q.waitOnce(ctx, id)
+		if done {
+			return b, err
 		}
 	}
+}
+
+// waitOnce looks at the job once and, if it has not finished, sleeps until
+// it may have: a change to the job, or its lease deadline. done reports
+// that Wait has its answer in b and err.
+func (q *Queue) waitOnce(ctx context.Context, id uint64) (b []byte, done bool, err error) {
+	if err := q.beginRead(ctx); err != nil {
+		return nil, true, err
+	}
+	j := q.idx.Job(id)
+	if j == nil {
+		q.end()
+		return nil, true, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	switch j.State {
+	case index.Completed:
+		b, err := q.readLocs(j.X.Result)
+		q.end()
+		if err != nil {
+			return nil, true, err
+		}
+		return b[0], true, nil
+	case index.Dead:
+		err := &DeadError{ID: id, Attempts: int(j.Attempt), Reason: j.Error(), At: unixTime(j.Finished())}
+		q.end()
+		return nil, true, err
+	case index.Cancelled:
+		q.end()
+		return nil, true, fmt.Errorf("%w: %d", ErrCancelled, id)
+	}
+	ch := make(chan struct{})
+	q.waiters[id] = append(q.waiters[id], ch)
+	var expiry <-chan time.Time
+	if j.State == index.Leased && !q.opts.ReadOnly {
+		// Wake at the lease deadline: the lease may expire with no one
+		// else looking, and the job may die of it. The timer is stopped
+		// when this look ends, so that a Wait outliving many leases
+		// holds one timer at a time.
+		t := q.opts.Clock.Timer(time.Duration(j.Deadline - q.now()))
+		defer t.Stop()
+		expiry = t.C
+	}
+	q.end()
+	select {
+	case <-ch:
+	case <-expiry:
+		q.dropWaiter(id, ch)
+	case <-ctx.Done():
+		q.dropWaiter(id, ch)
+		return nil, true, ctx.Err()
+	case <-q.done:
+		return nil, true, ErrClosed
+	}
+	return nil, false, nil
 }
 
 func (q *Queue) dropWaiter(id uint64, ch chan struct{}) {
@@ -119,33 +134,41 @@ type JobFilter struct {
 }
 
 // Jobs lists jobs in ID order, without payloads or results (Get has them).
+// It walks the jobs from AfterID up and stops at Limit, so a page costs
+// what it returns plus the jobs the filter passes over.
 func (q *Queue) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if err := q.beginRead(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
+	if f.AfterID == math.MaxUint64 {
+		return nil, nil
+	}
 	now := q.now()
 	var out []*Job
-	for _, j := range q.idx.Jobs() {
-		if j.ID <= f.AfterID || (f.Queue != "" && j.Queue.Name != f.Queue) {
-			continue
+	q.idx.JobsFrom(f.AfterID+1, func(j *index.Job) bool {
+		if f.Queue != "" && j.Queue.Name != f.Queue {
+			return true
 		}
-		s := snapshot(j, now)
-		if f.State != "" && s.State != f.State {
-			continue
+		if f.State != "" && jobState(j, now) != f.State {
+			return true
 		}
-		out = append(out, s)
-		if f.Limit > 0 && len(out) == f.Limit {
-			break
-		}
-	}
+		out = append(out, snapshot(j, now))
+		return f.Limit <= 0 || len(out) < f.Limit
+	})
 	return out, nil
 }
 
 // QueueStats counts one named queue's jobs.
 type QueueStats struct {
+	// Ready and Scheduled split the pending jobs by the clock at the
+	// call: ready ones have reached their run-at, scheduled ones have
+	// not. A job with an operation in flight (a lease, a cancel) counts
+	// where it was until that operation is durable.
 	Ready     int
 	Scheduled int
+	// Leased, Completed, Dead and Cancelled count the jobs in those
+	// states.
 	Leased    int
 	Completed int
 	Dead      int
@@ -205,11 +228,27 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	}
 	now := q.now()
 	q.idx.Promote(now)
+	// A pending job with an operation in flight is in neither heap; it
+	// is still ready or scheduled by its run-at until that operation is
+	// durable.
+	type split struct{ ready, scheduled int }
+	busy := map[*index.Queue]split{}
+	q.idx.Reserved(func(j *index.Job) {
+		if j.State == index.Pending {
+			s := busy[j.Queue]
+			if j.RunAt <= now {
+				s.ready++
+			} else {
+				s.scheduled++
+			}
+			busy[j.Queue] = s
+		}
+	})
 	st := Stats{Queues: map[string]QueueStats{}}
 	for _, iq := range q.idx.Queues() {
 		qs := QueueStats{
-			Ready:     iq.Count(index.Pending) - iq.Scheduled(),
-			Scheduled: iq.Scheduled(),
+			Ready:     iq.Ready() + busy[iq].ready,
+			Scheduled: iq.Scheduled() + busy[iq].scheduled,
 			Leased:    iq.Count(index.Leased),
 			Completed: iq.Count(index.Completed),
 			Dead:      iq.Count(index.Dead),

@@ -77,12 +77,15 @@ type Enqueued struct {
 }
 
 // Attempt is one run of a job, for its timeline. A requeue from the
-// dead-letter queue appears as an entry with Outcome "requeued" and Number
-// 0, after which the count restarts.
+// dead-letter queue appears as an entry with Outcome "requeued", Number 0
+// and Lease 0, after which the count restarts.
 type Attempt struct {
 	// Number is the attempt's number as counted toward MaxAttempts; a
 	// released attempt does not count and shares its number with the next.
 	Number int
+	// Lease is the number of the lease the attempt ran under: the
+	// Token.Lease of that lease, unique among the job's attempts.
+	Lease int
 	// Started is when the lease was taken.
 	Started time.Time
 	// Ended is when the attempt ended; zero while it runs.
@@ -123,9 +126,28 @@ type Job struct {
 	HasResult bool
 	// Timeout is the job's per-attempt time limit, 0 for the default.
 	Timeout time.Duration
-	// History lists every attempt, oldest first.
+	// History lists the job's attempts, oldest first: every one while
+	// there are at most HistoryFirst+HistoryLast, then the first
+	// HistoryFirst and the last HistoryLast.
 	History []Attempt
+	// HistoryDropped counts the attempts left out of History, between
+	// its first HistoryFirst entries and the rest.
+	HistoryDropped int
 }
+
+// A job's history is bounded so that a job retried or snoozed without end
+// costs what any job costs to lease, read and compact: History keeps the
+// first HistoryFirst and the last HistoryLast entries, and HistoryDropped
+// counts the attempts between (Attempt.Lease numbers show where the gap
+// is).
+const (
+	// HistoryFirst is how many of a job's oldest history entries Job
+	// keeps.
+	HistoryFirst = index.HistoryFirst
+	// HistoryLast is how many of a job's newest history entries Job
+	// keeps.
+	HistoryLast = index.HistoryLast
+)
 
 func unixTime(ns int64) time.Time {
 	if ns == 0 {
@@ -172,20 +194,13 @@ func snapshot(j *index.Job, now int64) *Job {
 		out.LastError = x.Error
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
-		n := 0 // attempts counted before this one
-		for _, a := range x.History {
-			num := n + 1 // the number the attempt ran under
-			switch a.Outcome {
-			case wlog.KindRequeued: // a marker: the count restarts
-				n, num = 0, 0
-			case wlog.KindReleased:
-			default:
-				n++
-			}
-			out.History = append(out.History, Attempt{
-				Number: num, Started: unixTime(a.Started), Ended: unixTime(a.Ended),
-				Outcome: outcome(a.Outcome), Error: a.Error,
-			})
+		out.HistoryDropped = int(x.Dropped)
+		if len(x.History) > 0 {
+			out.History = make([]Attempt, len(x.History))
+		}
+		for i, a := range x.History {
+			out.History[i] = Attempt{Number: int(a.Number), Lease: int(a.Lease),
+				Started: unixTime(a.Started), Ended: unixTime(a.Ended), Outcome: outcome(a.Outcome), Error: a.Error}
 		}
 	}
 	return out
