@@ -45,8 +45,8 @@ import (
 // line) after the call returns: "E id key queue" (enqueued), "D id key"
 // (a duplicate of id), "C id t key queue" (completed, t being the clock
 // before the call), "X id" (written before a Purge), "p"/"PA" and
-// "r"/"RA" (before and after Pause and Resume), "K n" (a compaction
-// finished, n segments removed), "ERR …" (any unexpected error, live
+// "r"/"RA" (before and after Pause and Resume), "k" and "K n" (before and
+// after Compact, n segments removed), "ERR …" (any unexpected error, live
 // invariant violations included).
 //
 // Retention is modelled exactly. The clock is a mock that only the key-reuse
@@ -93,10 +93,10 @@ func TestCrashKillConcurrent(t *testing.T) {
 	}
 	t.Logf("%d cycles: %d jobs, %d acknowledged completions (%d found unacknowledged), %d duplicates, "+
 		"%d keys reused after retention, %d after a purge, %d jobs gone by retention or purge, "+
-		"%d pause/resume acknowledged, %d compactions (%d segments removed), %d in-flight jobs found, %d kills during open; "+
+		"%d pause/resume acknowledged, %d compactions (%d segments removed), %d kills during a Compact call, %d in-flight jobs found, %d kills during open; "+
 		"log: %d segments from index %d, %d jobs",
 		cycles, len(c.jobs), c.n.acked, c.n.foundDone, c.n.dups, c.n.reusedRetention, c.n.reusedPurge, c.n.gone,
-		c.n.pauses, c.n.compactions, c.n.segsRemoved, c.n.inflight, c.n.earlyKills, c.log.Segments, c.log.FirstIndex, c.live)
+		c.n.pauses, c.n.compactions, c.n.segsRemoved, c.n.midCompact, c.n.inflight, c.n.earlyKills, c.log.Segments, c.log.FirstIndex, c.live)
 }
 
 const (
@@ -160,8 +160,8 @@ type ccChecker struct {
 	childErr string
 	live     int // jobs at the last reopen
 	n        struct {
-		acked, foundDone, dups, reusedRetention, reusedPurge, gone int
-		pauses, compactions, segsRemoved, inflight, earlyKills     int
+		acked, foundDone, dups, reusedRetention, reusedPurge, gone         int
+		pauses, compactions, segsRemoved, midCompact, inflight, earlyKills int
 	}
 }
 
@@ -257,13 +257,14 @@ func (c *ccChecker) reopenOptions(cycle int) *Options {
 
 // ccCycle is what one cycle's lines say, gathered before the reopen.
 type ccCycle struct {
-	dups       [][2]string // id, key
-	newKeys    map[string]bool
-	done       []uint64 // completions acknowledged in this cycle
-	lastPause  string   // the pauser's last line
-	newJobs    int      // jobs first known from the reopen
-	newDone    int      // completions first known from the reopen
-	start, end int64    // the clock's range
+	dups        [][2]string // id, key
+	newKeys     map[string]bool
+	done        []uint64 // completions acknowledged in this cycle
+	lastPause   string   // the pauser's last line
+	lastCompact string   // the compactor's last line
+	newJobs     int      // jobs first known from the reopen
+	newDone     int      // completions first known from the reopen
+	start, end  int64    // the clock's range
 }
 
 // learn records a job the parent has just heard of, by a line or a reopen.
@@ -330,6 +331,12 @@ func (c *ccChecker) check(cycle int, lines []string) {
 			c.n.compactions++
 			c.n.segsRemoved += n
 		}
+		if f[0] == "k" || f[0] == "K" {
+			cy.lastCompact = f[0]
+		}
+	}
+	if cy.lastCompact == "k" {
+		c.n.midCompact++
 	}
 
 	q, err := Open(c.dir, c.reopenOptions(cycle))
@@ -669,7 +676,7 @@ func (ch *ccChild) newJob(rng *rand.Rand, p, i, k int) NewJob {
 
 // ccBacklog bounds the live set: a producer works instead of producing
 // while more jobs than this wait, so that long runs stay fast.
-const ccBacklog = 300
+const ccBacklog = 100
 
 // produce is one producer: single enqueues and batches.
 func (ch *ccChild) produce(rng *rand.Rand, p int) {
@@ -904,6 +911,7 @@ func (ch *ccChild) compact(_ *rand.Rand, _ int) {
 		case <-time.After(time.Until(ch.deadline)):
 			return
 		}
+		ch.write("k")
 		st, err := ch.q.Compact(context.Background())
 		if err != nil {
 			ch.fail("compact", err)
