@@ -27,9 +27,9 @@ import (
 // It differs from TestCrashKill in what the child (TestCrashConcurrentChild)
 // does at the moment of the kill. Its log has 2–4 KiB segments, a
 // CompactRatio of 0.05 (the background compactor is due after almost every
-// segment switch) and a goroutine that calls Compact in a loop, so kills
-// land in compactions whose cut, carries and checkpoint overlap entries in
-// flight. Beside it run, concurrently: producers (Enqueue and EnqueueBatch,
+// segment switch) and a goroutine that calls Compact again as soon as
+// anything changed, so kills land in compactions whose cut, carries and
+// checkpoint overlap entries in flight. Beside it run, concurrently: producers (Enqueue and EnqueueBatch,
 // keyed and not, keys repeated within a batch and across cycles, delayed
 // jobs, and keys that race a worker's CompleteAndEnqueue follow-up);
 // workers (TryLease and Lease, then Complete, CompleteAndEnqueue or Fail);
