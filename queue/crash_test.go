@@ -39,6 +39,8 @@ import (
 //	WALQ_CRASH_CYCLES=5000 go test ./queue -run 'TestCrashKill$' -timeout 1h -v
 //
 // (WALQ_CRASH_SEED=n repeats the kill timings of a run; the log prints it).
+// TestCrashKillConcurrent does the same with every kind of call at once
+// and compaction running all the time.
 func TestCrashKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping kill cycles in -short mode")
