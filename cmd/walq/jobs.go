@@ -186,12 +186,16 @@ type showJSON struct {
 	Payload  *bytesJSON    `json:"payload"`
 	Result   *bytesJSON    `json:"result"`
 	Attempts []attemptJSON `json:"attempts"`
-	Records  []recordJSON  `json:"records"`
+	// AttemptsDropped counts attempts the bounded history left out
+	// between the first and the last ones kept.
+	AttemptsDropped int          `json:"attempts_dropped"`
+	Records         []recordJSON `json:"records"`
 }
 
 // attemptJSON is one attempt of a job.
 type attemptJSON struct {
 	Number          int      `json:"number"`
+	Lease           int      `json:"lease"`
 	StartedAt       *string  `json:"started_at"`
 	EndedAt         *string  `json:"ended_at"`
 	DurationSeconds *float64 `json:"duration_seconds"`
@@ -199,6 +203,10 @@ type attemptJSON struct {
 	Error           string   `json:"error"`
 	NextRunAt       *string  `json:"next_run_at"`
 }
+
+// historyFirst is how many of a job's first attempts the bounded history
+// keeps before the gap (queue's HistoryFirst).
+const historyFirst = queue.HistoryFirst
 
 func runShow(a *app, c *command, args []string) error {
 	fs := flagSet(c)
@@ -255,7 +263,7 @@ func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 		out.Result = encodeBytes(j.Result)
 	}
 	for _, at := range j.History {
-		aj := attemptJSON{Number: at.Number, StartedAt: jsonTime(at.Started), EndedAt: jsonTime(at.Ended),
+		aj := attemptJSON{Number: at.Number, Lease: at.Lease, StartedAt: jsonTime(at.Started), EndedAt: jsonTime(at.Ended),
 			Outcome: orRunning(at.Outcome), Error: at.Error, NextRunAt: jsonTime(nextRun(at, recs))}
 		if !at.Ended.IsZero() {
 			s := seconds(at.Ended.Sub(at.Started))
@@ -263,6 +271,7 @@ func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 		}
 		out.Attempts = append(out.Attempts, aj)
 	}
+	out.AttemptsDropped = j.HistoryDropped
 	for i := range recs {
 		out.Records = append(out.Records, toRecordJSON(&recs[i]))
 	}
@@ -328,8 +337,11 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	if len(j.History) == 0 {
 		fmt.Fprintf(w, "  none yet\n")
 	} else {
-		t = newTable(w, "  #", "LEASED AT", "DURATION", "OUTCOME", "ERROR", "NEXT RUN")
-		for _, at := range j.History {
+		t = newTable(w, "  #", "LEASE", "LEASED AT", "DURATION", "OUTCOME", "ERROR", "NEXT RUN")
+		for i, at := range j.History {
+			if i == historyFirst && j.HistoryDropped > 0 {
+				t.row("  …", "", fmt.Sprintf("%d attempts not kept", j.HistoryDropped), "", "", "", "")
+			}
 			dur, next := "-", "-"
 			if !at.Ended.IsZero() {
 				dur = humanDuration(at.Ended.Sub(at.Started))
@@ -337,7 +349,7 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 			if n := nextRun(at, recs); !n.IsZero() {
 				next = a.stamp(n) + " (+" + humanDuration(n.Sub(at.Ended)) + ")"
 			}
-			t.row(fmt.Sprintf("  %d", at.Number), a.stamp(at.Started), dur, orRunning(at.Outcome),
+			t.row(fmt.Sprintf("  %d", at.Number), fmt.Sprint(at.Lease), a.stamp(at.Started), dur, orRunning(at.Outcome),
 				orDash(truncate(at.Error, 60)), next)
 		}
 		t.flush()
