@@ -24,6 +24,10 @@ var (
 	// log refuses appends until Recover succeeds or it is reopened.
 	ErrFailed = errors.New("walq/log: log failed")
 
+	// ErrStale is returned by TruncateFrontAt when the log was recovered
+	// after the cut was chosen: nothing was removed.
+	ErrStale = errors.New("walq/log: log recovered since the cut was chosen")
+
 	// ErrLocked is returned by Open when another process (or another Log in
 	// this process) holds the directory's write lock.
 	ErrLocked = errors.New("walq/log: directory locked by another writer")

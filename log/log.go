@@ -153,17 +153,20 @@ type Log struct {
 	next     uint64 // index the next Submit gets
 	written  uint64 // last index written to the OS
 	appended int64  // bytes written to segments since Open
-	synced   uint64 // last index fsynced
-	acked    uint64 // last index acknowledged to an appender
-	open     *group // the group new Submits join, nil if none
-	pending  [][]byte
-	busy     bool  // the committer is writing a group
-	failed   error // the first write or fsync failure, until Recover
-	closing  bool
-	closed   bool
-	done     chan struct{} // closed when the committer exits
-	syncStop chan struct{}
-	syncWG   sync.WaitGroup // the Interval-mode syncer
+	// generation counts recoveries, which reuse the indexes of the
+	// entries they drop.
+	generation uint64
+	synced     uint64 // last index fsynced
+	acked      uint64 // last index acknowledged to an appender
+	open       *group // the group new Submits join, nil if none
+	pending    [][]byte
+	busy       bool  // the committer is writing a group
+	failed     error // the first write or fsync failure, until Recover
+	closing    bool
+	closed     bool
+	done       chan struct{} // closed when the committer exits
+	syncStop   chan struct{}
+	syncWG     sync.WaitGroup // the Interval-mode syncer
 }
 
 // Open opens (creating it if needed) the log in dir. A writer takes the

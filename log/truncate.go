@@ -11,12 +11,37 @@ import (
 // Segments are removed oldest first and the directory is fsynced, so a crash
 // leaves a contiguous suffix of the log. It returns the new first index.
 func (l *Log) TruncateFront(index uint64) (uint64, error) {
+	return l.truncateFront(index, false, 0)
+}
+
+// Generation counts the recoveries of this Log (see Recover). A recovery
+// cuts the files back to the last acknowledged entry and hands the indexes
+// after it out again, to new entries.
+func (l *Log) Generation() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.generation
+}
+
+// TruncateFrontAt is TruncateFront for a cut chosen when Generation
+// returned gen: it returns ErrStale and removes nothing if the log was
+// recovered since, because the indexes the cut was chosen from may now
+// name other entries, written after the choice.
+func (l *Log) TruncateFrontAt(gen, index uint64) (uint64, error) {
+	return l.truncateFront(index, true, gen)
+}
+
+func (l *Log) truncateFront(index uint64, checkGen bool, gen uint64) (uint64, error) {
 	l.truncMu.Lock()
 	defer l.truncMu.Unlock()
 	l.mu.Lock()
 	if err := l.writableLocked(); err != nil {
 		l.mu.Unlock()
 		return 0, err
+	}
+	if checkGen && gen != l.generation {
+		l.mu.Unlock()
+		return 0, fmt.Errorf("%w: truncate front at %d chosen in generation %d, log is in generation %d", ErrStale, index, gen, l.generation)
 	}
 	k := 0
 	for k < len(l.segs)-1 && l.segs[k+1].first <= index {
@@ -131,6 +156,7 @@ func (l *Log) Recover() error {
 		return fmt.Errorf("walq/log: recover: %w", err)
 	}
 	l.verified = verifiedEntry{}
+	l.generation++
 	l.opts.Logger.Info("walq: log recovered", "dir", l.dir, "last", l.acked)
 	l.failed = nil
 	return nil

@@ -1,6 +1,10 @@
 package log
 
-import "testing"
+import (
+	"errors"
+	"slices"
+	"testing"
+)
 
 // TruncateFront removes segments whose content compaction restated in later
 // entries; in Interval and None mode those entries may be written and not
@@ -32,5 +36,42 @@ func TestTruncateFrontSyncsFirst(t *testing.T) {
 				t.Fatalf("TruncateFront removed segments with entries %d..%d written but not fsynced", synced+1, written)
 			}
 		})
+	}
+}
+
+// A recovery hands the indexes after the last acknowledged entry out again,
+// so a cut chosen before it may name other entries: TruncateFrontAt refuses
+// it and removes nothing.
+func TestTruncateFrontAtRefusesAcrossRecovery(t *testing.T) {
+	fail := false
+	l := openLog(t, t.TempDir(), &Options{SegmentSize: 4 << 10, Hooks: &Hooks{Write: func(first, last uint64) error {
+		if fail {
+			fail = false
+			return errors.New("injected write failure")
+		}
+		return nil
+	}}})
+	appendJobs(t, l, 1, 40, 300)
+	gen := l.Generation()
+	firsts := l.SegmentFirsts()
+	fail = true
+	if _, err := l.Append(enqueue(41, 10)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Append with a failing write = %v, want ErrFailed", err)
+	}
+	if err := l.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Generation() == gen {
+		t.Fatalf("Generation %d unchanged by a recovery", gen)
+	}
+	before := l.SegmentFirsts()
+	if _, err := l.TruncateFrontAt(gen, firsts[len(firsts)-2]); !errors.Is(err, ErrStale) {
+		t.Fatalf("TruncateFrontAt across a recovery = %v, want ErrStale", err)
+	}
+	if got := l.SegmentFirsts(); !slices.Equal(got, before) {
+		t.Fatalf("segments %v after a refused truncation, want %v", got, before)
+	}
+	if _, err := l.TruncateFrontAt(l.Generation(), firsts[len(firsts)-2]); err != nil {
+		t.Fatalf("TruncateFrontAt in the current generation: %v", err)
 	}
 }

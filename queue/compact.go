@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 			return nil
 		}
 	}
-	cut, end, ok := q.compactCut()
+	cut, end, gen, ok := q.compactCut()
 	if !ok {
 		return nil
 	}
@@ -166,8 +167,13 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	// Readers of payloads hold readGate from the moment they copy a
 	// location until they have read it, so no segment goes under them.
 	q.readGate.Lock()
-	first, err := q.log.TruncateFront(cut)
+	first, err := q.log.TruncateFrontAt(gen, cut)
 	q.readGate.Unlock()
+	if errors.Is(err, wlog.ErrStale) {
+		// A write failed and the log recovered while the carries were
+		// written: the failure is what the caller needs to know.
+		return fmt.Errorf("%w: the log recovered from a failure during compaction, which removed nothing (%w)", ErrFailed, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -186,16 +192,24 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 // the cut must never pass it. Entries submitted later get higher indexes
 // than any segment's first, so they are never cut either. It also returns
 // how many positions of the creation order the carry must visit: jobs
-// created after this moment come from entries at or past the cut. ok is
-// false when no segment would go.
-func (q *Queue) compactCut() (cut uint64, end int, ok bool) {
+// created after this moment come from entries at or past the cut. The cut
+// holds only while the log hands out indexes in order: a recovery of a
+// failed log (recoverLog, under q.mu like this) reuses the indexes after
+// the last acknowledged entry, so the truncation names the log generation
+// it was chosen in and is refused in another. ok is false when no segment
+// would go.
+func (q *Queue) compactCut() (cut uint64, end int, gen uint64, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	firsts := q.log.SegmentFirsts()
+	gen = q.log.Generation()
 	if len(firsts) < 2 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	limit := firsts[len(firsts)-1]
+	// Never past the oldest entry in flight, nor past the acknowledged
+	// entries: a group that failed may have started a segment the log
+	// lists until it recovers, and a recovery hands its indexes out again.
+	limit := min(firsts[len(firsts)-1], q.log.LastIndex()+1)
 	if low, busy := q.minInflight(); busy && low < limit {
 		limit = low
 	}
@@ -205,10 +219,10 @@ func (q *Queue) compactCut() (cut uint64, end int, ok bool) {
 		}
 	}
 	if cut <= firsts[0] {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	q.segsBefore = firsts
-	return cut, q.idx.Created(), true
+	return cut, q.idx.Created(), gen, true
 }
 
 // segmentsBefore counts the segments of the last compactCut that start

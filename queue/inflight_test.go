@@ -527,3 +527,42 @@ func TestCompleteAndEnqueueKeyRace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A group whose fsync failed had started a new segment, which the log lists
+// until it recovers. Compaction chose that segment as its cut, the carry's
+// commit recovered the log (handing the failed indexes out again, to the
+// carries), and the truncation removed the carries with the old segments.
+// The cut now stops at the acknowledged entries, and a truncation chosen
+// before a recovery is refused.
+func TestCompactAfterFailedGroupAtSegmentEnd(t *testing.T) {
+	ctx := context.Background()
+	var failing atomic.Bool
+	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true}
+	opts.hooks = &wlog.Hooks{Sync: func(first, last uint64) error {
+		if failing.CompareAndSwap(true, false) {
+			return errors.New("injected fsync failure")
+		}
+		return nil
+	}}
+	q := openTest(t, t.TempDir(), opts)
+	var ids []uint64
+	for i := range 12 {
+		ids = append(ids, enqueueT(t, q, NewJob{Payload: bytes.Repeat([]byte{byte(i)}, 1000)}))
+	}
+	failing.Store(true)
+	if _, err := q.Enqueue(ctx, NewJob{Payload: make([]byte, 4<<10)}); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Enqueue with a failing fsync = %v, want ErrFailed", err)
+	}
+	if _, err := q.Compact(ctx); err != nil && !errors.Is(err, ErrFailed) {
+		t.Fatalf("Compact after a failed group: %v", err)
+	}
+	check := func(q *Queue) {
+		t.Helper()
+		for _, id := range ids {
+			getT(t, q, id)
+		}
+	}
+	check(q)
+	q = reopenT(t, q, opts)
+	check(q)
+}
