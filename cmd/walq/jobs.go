@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -43,11 +44,17 @@ func toJobJSON(j *queue.Job) jobJSON {
 	out := jobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LeaseDeadline: jsonTime(j.LeaseDeadline),
-		FinishedAt: jsonTime(j.FinishedAt), LastError: j.LastError,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError,
 	}
-	if j.State == queue.StateReady || j.State == queue.StateScheduled {
+	// Each time applies to some states only; a requeued job, for one,
+	// still carries the time it died.
+	switch j.State {
+	case queue.StateReady, queue.StateScheduled:
 		out.RunAt = jsonTime(j.RunAt)
+	case queue.StateLeased:
+		out.LeaseDeadline = jsonTime(j.LeaseDeadline)
+	default:
+		out.FinishedAt = jsonTime(j.FinishedAt)
 	}
 	return out
 }
@@ -210,7 +217,8 @@ const historyFirst = queue.HistoryFirst
 
 func runShow(a *app, c *command, args []string) error {
 	fs := flagSet(c)
-	out := fs.String("payload-out", "", "write the payload's bytes to `file` (- for standard output, alone)")
+	out := fs.String("payload-out", "", "write the payload's bytes to `file` (- for standard output, alone); an existing file needs --force")
+	force := fs.Bool("force", false, "with --payload-out, replace an existing file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
@@ -242,8 +250,8 @@ func runShow(a *app, c *command, args []string) error {
 		return err
 	}
 	if *out != "" {
-		if err := os.WriteFile(*out, j.Payload, 0o644); err != nil {
-			return fmt.Errorf("--payload-out: %w", err)
+		if err := writePayloadFile(*out, j.Payload, *force); err != nil {
+			return err
 		}
 	}
 	if *asJSON {
@@ -257,6 +265,30 @@ func runShow(a *app, c *command, args []string) error {
 	return err
 }
 
+// writePayloadFile writes a payload to path, refusing to replace an
+// existing file unless force.
+func writePayloadFile(path string, b []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if !force {
+		flags |= os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("--payload-out: %s exists; add --force to replace it", path)
+	}
+	if err != nil {
+		return fmt.Errorf("--payload-out: %w", err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--payload-out: %w", err)
+	}
+	return nil
+}
+
 func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 	out := showJSON{jobJSON: toJobJSON(j), Payload: encodeBytes(j.Payload), Attempts: []attemptJSON{}, Records: []recordJSON{}}
 	if j.HasResult {
@@ -265,7 +297,7 @@ func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 	for _, at := range j.History {
 		aj := attemptJSON{Number: at.Number, Lease: at.Lease, StartedAt: jsonTime(at.Started), EndedAt: jsonTime(at.Ended),
 			Outcome: orRunning(at.Outcome), Error: at.Error, NextRunAt: jsonTime(nextRun(at, recs))}
-		if !at.Ended.IsZero() {
+		if !at.Ended.IsZero() && !isRequeueMark(at) {
 			s := seconds(at.Ended.Sub(at.Started))
 			aj.DurationSeconds = &s
 		}
@@ -277,6 +309,10 @@ func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 	}
 	return out
 }
+
+// isRequeueMark reports whether a history entry marks a requeue rather
+// than an attempt.
+func isRequeueMark(at queue.Attempt) bool { return at.Outcome == "requeued" }
 
 func orRunning(outcome string) string {
 	if outcome == "" {
@@ -342,15 +378,16 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 			if i == historyFirst && j.HistoryDropped > 0 {
 				t.row("  …", "", fmt.Sprintf("%d attempts not kept", j.HistoryDropped), "", "", "", "")
 			}
-			dur, next := "-", "-"
-			if !at.Ended.IsZero() {
+			num, lease, dur, next := fmt.Sprintf("  %d", at.Number), fmt.Sprint(at.Lease), "-", "-"
+			if isRequeueMark(at) {
+				num, lease = "  -", "-"
+			} else if !at.Ended.IsZero() {
 				dur = humanDuration(at.Ended.Sub(at.Started))
 			}
 			if n := nextRun(at, recs); !n.IsZero() {
 				next = a.stamp(n) + " (+" + humanDuration(n.Sub(at.Ended)) + ")"
 			}
-			t.row(fmt.Sprintf("  %d", at.Number), fmt.Sprint(at.Lease), a.stamp(at.Started), dur, orRunning(at.Outcome),
-				orDash(truncate(at.Error, 60)), next)
+			t.row(num, lease, a.stamp(at.Started), dur, orRunning(at.Outcome), orDash(truncate(at.Error, 60)), next)
 		}
 		t.flush()
 	}

@@ -55,8 +55,9 @@ type queueStatsJSON struct {
 	Name   string `json:"name"`
 	Paused bool   `json:"paused"`
 	countsJSON
-	// OldestReadySeconds is how long the oldest ready job has been ready.
-	OldestReadySeconds float64 `json:"oldest_ready_seconds"`
+	// OldestReadySeconds is how long the oldest ready job has been ready;
+	// null when no job is ready (the table's "-").
+	OldestReadySeconds *float64 `json:"oldest_ready_seconds"`
 }
 
 // logStatsJSON describes the log on disk.
@@ -102,8 +103,12 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	for _, name := range names {
 		qs := st.Queues[name]
 		c := countsJSON{qs.Ready, qs.Scheduled, qs.Leased, qs.Completed, qs.Dead, qs.Cancelled}
-		out.Queues = append(out.Queues, queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c,
-			OldestReadySeconds: seconds(qs.OldestReady)})
+		qj := queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c}
+		if qs.Ready > 0 {
+			s := seconds(qs.OldestReady)
+			qj.OldestReadySeconds = &s
+		}
+		out.Queues = append(out.Queues, qj)
 		t := &out.Total
 		t.Ready += c.Ready
 		t.Scheduled += c.Scheduled
@@ -120,9 +125,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	return out
 }
 
-// oldest renders the age of the oldest ready job, "-" if there is none.
-func oldest(d time.Duration) string {
-	if d <= 0 {
+// oldest renders the age of the oldest ready job, "-" if no job is ready.
+func oldest(ready int, d time.Duration) string {
+	if ready == 0 {
 		return "-"
 	}
 	return humanDuration(d)
@@ -146,10 +151,10 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 			}
 			d := st.Queues[qs.Name].OldestReady
 			oldestAll = max(oldestAll, d)
-			row(name, qs.countsJSON, oldest(d))
+			row(name, qs.countsJSON, oldest(qs.Ready, d))
 		}
 		if len(out.Queues) > 1 {
-			row("total", out.Total, oldest(oldestAll))
+			row("total", out.Total, oldest(out.Total.Ready, oldestAll))
 		}
 		t.flush()
 	}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEnqueueReportsRealQueue checks that enqueue names the queue the job
+// is in: the holder's queue for a duplicate key, and the default queue
+// for --queue "" (issue 13, bug 3).
+func TestEnqueueReportsRealQueue(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	// welcome:1 is held by job 1, in queue emails.
+	r := walqAt(t, mc, "enqueue", dir, "--key", "welcome:1", "--queue", "other", "--data", "x", "--json")
+	wantCode(t, r, 0)
+	var res enqueueJSON
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res != (enqueueJSON{ID: jobCompleted, Queue: "emails", Duplicate: true}) {
+		t.Errorf("duplicate enqueue --json: %+v", res)
+	}
+	r = walqAt(t, mc, "enqueue", dir, "--key", "welcome:1", "--queue", "other", "--data", "x")
+	wantCode(t, r, 0)
+	if want := "duplicate: key \"welcome:1\" is held by job 1 in queue emails; nothing enqueued\n"; r.stdout != want {
+		t.Errorf("duplicate enqueue: want %q, got %s", want, r)
+	}
+	r = walqAt(t, mc, "enqueue", dir, "--queue", "", "--data", "x", "--json")
+	wantCode(t, r, 0)
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Queue != "default" || res.Duplicate {
+		t.Errorf("enqueue --queue \"\" --json: %+v", res)
+	}
+	r = walqAt(t, mc, "enqueue", dir, "--queue", "", "--data", "y")
+	wantCode(t, r, 0)
+	if want := fmt.Sprintf("enqueued job %d in queue default\n", res.ID+1); r.stdout != want {
+		t.Errorf("enqueue --queue \"\": want %q, got %s", want, r)
+	}
+}
+
+// TestShowAfterRequeue checks that a requeued job shows no finished_at
+// (it is not finished) and that its attempts end in "requeued", an
+// outcome cmd/walq/README.md documents (issue 13, bug 4).
+func TestShowAfterRequeue(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	wantCode(t, walqAt(t, mc, "requeue", dir, fmt.Sprint(jobDead)), 0)
+	r := walqAt(t, mc, "show", dir, fmt.Sprint(jobDead), "--json")
+	wantCode(t, r, 0)
+	var show showJSON
+	if err := json.Unmarshal([]byte(r.stdout), &show); err != nil {
+		t.Fatal(err)
+	}
+	if show.State != "ready" || show.FinishedAt != nil || show.RunAt == nil {
+		t.Errorf("requeued job: state %s finished_at %v run_at %v", show.State, show.FinishedAt, show.RunAt)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(readme)
+	i := strings.Index(doc, "`outcome` is")
+	if i < 0 {
+		t.Fatal("README.md does not list the attempt outcomes")
+	}
+	doc = doc[i : i+strings.Index(doc[i:], ";")]
+	for _, at := range show.Attempts {
+		if !strings.Contains(doc, "`"+at.Outcome+"`") {
+			t.Errorf("attempt outcome %q is not in README.md's list: %s", at.Outcome, doc)
+		}
+	}
+	if len(show.Attempts) == 0 || show.Attempts[len(show.Attempts)-1].Outcome != "requeued" {
+		t.Errorf("attempts after requeue: %+v", show.Attempts)
+	}
+}
+
+// TestStatsOldestReadyNull checks that stats --json gives null, not 0, for
+// a queue with no ready job, where the table shows "-".
+func TestStatsOldestReadyNull(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	r := walqAt(t, mc, "stats", dir, "--json")
+	wantCode(t, r, 0)
+	var out struct {
+		Queues []map[string]any `json:"queues"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range out.Queues {
+		v, ok := q["oldest_ready_seconds"]
+		if !ok {
+			t.Errorf("queue %v has no oldest_ready_seconds", q["name"])
+			continue
+		}
+		if q["ready"].(float64) == 0 && v != nil {
+			t.Errorf("queue %v has no ready job but oldest_ready_seconds %v", q["name"], v)
+		}
+		if q["ready"].(float64) > 0 && v == nil {
+			t.Errorf("queue %v has ready jobs but oldest_ready_seconds null", q["name"])
+		}
+	}
+}
+
+// TestPayloadOutRefusesOverwrite checks that show --payload-out keeps an
+// existing file unless --force.
+func TestPayloadOutRefusesOverwrite(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	file := filepath.Join(t.TempDir(), "payload.bin")
+	if err := os.WriteFile(file, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := walqAt(t, mc, "show", dir, fmt.Sprint(jobReady), "--payload-out", file)
+	wantCode(t, r, 1)
+	if !strings.Contains(r.stderr, file+" exists") || !strings.Contains(r.stderr, "--force") || r.stdout != "" {
+		t.Errorf("payload-out over a file: %s", r)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "precious" {
+		t.Fatalf("payload-out overwrote the file: %q", b)
+	}
+	r = walqAt(t, mc, "show", dir, fmt.Sprint(jobReady), "--payload-out", file, "--force")
+	wantCode(t, r, 0)
+	if b, _ := os.ReadFile(file); string(b) != "\x00\x01\xfe\xffrpt" {
+		t.Fatalf("payload-out --force wrote %q", b)
+	}
+}
