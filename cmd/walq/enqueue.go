@@ -57,10 +57,10 @@ func runEnqueue(a *app, c *command, args []string) error {
 		return err
 	}
 	if *priority < math.MinInt32 || *priority > math.MaxInt32 {
-		return usagef("--priority %d is out of range", *priority)
+		return usagef("--priority %d is out of range: want %d to %d", *priority, math.MinInt32, math.MaxInt32)
 	}
 	if *attempts < 0 {
-		return usagef("--max-attempts %d is negative", *attempts)
+		return usagef("--max-attempts %d is negative: want 0 or more (0: the queue's default)", *attempts)
 	}
 	payload, err := a.payload(fset, *data, *file, stdin)
 	if err != nil {

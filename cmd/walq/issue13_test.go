@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,5 +131,38 @@ func TestPayloadOutRefusesOverwrite(t *testing.T) {
 	wantCode(t, r, 0)
 	if b, _ := os.ReadFile(file); string(b) != "\x00\x01\xfe\xffrpt" {
 		t.Fatalf("payload-out --force wrote %q", b)
+	}
+}
+
+// TestVersion checks walq version and walq --version.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := walq(t, "", args...)
+		wantCode(t, r, 0)
+		if !strings.HasPrefix(r.stdout, "walq ") || !strings.Contains(r.stdout, " go1.") || strings.Count(r.stdout, "\n") != 1 {
+			t.Errorf("walq %v: %s", args, r)
+		}
+	}
+	r := walq(t, "", "version", "--json")
+	wantCode(t, r, 0)
+	var v versionJSON
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Module != "github.com/walq/walq" || v.Version == "" {
+		t.Errorf("version --json: %+v %v", v, err)
+	}
+}
+
+// TestOneLine checks that an error's nested package prefixes are printed
+// once, at the start.
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"walq: lease expired: walq: lease lost: job 3":              "lease expired: lease lost: job 3",
+		"walq: open D: walq/log: directory D is locked (pid 4)":     "open D: directory D is locked (pid 4)",
+		"walq/recovery: replay D: walq/index: bad record (walq: x)": "replay D: bad record (x)",
+	} {
+		if got := oneLine(errors.New(in)); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
