@@ -63,11 +63,19 @@ type app struct {
 	clock  clock.Clock
 	loc    *time.Location // human output shows times here
 	poll   time.Duration  // how often log --follow looks for new entries
+	// prog is how the user runs walq ("walq", "./walq", "go run
+	// ./cmd/walq"): commands walq prints for the user to run start with it.
+	prog string
 }
 
 // run is walq's main: it runs the command named by args[0] and returns the
-// exit code.
+// exit code. Commands it prints for the user start with "walq".
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runAs("walq", args, stdin, stdout, stderr)
+}
+
+// runAs is run with the commands walq prints starting with prog.
+func runAs(prog string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -75,13 +83,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	return newApp(ctx, stdin, stdout, stderr).main(args)
+	a := newApp(ctx, stdin, stdout, stderr)
+	a.prog = prog
+	return a.main(args)
 }
 
 func newApp(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *app {
 	return &app{
 		ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr,
-		clock: clock.New(), loc: time.Local, poll: 200 * time.Millisecond,
+		clock: clock.New(), loc: time.Local, poll: 200 * time.Millisecond, prog: "walq",
 	}
 }
 
@@ -143,7 +153,7 @@ func (a *app) usage(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\nRun 'walq <command> --help' for a command's flags and an example.\n")
-	fmt.Fprintf(w, "New here? Run 'walq demo'.\n")
+	fmt.Fprintf(w, "New here? Run '%s demo'.\n", a.prog)
 }
 
 // Errors that carry an exit code.
