@@ -37,6 +37,7 @@ func runDead(a *app, c *command, args []string) error {
 		return err
 	}
 	defer q.Close()
+	a.noteUnknownQueue(q, dir, *name)
 	f := queue.DeadFilter{Queue: *name, ErrorContains: *match}
 	if *limit > 0 {
 		f.Limit = *limit + 1

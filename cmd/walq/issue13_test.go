@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/walq/walq/queue"
 )
 
 // TestEnqueueReportsRealQueue checks that enqueue names the queue the job
@@ -164,5 +167,76 @@ func TestOneLine(t *testing.T) {
 		if got := oneLine(errors.New(in)); got != want {
 			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCarryRecordStates checks that walq log names a carry record's state
+// with the documented job states (ready, scheduled, …), never the log's
+// internal "pending".
+func TestCarryRecordStates(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "q")
+	mc := newMock()
+	q := openQueue(t, dir, mc, &queue.Options{SegmentSize: 4096})
+	for i := range 80 {
+		nj := queue.NewJob{Queue: "emails", Payload: []byte(fmt.Sprintf("%03d %s", i, strings.Repeat("payload ", 10)))}
+		if i%2 == 1 {
+			nj.Delay = time.Hour
+		}
+		if _, err := q.Enqueue(t.Context(), nj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, walqAt(t, mc, "compact", dir), 0)
+	r := walqAt(t, mc, "log", dir, "--json")
+	wantCode(t, r, 0)
+	states := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var rec recordJSON
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kind == "carry" {
+			states[rec.State]++
+		}
+	}
+	if states["ready"] == 0 || states["scheduled"] == 0 || len(states) != 2 {
+		t.Errorf("carry records' states: %v; want ready and scheduled", states)
+	}
+	r = walqAt(t, mc, "log", dir)
+	wantCode(t, r, 0)
+	if strings.Contains(r.stdout, "state=pending") || !strings.Contains(r.stdout, "state=scheduled") {
+		t.Errorf("walq log shows carry states other than the documented ones:\n%s", r.stdout)
+	}
+}
+
+// TestUnknownQueueFilter checks that a --queue filter naming no queue
+// says so and names the queues there are, on stderr, while the output
+// stays what it was (empty).
+func TestUnknownQueueFilter(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	for _, args := range [][]string{
+		{"jobs", dir, "--queue", "nosuch"},
+		{"jobs", dir, "--queue", "nosuch", "--json"},
+		{"dead", dir, "--queue", "nosuch"},
+		{"requeue", dir, "--all", "--queue", "nosuch"},
+		{"purge", dir, "--dead", "--queue", "nosuch", "--dry-run"},
+		{"purge", dir, "--dead", "--queue", "nosuch"},
+	} {
+		r := walqAt(t, mc, args...)
+		wantCode(t, r, 0)
+		want := `walq: note: there is no queue named "nosuch" in ` + dir + "; its queues are emails, reports\n"
+		if dropWarnings(r.stderr) != want {
+			t.Errorf("walq %v: want stderr %q, got %s", args[:1], want, r)
+		}
+	}
+	r := walqAt(t, mc, "jobs", dir, "--queue", "reports")
+	wantCode(t, r, 0)
+	if r.stderr != "" {
+		t.Errorf("jobs --queue reports: %s", r)
 	}
 }

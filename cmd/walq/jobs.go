@@ -93,6 +93,7 @@ func runJobs(a *app, c *command, args []string) error {
 	if *key != "" {
 		return a.jobByKey(q, *key, *asJSON)
 	}
+	a.noteUnknownQueue(q, dir, *name)
 	f := queue.JobFilter{Queue: *name, State: st, AfterID: *after}
 	if *limit > 0 {
 		f.Limit = *limit + 1 // one more tells whether the list was cut

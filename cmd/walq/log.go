@@ -12,6 +12,7 @@ import (
 
 	"github.com/walq/walq/index"
 	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/queue"
 )
 
 var logCmd = &command{
@@ -208,7 +209,7 @@ func (a *app) recordFields(r *wlog.Record) string {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
 	if r.State != 0 {
-		add("state", index.State(r.State).String())
+		add("state", recordState(r))
 	}
 	if len(r.History) > 0 {
 		add("history", fmt.Sprintf("%d attempts", len(r.History)))
@@ -219,6 +220,21 @@ func (a *app) recordFields(r *wlog.Record) string {
 		add("next_id", strconv.FormatUint(r.NextID, 10))
 	}
 	return b.String()
+}
+
+// recordState names the state a carry record restates with the job states
+// walq shows everywhere else: the log's one pending state is ready or
+// scheduled, as the job stood when the record was written (its run-at
+// reached or not).
+func recordState(r *wlog.Record) string {
+	st := index.State(r.State)
+	if st != index.Pending {
+		return st.String()
+	}
+	if r.RunAt > r.At {
+		return string(queue.StateScheduled)
+	}
+	return string(queue.StateReady)
 }
 
 // quoteIfNeeded quotes s when it is empty, holds whitespace or
@@ -288,7 +304,7 @@ func toRecordJSON(e *entryRecord) recordJSON {
 		out.Result = encodeBytes(r.Result)
 	}
 	if r.State != 0 {
-		out.State = index.State(r.State).String()
+		out.State = recordState(r)
 	}
 	for _, h := range r.History {
 		outcome := "running"
