@@ -327,3 +327,124 @@ func TestCheckNoReplayablePrefix(t *testing.T) {
 		t.Errorf("salvage dry run: %s", r)
 	}
 }
+
+// TestCheckAgreesWithSalvage damages the first, a middle and the last
+// segment of a log in turn (and the only segment of another) and checks
+// that check and salvage agree on where the damage is and what is intact
+// (issue 13, bug 2: check reported nothing intact when the damage was in
+// the last segment).
+func TestCheckAgreesWithSalvage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		segSize int
+		which   func(n int) int // the segment to damage, of n
+	}{
+		{"first of several", 4096, func(int) int { return 0 }},
+		{"middle of several", 4096, func(n int) int { return n / 2 }},
+		{"last of several", 4096, func(n int) int { return n - 1 }},
+		{"only segment", 0, func(int) int { return 0 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "q")
+			q := openQueue(t, dir, newMock(), &queue.Options{SegmentSize: tc.segSize})
+			for i := range 120 {
+				nj := queue.NewJob{Queue: "emails", Payload: []byte(fmt.Sprintf("%03d %s", i, strings.Repeat("payload ", 10)))}
+				if _, err := q.Enqueue(context.Background(), nj); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+			segs, err := segmentFiles(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, segs[tc.which(len(segs))].name)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)/2] ^= 0x40
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			r := walq(t, "", "check", dir, "--json")
+			wantCode(t, r, 1)
+			var ck checkJSON
+			if err := json.Unmarshal([]byte(r.stdout), &ck); err != nil {
+				t.Fatal(err)
+			}
+			r = walq(t, "", "salvage", dir, "--json")
+			wantCode(t, r, 0)
+			var sv salvageJSON
+			if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
+				t.Fatal(err)
+			}
+			if ck.Corruption == nil || sv.Corruption == nil || *ck.Corruption != *sv.Corruption {
+				t.Fatalf("check and salvage disagree on the corruption: %+v vs %+v", ck.Corruption, sv.Corruption)
+			}
+			kept := ck.Corruption.Index - 1
+			if ck.KeepLastIndex == nil || *ck.KeepLastIndex != sv.KeptLastIndex || sv.KeptLastIndex != kept {
+				t.Errorf("check keeps %v, salvage %d; want %d", ck.KeepLastIndex, sv.KeptLastIndex, kept)
+			}
+			if ck.FirstIndex != 1 || ck.LastIndex != kept || ck.Entries != int(kept) || ck.Records != int(kept) ||
+				ck.Segments != len(segs) || ck.SizeBytes == 0 {
+				t.Errorf("check's intact prefix: %+v; want entries 1 to %d in %d segments", ck, kept, len(segs))
+			}
+			r = walq(t, "", "check", dir)
+			want := fmt.Sprintf("entries 1 to %d, %d records: intact up to the corruption", kept, kept)
+			if !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, fmt.Sprintf("would keep entries up to index %d", kept)) {
+				t.Errorf("check: want %q: %s", want, r)
+			}
+			r = walq(t, "", "salvage", dir)
+			if !strings.Contains(r.stdout, fmt.Sprintf("keep:       entries up to index %d\n", kept)) {
+				t.Errorf("salvage: %s", r)
+			}
+		})
+	}
+}
+
+// TestTornTailSameVerdict checks that check and salvage say the same of a
+// torn tail: not corruption, nothing to salvage, in the same words.
+func TestTornTailSameVerdict(t *testing.T) {
+	t.Parallel()
+	dir, mc := fixture(t)
+	segs, err := segmentFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, segs[len(segs)-1].name), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0x40, 1, 2, 3}) // a frame of 64 bytes, 3 of them written
+	f.Close()
+	ck := walqAt(t, mc, "check", dir)
+	wantCode(t, ck, 0)
+	before := segmentHashes(t, dir)
+	for _, args := range [][]string{{"salvage", dir}, {"salvage", dir, "--yes"}} {
+		sv := walqAt(t, mc, args...)
+		wantCode(t, sv, 0)
+		if !strings.HasPrefix(sv.stdout, "nothing to salvage") {
+			t.Errorf("%v on a torn tail: %s", args, sv)
+		}
+		note := sv.stdout[strings.Index(sv.stdout, "note: "):]
+		if !strings.Contains(ck.stdout, note) || !strings.Contains(note, "4 bytes after its last whole entry") {
+			t.Errorf("check and salvage word the torn tail differently:\n%s\n%s", ck.stdout, sv.stdout)
+		}
+	}
+	if got := segmentHashes(t, dir); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("salvage changed a log whose only damage is a torn tail")
+	}
+	var c checkJSON
+	var s salvageJSON
+	json.Unmarshal([]byte(walqAt(t, mc, "check", dir, "--json").stdout), &c)
+	json.Unmarshal([]byte(walqAt(t, mc, "salvage", dir, "--json").stdout), &s)
+	if c.TornTail == nil || s.TornTail == nil || *c.TornTail != *s.TornTail || s.Corruption != nil || s.Applied || c.KeepLastIndex != nil {
+		t.Errorf("check and salvage --json on a torn tail: %+v %+v / %+v", c, c.TornTail, s)
+	}
+}
