@@ -448,3 +448,110 @@ func TestTornTailSameVerdict(t *testing.T) {
 		t.Errorf("check and salvage --json on a torn tail: %+v %+v / %+v", c, c.TornTail, s)
 	}
 }
+
+// TestPartialReads checks --partial on a damaged log (corrupt, or whose
+// records do not replay): the read commands show what salvage would keep,
+// exactly as they show the salvaged log, marked as partial in text and
+// JSON; the directory is not changed and the temporary copy is removed.
+// Without --partial they refuse, naming the flag.
+func TestPartialReads(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the copies of the prefix go
+	mc := newMock()
+	corrupt := corruptQueue(t)
+	unreplayable, _ := unreplayableQueue(t)
+	for name, dir := range map[string]string{"corrupt": corrupt, "unreplayable": unreplayable} {
+		t.Run(name, func(t *testing.T) {
+			salvaged := filepath.Join(t.TempDir(), "salvaged")
+			copyDir(t, dir, salvaged)
+			wantCode(t, walqAt(t, mc, "salvage", salvaged, "--yes"), 0)
+			before := hashDir(t, dir)
+			for _, args := range [][]string{
+				{"stats"}, {"stats", "--json"}, {"jobs", "--limit", "0"}, {"jobs", "--json", "--limit", "0"},
+				{"show", "3"}, {"show", "3", "--json"}, {"dead"}, {"dead", "--json"}, {"log"}, {"log", "--json"},
+			} {
+				cmd := append([]string{args[0], dir}, args[1:]...)
+				r := walqAt(t, mc, cmd...)
+				if args[0] != "log" || name == "corrupt" {
+					wantCode(t, r, 1)
+					if !strings.Contains(r.stderr, "--partial") {
+						t.Errorf("%v on a damaged log does not mention --partial: %s", args, r)
+					}
+				}
+				r = walqAt(t, mc, append(cmd, "--partial")...)
+				wantCode(t, r, 0)
+				want := walqAt(t, mc, append([]string{args[0], salvaged}, args[1:]...)...)
+				wantCode(t, want, 0)
+				got := strings.ReplaceAll(r.stdout, dir, "DIR")
+				wantOut := strings.ReplaceAll(want.stdout, salvaged, "DIR")
+				if args[0] == "log" && name == "unreplayable" {
+					// log does not replay: it shows every entry before
+					// the corruption, and this log has none.
+					wantOut = strings.ReplaceAll(walqAt(t, mc, cmd...).stdout, dir, "DIR")
+				} else {
+					got = dropPartial(t, got, strings.Contains(strings.Join(args, " "), "--json"))
+				}
+				if got != wantOut {
+					t.Errorf("%v --partial differs from the salvaged log:\n--- got:\n%s--- want:\n%s", args, got, wantOut)
+				}
+			}
+			sameDir(t, before, hashDir(t, dir), "--partial")
+		})
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "walq-partial-*")); len(left) > 0 {
+		t.Errorf("copies left behind: %v", left)
+	}
+	wantCode(t, walqAt(t, mc, "log", corrupt, "--partial", "--follow"), 2)
+}
+
+// dropPartial removes the partial marker from output, failing if it is
+// missing: the first line of text, the "partial" member of JSON, the
+// first line of JSON Lines.
+func dropPartial(t *testing.T, s string, isJSON bool) string {
+	t.Helper()
+	first, rest, _ := strings.Cut(s, "\n")
+	switch {
+	case !isJSON:
+		if !strings.HasPrefix(first, "PARTIAL: only log entries up to index ") {
+			t.Errorf("no partial marker in:\n%s", s)
+		}
+		return rest
+	case strings.HasPrefix(first, `{"partial":`):
+		return rest
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := m["partial"].(map[string]any)
+	if !ok || p["last_index"] == nil || p["reason"] == "" {
+		t.Errorf("no partial member in:\n%s", s)
+	}
+	i := strings.Index(s, ",\n  \"partial\": {")
+	j := strings.Index(s[i+1:], "\n  }") + i + 1
+	if i < 0 || j < i {
+		t.Fatalf("partial member not where expected:\n%s", s)
+	}
+	return s[:i] + s[j+len("\n  }"):]
+}
+
+// copyDir copies the files of src into a new directory dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

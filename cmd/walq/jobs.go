@@ -64,6 +64,9 @@ type jobListJSON struct {
 	Jobs []jobJSON `json:"jobs"`
 	// More reports that --limit cut the list; page on with --after.
 	More bool `json:"more"`
+	// Partial is set when --partial read only the valid prefix of a
+	// damaged log.
+	Partial *partialJSON `json:"partial,omitempty"`
 }
 
 func runJobs(a *app, c *command, args []string) error {
@@ -74,6 +77,7 @@ func runJobs(a *app, c *command, args []string) error {
 	after := fs.Uint64("after", 0, "only jobs with IDs above `id` (paging)")
 	key := fs.String("key", "", "only the job holding idempotency `key` (creates nothing)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
@@ -85,13 +89,17 @@ func runJobs(a *app, c *command, args []string) error {
 	if *limit < 0 {
 		return usagef("invalid value %d for --limit: want 0 or more", *limit)
 	}
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer v.close()
+	q := v.q
+	if !*asJSON {
+		a.markPartial(v.partial)
+	}
 	if *key != "" {
-		return a.jobByKey(q, *key, *asJSON)
+		return a.jobByKey(q, *key, *asJSON, v.partial)
 	}
 	a.noteUnknownQueue(q, dir, *name)
 	f := queue.JobFilter{Queue: *name, State: st, AfterID: *after}
@@ -107,7 +115,7 @@ func runJobs(a *app, c *command, args []string) error {
 		jobs = jobs[:*limit]
 	}
 	if *asJSON {
-		return writeJSON(a.stdout, listJSON(jobs, more))
+		return writeJSON(a.stdout, listJSON(jobs, more, v.partial))
 	}
 	a.jobTable(jobs)
 	if more {
@@ -117,7 +125,7 @@ func runJobs(a *app, c *command, args []string) error {
 }
 
 // jobByKey prints the job holding key, or no jobs.
-func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool) error {
+func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool, partial *partialJSON) error {
 	var jobs []*queue.Job
 	j, err := q.GetByKey(a.ctx, key)
 	switch {
@@ -127,14 +135,14 @@ func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		return writeJSON(a.stdout, listJSON(jobs, false))
+		return writeJSON(a.stdout, listJSON(jobs, false, partial))
 	}
 	a.jobTable(jobs)
 	return nil
 }
 
-func listJSON(jobs []*queue.Job, more bool) jobListJSON {
-	out := jobListJSON{Jobs: []jobJSON{}, More: more}
+func listJSON(jobs []*queue.Job, more bool, partial *partialJSON) jobListJSON {
+	out := jobListJSON{Jobs: []jobJSON{}, More: more, Partial: partial}
 	for _, j := range jobs {
 		out.Jobs = append(out.Jobs, toJobJSON(j))
 	}
@@ -198,6 +206,9 @@ type showJSON struct {
 	// between the first and the last ones kept.
 	AttemptsDropped int          `json:"attempts_dropped"`
 	Records         []recordJSON `json:"records"`
+	// Partial is set when --partial read only the valid prefix of a
+	// damaged log.
+	Partial *partialJSON `json:"partial,omitempty"`
 }
 
 // attemptJSON is one attempt of a job.
@@ -221,6 +232,7 @@ func runShow(a *app, c *command, args []string) error {
 	out := fs.String("payload-out", "", "write the payload's bytes to `file` (- for standard output, alone); an existing file needs --force")
 	force := fs.Bool("force", false, "with --payload-out, replace an existing file")
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -233,12 +245,12 @@ func runShow(a *app, c *command, args []string) error {
 		return usagef("show takes one job ID; 'walq jobs' lists many")
 	}
 	id := ids[0]
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	j, err := q.Get(a.ctx, id)
-	q.Close()
+	defer v.close()
+	j, err := v.q.Get(a.ctx, id)
 	if err != nil {
 		return jobError(dir, id, err)
 	}
@@ -246,7 +258,7 @@ func runShow(a *app, c *command, args []string) error {
 		_, err := a.stdout.Write(j.Payload)
 		return err
 	}
-	recs, err := a.jobRecords(dir, id)
+	recs, err := a.jobRecords(v.dir, id)
 	if err != nil {
 		return err
 	}
@@ -256,8 +268,11 @@ func runShow(a *app, c *command, args []string) error {
 		}
 	}
 	if *asJSON {
-		err = writeJSON(a.stdout, toShowJSON(j, recs))
+		sj := toShowJSON(j, recs)
+		sj.Partial = v.partial
+		err = writeJSON(a.stdout, sj)
 	} else {
+		a.markPartial(v.partial)
 		a.showJob(j, recs)
 	}
 	if err == nil && *out != "" && !*asJSON {

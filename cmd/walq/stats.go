@@ -31,6 +31,9 @@ type statsJSON struct {
 	// Compaction reports the writer's failing compactions; null while the
 	// last one succeeded.
 	Compaction *compactionJSON `json:"compaction"`
+	// Partial is set when --partial read only the valid prefix of a
+	// damaged log.
+	Partial *partialJSON `json:"partial,omitempty"`
 }
 
 // compactionJSON describes a failing compaction.
@@ -72,23 +75,26 @@ type logStatsJSON struct {
 func runStats(a *app, c *command, args []string) error {
 	fs := flagSet(c)
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	defer q.Close()
-	st, err := q.Stats(a.ctx)
+	defer v.close()
+	st, err := v.q.Stats(a.ctx)
 	if err != nil {
 		return err
 	}
 	out := toStatsJSON(st)
+	out.Partial = v.partial
 	if *asJSON {
 		return writeJSON(a.stdout, out)
 	}
+	a.markPartial(v.partial)
 	a.printStats(st, out)
 	return nil
 }
