@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walq/walq/bench"
 	"github.com/walq/walq/queue"
 )
 
@@ -239,4 +240,46 @@ func TestUnknownQueueFilter(t *testing.T) {
 	if r.stderr != "" {
 		t.Errorf("jobs --queue reports: %s", r)
 	}
+}
+
+// TestBenchTableNoTargets checks that walq bench's table reports figures
+// and ratios to the machine's own limits, and judges nothing against
+// walq's targets (which belong in BENCHMARKS.md): a report that misses
+// them all prints no MISSED.
+func TestBenchTableNoTargets(t *testing.T) {
+	t.Parallel()
+	rep := &bench.Report{
+		Date:    time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
+		Machine: bench.Machine{OS: "linux", Arch: "amd64", CPUs: 2, GoVersion: "go1.26", Dir: "/tmp/b"},
+		Runs:    1, Quick: true,
+		Baseline: bench.Baseline{FsyncRate: bench.Stat{Median: 1000, Samples: []float64{1000}},
+			FsyncP50: time.Millisecond, FsyncP99: 3 * time.Millisecond, WriteBandwidth: bench.Stat{Median: 500e6, Samples: []float64{500e6}}},
+		Results: []bench.Result{
+			{Workload: "W1", Title: "durable enqueue, 1 producer", Target: "walq", Durability: "sync", Unit: "jobs/s",
+				Stat: bench.Stat{Median: 450, Samples: []float64{450}}},
+			{Workload: "W2", Title: "durable enqueue, 64 producers", Target: "walq", Durability: "sync", Unit: "jobs/s",
+				Stat: bench.Stat{Median: 5000, Samples: []float64{5000}}},
+			{Workload: "W6", Title: "heap bytes per pending job", Target: "walq", Durability: "sync", Unit: "B/job", LowerIsBetter: true,
+				Stat: bench.Stat{Median: 284, Samples: []float64{284}}, RSSPerJob: 301, Pending: 200000},
+		},
+	}
+	var theirs strings.Builder
+	rep.WriteTable(&theirs)
+	if !strings.Contains(theirs.String(), "MISSED") {
+		t.Fatalf("the fixture report misses no target; the test proves nothing:\n%s", theirs.String())
+	}
+	var out strings.Builder
+	writeBenchTable(&out, rep)
+	got := out.String()
+	for _, bad := range []string{"MISSED", "met", "targets ("} {
+		if strings.Contains(got, bad) {
+			t.Errorf("bench table judges targets (%q):\n%s", bad, got)
+		}
+	}
+	for _, want := range []string{"0.45× fsync", "5.00× fsync", "at 200,000 pending jobs", "BENCHMARKS.md"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("bench table lacks %q:\n%s", want, got)
+		}
+	}
+	golden(t, "bench_table", "", got)
 }
