@@ -169,7 +169,6 @@ type demo struct {
 	out  *demoOutput
 
 	dups, unique                 atomic.Int64
-	produced                     atomic.Bool // every enqueue call returned
 	sent, sentAfterRetry, failed atomic.Int64
 	bounced, exhausted           atomic.Int64
 	retriedJob, deadJob          atomic.Uint64 // examples for the inspection commands
