@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,7 +39,7 @@ func commands() []*command {
 		demoCmd,
 		statsCmd, jobsCmd, showCmd, deadCmd, logCmd, checkCmd,
 		enqueueCmd, cancelCmd, requeueCmd, purgeCmd, compactCmd, salvageCmd,
-		benchCmd,
+		benchCmd, versionCmd,
 	}
 }
 
@@ -61,11 +63,19 @@ type app struct {
 	clock  clock.Clock
 	loc    *time.Location // human output shows times here
 	poll   time.Duration  // how often log --follow looks for new entries
+	// prog is how the user runs walq ("walq", "./walq", "go run
+	// ./cmd/walq"): commands walq prints for the user to run start with it.
+	prog string
 }
 
 // run is walq's main: it runs the command named by args[0] and returns the
-// exit code.
+// exit code. Commands it prints for the user start with "walq".
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runAs("walq", args, stdin, stdout, stderr)
+}
+
+// runAs is run with the commands walq prints starting with prog.
+func runAs(prog string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -73,13 +83,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	return newApp(ctx, stdin, stdout, stderr).main(args)
+	a := newApp(ctx, stdin, stdout, stderr)
+	a.prog = prog
+	return a.main(args)
 }
 
 func newApp(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) *app {
 	return &app{
 		ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr,
-		clock: clock.New(), loc: time.Local, poll: 200 * time.Millisecond,
+		clock: clock.New(), loc: time.Local, poll: 200 * time.Millisecond, prog: "walq",
 	}
 }
 
@@ -95,7 +107,7 @@ func (a *app) main(args []string) int {
 		if len(args) > 1 {
 			c := lookup(args[1])
 			if c == nil {
-				return a.exit(nil, usagef("unknown command %q; run 'walq help' for the list", args[1]))
+				return a.exit(nil, unknownCommand(args[1]))
 			}
 			return a.exit(c, c.run(a, c, []string{"--help"}))
 		}
@@ -104,12 +116,28 @@ func (a *app) main(args []string) int {
 	}
 	c := lookup(name)
 	if c == nil {
+		if name == "--version" || name == "-version" {
+			return a.exit(versionCmd, versionCmd.run(a, versionCmd, args[1:]))
+		}
 		if strings.HasPrefix(name, "-") {
 			return a.exit(nil, usagef("flags go after the command: walq <command> [flags] DIR; run 'walq help'"))
 		}
-		return a.exit(nil, usagef("unknown command %q; run 'walq help' for the list", name))
+		return a.exit(nil, unknownCommand(name))
 	}
 	return a.exit(c, c.run(a, c, args[1:]))
+}
+
+// unknownCommand reports a command walq does not have, suggesting the
+// nearest one.
+func unknownCommand(name string) error {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if near := closest(name, names); near != "" {
+		return usagef("unknown command %q; did you mean %q? run 'walq help' for the list", name, near)
+	}
+	return usagef("unknown command %q; run 'walq help' for the list", name)
 }
 
 // usage prints the command list.
@@ -125,7 +153,7 @@ func (a *app) usage(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\nRun 'walq <command> --help' for a command's flags and an example.\n")
-	fmt.Fprintf(w, "New here? Run 'walq demo'.\n")
+	fmt.Fprintf(w, "New here? Run '%s demo'.\n", a.prog)
 }
 
 // Errors that carry an exit code.
@@ -172,13 +200,21 @@ func (a *app) exit(c *command, err error) int {
 	return 1
 }
 
-// oneLine renders an error as one line without repeated package prefixes.
+// errPrefixes are the prefixes walq's packages start their error messages
+// with; walq prints its own once.
+var errPrefixes = []string{"walq: ", "walq/log: ", "walq/recovery: ", "walq/index: ", "walq/queue: "}
+
+// oneLine renders an error as one line without package prefixes, at its
+// start or where one error wraps another ("lease expired: walq: lease
+// lost" becomes "lease expired: lease lost").
 func oneLine(err error) string {
-	s := err.Error()
-	for _, p := range []string{"walq: ", "walq/log: ", "walq/recovery: "} {
+	s := strings.ReplaceAll(err.Error(), "\n", " ")
+	for _, p := range errPrefixes {
 		s = strings.TrimPrefix(s, p)
+		s = strings.ReplaceAll(s, ": "+p, ": ")
+		s = strings.ReplaceAll(s, "("+p, "(")
 	}
-	return strings.ReplaceAll(s, "\n", " ")
+	return s
 }
 
 // Flags.
@@ -204,7 +240,7 @@ func (a *app) parse(c *command, fs *flag.FlagSet, args []string) ([]string, erro
 			pos = append(pos, args[i+1:]...)
 			break
 		}
-		if arg == "-" || !strings.HasPrefix(arg, "-") {
+		if arg == "-" || !strings.HasPrefix(arg, "-") || isNegativeNumber(arg) {
 			pos = append(pos, arg)
 			continue
 		}
@@ -224,9 +260,17 @@ func (a *app) parse(c *command, fs *flag.FlagSet, args []string) ([]string, erro
 		a.help(a.stdout, c, fs)
 		return nil, errHelp
 	case err != nil:
-		return nil, &usageError{flagError(err)}
+		return nil, &usageError{flagError(fs, err)}
 	}
 	return pos, nil
+}
+
+// isNegativeNumber reports whether arg is "-" followed by digits: a
+// mistyped ID such as "-5" is an argument for the command to judge, not an
+// unknown flag.
+func isNegativeNumber(arg string) bool {
+	_, err := strconv.ParseInt(arg, 10, 64)
+	return err == nil && strings.HasPrefix(arg, "-")
 }
 
 func isBoolFlag(f *flag.Flag) bool {
@@ -234,16 +278,107 @@ func isBoolFlag(f *flag.Flag) bool {
 	return ok && b.IsBoolFlag()
 }
 
-// flagError rewords the flag package's messages with double dashes.
-func flagError(err error) string {
+// flagError rewords the flag package's messages with double dashes, and
+// says what a flag accepts when its value does not parse.
+func flagError(fs *flag.FlagSet, err error) string {
 	s := err.Error()
 	if rest, ok := strings.CutPrefix(s, "flag provided but not defined: "); ok {
-		return "unknown flag --" + strings.TrimLeft(rest, "-")
+		name := strings.TrimLeft(rest, "-")
+		var names []string
+		fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		if near := closest(name, names); near != "" {
+			return fmt.Sprintf("unknown flag --%s; did you mean --%s?", name, near)
+		}
+		return "unknown flag --" + name
 	}
 	if rest, ok := strings.CutPrefix(s, "flag needs an argument: "); ok {
 		return "flag --" + strings.TrimLeft(rest, "-") + " needs a value"
 	}
+	if m := invalidValue.FindStringSubmatch(s); m != nil {
+		if f := fs.Lookup(m[2]); f != nil && (m[3] == "parse error" || m[3] == "value out of range") {
+			return fmt.Sprintf("invalid value %s for --%s: want %s", m[1], m[2], accepted(f))
+		}
+	}
 	return strings.Replace(s, "for flag -", "for --", 1)
+}
+
+// invalidValue matches the flag package's message for a value that does
+// not parse: the value (quoted), the flag's name and the reason.
+var invalidValue = regexp.MustCompile(`^invalid value ("(?:[^"\\]|\\.)*") for flag -(\S+): (.*)$`)
+
+// acceptedValues says what a numeric flag takes, by name; other flags are
+// described by their type.
+var acceptedValues = map[string]string{
+	"priority":     "a whole number from -2147483648 to 2147483647 (higher runs first)",
+	"max-attempts": "a whole number, 0 or more (0: the queue's default)",
+	"job":          "a job ID (a positive number, as 'walq jobs' shows)",
+	"after":        "a job ID (a number, as 'walq jobs' shows; 0 starts at the first job)",
+	"from":         "a log index (a number, as 'walq log' shows; 0 starts at the first entry)",
+	"limit":        "a whole number, 0 or more (0: no limit)",
+}
+
+// accepted describes the values flag f takes.
+func accepted(f *flag.Flag) string {
+	if s, ok := acceptedValues[f.Name]; ok {
+		return s
+	}
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return "a valid value"
+	}
+	switch g.Get().(type) {
+	case int, int64:
+		return "a whole number"
+	case uint, uint64:
+		return "a whole number, 0 or more"
+	case bool:
+		return "true or false"
+	case float64:
+		return "a number"
+	}
+	return "a valid value"
+}
+
+// closest returns the candidate nearest to s when it is a likely typo of
+// it (a prefix of it, or at most two edits away), or "".
+func closest(s string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		d := editDistance(s, c)
+		if strings.HasPrefix(c, s) && len(s) >= 3 {
+			d = min(d, 1)
+		}
+		if d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Damerau–Levenshtein distance (with adjacent
+// transpositions) between a and b.
+func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
 
 // help prints a command's usage, description, flags and example.

@@ -65,15 +65,20 @@ func parseDuration(s string) (time.Duration, error) {
 	return days + d, nil
 }
 
-// parseIDs parses job IDs given as arguments.
+// parseIDs parses job IDs given as arguments; an ID given twice counts
+// once.
 func parseIDs(args []string) ([]uint64, error) {
 	ids := make([]uint64, 0, len(args))
+	seen := make(map[uint64]bool, len(args))
 	for _, s := range args {
 		id, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || id == 0 {
 			return nil, usagef("%q is not a job ID (a positive number, as 'walq jobs' shows)", s)
 		}
-		ids = append(ids, id)
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
 	}
 	return ids, nil
 }

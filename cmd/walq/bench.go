@@ -76,7 +76,7 @@ func runBench(a *app, c *command, args []string) error {
 	if *asJSON {
 		return writeJSON(a.stdout, rep)
 	}
-	rep.WriteTable(a.stdout)
+	writeBenchTable(a.stdout, rep)
 	return nil
 }
 

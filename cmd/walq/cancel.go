@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/walq/walq/queue"
 )
 
@@ -15,15 +12,17 @@ var cancelCmd = &command{
 	help: `Cancel jobs that have not started: ready or scheduled ones. A cancelled
 job never runs; it is kept, with its idempotency key, for the queue's key
 retention and then forgotten. A leased (running) or finished job cannot be
-cancelled. Each ID is cancelled on its own, in order; walq stops at the
-first that fails.`,
+cancelled. Every ID is checked first: if one cannot be cancelled, nothing
+is. --dry-run checks and says what would be cancelled, changing nothing.`,
 	example: `walq cancel /var/lib/myapp/queue 42
-walq cancel /var/lib/myapp/queue 42 43 44`,
+walq cancel /var/lib/myapp/queue 42 43 44 --dry-run`,
 	run: runCancel,
 }
 
 func runCancel(a *app, c *command, args []string) error {
 	fs := flagSet(c)
+	dryRun := fs.Bool("dry-run", false, "check the jobs and say what would be cancelled; change nothing")
+	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -32,19 +31,27 @@ func runCancel(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	q, err := a.openWriter(dir)
+	q, err := a.openForChange(dir, *dryRun)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	for _, id := range ids {
-		if err := q.Cancel(a.ctx, id); err != nil {
-			if errors.Is(err, queue.ErrState) {
-				return fmt.Errorf("%s; only ready or scheduled jobs can be cancelled", oneLine(err))
-			}
-			return jobError(dir, id, err)
-		}
-		fmt.Fprintf(a.stdout, "cancelled job %d\n", id)
+	pending := func(s queue.JobState) bool { return s == queue.StateReady || s == queue.StateScheduled }
+	if err := a.checkJobs(q, dir, ids, pending, "only ready or scheduled jobs can be cancelled"); err != nil {
+		return err
 	}
-	return q.Close()
+	if !*dryRun {
+		// Cancel changes one job per log entry. The checks above hold
+		// under the write lock, so only an I/O failure can stop it
+		// midway, after the jobs before it.
+		for i, id := range ids {
+			if err := q.Cancel(a.ctx, id); err != nil {
+				return partialError(dir, "cancelled", ids[:i], err)
+			}
+		}
+		if err := q.Close(); err != nil {
+			return err
+		}
+	}
+	return a.report(change{verb: "cancelled", would: "would cancel", noun: "job", dryRun: *dryRun, asJSON: *asJSON}, ids)
 }

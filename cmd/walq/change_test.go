@@ -74,7 +74,7 @@ func TestCancel(t *testing.T) {
 	dir, mc := fixture(t)
 	r := walqAt(t, mc, "cancel", dir, fmt.Sprint(jobScheduled))
 	wantCode(t, r, 0)
-	if r.stdout != "cancelled job 5\n" {
+	if r.stdout != "cancelled 1 job: 5\n" {
 		t.Errorf("cancel: %s", r)
 	}
 	if s := jobState(t, mc, dir, jobScheduled); s != "cancelled" {
@@ -87,7 +87,7 @@ func TestRequeue(t *testing.T) {
 	dir, mc := fixture(t)
 	r := walqAt(t, mc, "requeue", dir, fmt.Sprint(jobDead), "--to", "retry", "--delay", "1m")
 	wantCode(t, r, 0)
-	if r.stdout != "requeued 1 job\n" {
+	if r.stdout != "requeued 1 job: 3\n" {
 		t.Errorf("requeue: %s", r)
 	}
 	if s := jobState(t, mc, dir, jobDead); s != "scheduled" {
@@ -105,7 +105,7 @@ func TestRequeueAll(t *testing.T) {
 	dir, mc := fixture(t)
 	r := walqAt(t, mc, "requeue", dir, "--all", "--queue", "emails")
 	wantCode(t, r, 0)
-	if r.stdout != "requeued 1 job\n" {
+	if r.stdout != "requeued 1 job: 3\n" {
 		t.Errorf("requeue --all: %s", r)
 	}
 	if s := jobState(t, mc, dir, jobDead); s != "ready" {
@@ -124,8 +124,8 @@ func TestPurge(t *testing.T) {
 		{[]string{"--older-than", "1h"}, "purged 0 dead jobs\n"},
 		{[]string{"--queue", "reports"}, "purged 0 dead jobs\n"},
 		{[]string{"--error", "timeout"}, "purged 0 dead jobs\n"},
-		{[]string{"--older-than", "5s", "--dry-run"}, "would purge 1 dead job (dry run: nothing changed)\n"},
-		{[]string{"--older-than", "5s", "--error", "no such user"}, "purged 1 dead job\n"},
+		{[]string{"--older-than", "5s", "--dry-run"}, "would purge 1 dead job: 3 (dry run: nothing changed)\n"},
+		{[]string{"--older-than", "5s", "--error", "no such user"}, "purged 1 dead job: 3\n"},
 	} {
 		r := walqAt(t, mc, append([]string{"purge", dir, "--dead"}, tc.args...)...)
 		wantCode(t, r, 0)
@@ -140,7 +140,7 @@ func TestPurge(t *testing.T) {
 	wantCode(t, r, 0)
 	r = walqAt(t, mc, "purge", dir, fmt.Sprint(jobCompleted), fmt.Sprint(jobCancelled))
 	wantCode(t, r, 0)
-	if r.stdout != "purged 2 jobs\n" || jobState(t, mc, dir, jobCompleted) != "gone" {
+	if r.stdout != "purged 2 jobs: 1, 7\n" || jobState(t, mc, dir, jobCompleted) != "gone" {
 		t.Errorf("purge IDs: %s", r)
 	}
 }
@@ -160,4 +160,64 @@ func TestCompact(t *testing.T) {
 		t.Errorf("compact: %s", r)
 	}
 	wantCode(t, walqAt(t, mc, "check", dir), 0)
+}
+
+// TestChangeCommandsAgree checks the one rule of cancel, requeue and
+// purge: every named job is checked first and one that cannot change
+// stops them all; --dry-run changes nothing; --json reports the same.
+func TestChangeCommandsAgree(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cmd      string
+		good     uint64 // a job the command can change
+		bad      uint64 // one it cannot
+		before   string // good's state before
+		after    string // and after
+		wantText string
+	}{
+		{"cancel", jobScheduled, jobCompleted, "scheduled", "cancelled", "only ready or scheduled jobs can be cancelled; nothing changed"},
+		{"requeue", jobDead, jobReady, "dead", "ready", "only dead jobs can be requeued; nothing changed"},
+		{"purge", jobCancelled, jobReady, "cancelled", "gone", "only finished jobs (dead, completed, cancelled) can be purged; nothing changed"},
+	} {
+		t.Run(tc.cmd, func(t *testing.T) {
+			t.Parallel()
+			dir, mc := fixture(t)
+			good, bad := fmt.Sprint(tc.good), fmt.Sprint(tc.bad)
+			r := walqAt(t, mc, tc.cmd, dir, good, bad)
+			wantCode(t, r, 1)
+			if want := fmt.Sprintf("walq: job %s is ", bad); !strings.HasPrefix(dropWarnings(r.stderr), want) || !strings.Contains(r.stderr, tc.wantText) {
+				t.Errorf("%s %s %s: want %q…%q, got %s", tc.cmd, good, bad, want, tc.wantText, r)
+			}
+			r = walqAt(t, mc, tc.cmd, dir, good, "999")
+			wantCode(t, r, 1)
+			if !strings.Contains(r.stderr, "job 999 not found in "+dir) || !strings.Contains(r.stderr, "nothing changed") {
+				t.Errorf("%s with an unknown ID: %s", tc.cmd, r)
+			}
+			if s := jobState(t, mc, dir, tc.good); s != tc.before {
+				t.Fatalf("job %s is %s after a refused %s; want %s", good, s, tc.cmd, tc.before)
+			}
+			before := hashDir(t, dir)
+			r = walqAt(t, mc, tc.cmd, dir, good, good, "--dry-run", "--json")
+			wantCode(t, r, 0)
+			var out changeJSON
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatal(err)
+			}
+			if !out.DryRun || out.Count != 1 || len(out.IDs) != 1 || out.IDs[0] != tc.good {
+				t.Errorf("%s --dry-run --json: %+v", tc.cmd, out)
+			}
+			sameDir(t, before, hashDir(t, dir), tc.cmd+" --dry-run")
+			r = walqAt(t, mc, tc.cmd, dir, good, "--json")
+			wantCode(t, r, 0)
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatal(err)
+			}
+			if out.DryRun || out.Count != 1 || out.IDs[0] != tc.good {
+				t.Errorf("%s --json: %+v", tc.cmd, out)
+			}
+			if s := jobState(t, mc, dir, tc.good); s != tc.after {
+				t.Errorf("job %s is %s after %s; want %s", good, s, tc.cmd, tc.after)
+			}
+		})
+	}
 }

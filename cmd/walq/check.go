@@ -46,6 +46,12 @@ type checkJSON struct {
 	// ReplayFailure locates the record that stops replay and says how far
 	// the log replays; null if replay succeeds or is not reached.
 	ReplayFailure *replayFailureJSON `json:"replay_failure"`
+	// TornTail describes bytes after the last whole entry of the last
+	// segment (not corruption); null if none.
+	TornTail *tornJSON `json:"torn_tail"`
+	// KeepLastIndex is the last entry 'walq salvage' would keep; null
+	// when the log needs no salvage.
+	KeepLastIndex *uint64 `json:"keep_last_index"`
 	// Notes are observations that are not corruption.
 	Notes []string `json:"notes"`
 }
@@ -102,12 +108,16 @@ func runCheck(a *app, c *command, args []string) error {
 
 // check verifies dir. Errors that are not about the log's bytes (a missing
 // directory, not a queue) are returned; corruption is in the result.
+//
+// It reads the log through its valid prefix (wlog.OpenPrefix), the way
+// salvage judges it, so that the two agree on where the damage is and what
+// is intact, whichever segment holds it.
 func (a *app) check(dir string) (*checkJSON, error) {
 	res := &checkJSON{Notes: []string{}}
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	l, err := wlog.Open(dir, &wlog.Options{ReadOnly: true, Logger: a.logger()})
+	l, pr, err := wlog.OpenPrefix(dir)
 	if corruptInto(res, err) {
 		return res, nil
 	}
@@ -118,7 +128,7 @@ func (a *app) check(dir string) (*checkJSON, error) {
 		return nil, openError(dir, err)
 	}
 	defer l.Close()
-	res.FirstIndex = l.FirstIndex()
+	res.FirstIndex, res.Segments, res.SizeBytes = l.FirstIndex(), pr.Segments, pr.Size
 	err = l.Iterate(1, func(i uint64, data []byte) error {
 		res.Entries++
 		res.LastIndex = i
@@ -127,20 +137,43 @@ func (a *app) check(dir string) (*checkJSON, error) {
 			return nil
 		})
 	})
-	res.Segments, res.SizeBytes = l.Segments(), l.Size()
-	if corruptInto(res, err) {
-		return res, nil
-	}
-	if err != nil {
+	if err != nil && !corruptInto(res, err) {
 		return nil, err
 	}
-	if t := l.Repaired(); t != nil {
-		res.Notes = append(res.Notes, fmt.Sprintf("segment %s has %d bytes after its last whole entry (index %d): a write in progress, "+
-			"or a torn write that the next writer cuts (keeping a broken-* copy)", filepath.Base(t.Segment), t.Bytes, l.LastIndex()))
+	switch {
+	case pr.Corruption == nil:
+	case pr.TornTail:
+		res.TornTail = tornInfo(pr)
+		res.Notes = append(res.Notes, tornText(res.TornTail, pr.KeptLast))
+	case res.Corruption == nil:
+		corruptInto(res, pr.Corruption)
 	}
 	res.Notes = append(res.Notes, brokenNotes(dir)...)
-	a.replayInto(dir, res)
+	if res.Corruption != nil {
+		a.prefixReplay(l, res)
+		return res, nil
+	}
+	a.replayInto(dir, l, res)
 	return res, nil
+}
+
+// tornJSON describes a torn tail: bytes after the last whole entry of the
+// last segment, which the next writer's open cuts.
+type tornJSON struct {
+	Segment string `json:"segment"`
+	Offset  int64  `json:"offset"`
+	Bytes   int64  `json:"bytes"`
+}
+
+func tornInfo(pr *wlog.PrefixReport) *tornJSON {
+	return &tornJSON{Segment: pr.Segment, Offset: pr.Offset, Bytes: pr.DroppedBytes}
+}
+
+// tornText is what check and salvage both say about a torn tail.
+func tornText(t *tornJSON, last uint64) string {
+	return fmt.Sprintf("segment %s has %s after its last whole entry (index %d, offset %d): a torn write, or a write in progress; "+
+		"not corruption: the next writer's open cuts it (keeping a broken-* copy), so there is nothing to salvage",
+		filepath.Base(t.Segment), plural(int(t.Bytes), "byte"), last, t.Offset)
 }
 
 // corruptInto records err in res if it is corruption.
@@ -157,8 +190,24 @@ func corruptInto(res *checkJSON, err error) bool {
 	return true
 }
 
-// replayInto replays the log as Open does, read-only, and counts the jobs.
-func (a *app) replayInto(dir string, res *checkJSON) {
+// prefixReplay finds, for a corrupt log, how much of its valid prefix
+// (l) replays: what salvage keeps.
+func (a *app) prefixReplay(l *wlog.Log, res *checkJSON) {
+	keep, problem, err := recovery.ReplayablePrefix(l)
+	if err != nil {
+		res.ReplayError = oneLine(err)
+		return
+	}
+	res.KeepLastIndex = &keep
+	if problem != nil && keep < res.LastIndex {
+		res.ReplayFailure = replayFailureOf(problem, keep)
+	}
+}
+
+// replayInto replays the whole log as Open does, read-only, and counts
+// the jobs; if it does not replay, it finds how far it does (l is the
+// log, open read-only).
+func (a *app) replayInto(dir string, l *wlog.Log, res *checkJSON) {
 	q, err := queue.Open(dir, &queue.Options{ReadOnly: true, Clock: a.clock, Logger: a.logger()})
 	if err == nil {
 		var st queue.Stats
@@ -171,29 +220,26 @@ func (a *app) replayInto(dir string, res *checkJSON) {
 			return
 		}
 	}
-	if !corruptInto(res, err) {
-		res.ReplayError = oneLine(err)
-		if errors.Is(err, index.ErrInconsistent) {
-			res.ReplayFailure = a.replayFailure(dir, err)
+	if corruptInto(res, err) {
+		return
+	}
+	res.ReplayError = oneLine(err)
+	if errors.Is(err, index.ErrInconsistent) {
+		res.ReplayFailure = replayFailureOf(err, 0)
+		if keep, _, err := recovery.ReplayablePrefix(l); err == nil {
+			res.ReplayFailure.ReplayableTo = keep
+			res.KeepLastIndex = &keep
 		}
 	}
 }
 
-// replayFailure locates the record that err says does not replay and
-// finds how far the log replays, as salvage would keep it.
-func (a *app) replayFailure(dir string, err error) *replayFailureJSON {
-	f := &replayFailureJSON{Reason: oneLine(err)}
+// replayFailureOf locates the record that err says does not replay; keep
+// is how far the log replays.
+func replayFailureOf(err error, keep uint64) *replayFailureJSON {
+	f := &replayFailureJSON{Reason: oneLine(err), ReplayableTo: keep}
 	var ae *index.ApplyError
 	if errors.As(err, &ae) {
 		f.Index, f.Slot, f.Job, f.Kind, f.Reason = ae.Pos.Index, ae.Pos.Slot, ae.Job, ae.Kind.String(), ae.Reason
-	}
-	l, err := wlog.Open(dir, &wlog.Options{ReadOnly: true, Logger: a.logger()})
-	if err != nil {
-		return f
-	}
-	defer l.Close()
-	if keep, _, err := recovery.ReplayablePrefix(l); err == nil {
-		f.ReplayableTo = keep
 	}
 	return f
 }
@@ -232,34 +278,54 @@ func (a *app) printCheck(dir string, res *checkJSON) {
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
-	switch {
-	case res.OK:
+	if res.OK {
 		fmt.Fprintln(w, paint(w, green, "OK"))
-	case res.Corruption != nil:
-		c := res.Corruption
-		loc := "segment " + filepath.Base(c.Segment)
-		if c.Offset >= 0 {
-			loc += fmt.Sprintf(" offset %d", c.Offset)
-		}
-		if c.Index != 0 {
-			loc += fmt.Sprintf(" index %d", c.Index)
-		}
-		if c.Record >= 0 {
-			loc += fmt.Sprintf(" record %d", c.Record)
-		}
-		fmt.Fprintf(w, "%s %s: %s\n", paint(w, red, "CORRUPT:"), loc, c.Reason)
-		fmt.Fprintf(w, "'walq salvage %s' shows what keeping the valid prefix would drop; nothing changes without --yes\n", dir)
-	case res.ReplayFailure != nil:
-		f := res.ReplayFailure
-		fmt.Fprintf(w, "%s every checksum is valid, but the %s record at index %d slot %d for job %d does not replay: %s\n",
-			paint(w, red, "PROBLEM:"), f.Kind, f.Index, f.Slot, f.Job, f.Reason)
-		if f.ReplayableTo < res.FirstIndex {
-			fmt.Fprintf(w, "no prefix of the log replays; 'walq salvage %s' shows what cutting it would drop; nothing changes without --yes\n", dir)
-		} else {
-			fmt.Fprintf(w, "the log replays up to index %d; 'walq salvage %s' shows what keeping that prefix would drop; nothing changes without --yes\n",
-				f.ReplayableTo, dir)
-		}
-	default:
-		fmt.Fprintf(w, "%s every checksum is valid, but replay failed: %s\n", paint(w, red, "PROBLEM:"), res.ReplayError)
+		return
 	}
+	if c := res.Corruption; c != nil {
+		fmt.Fprintf(w, "%s %s: %s\n", paint(w, red, "CORRUPT:"), corruptLocation(c), c.Reason)
+	}
+	if f := res.ReplayFailure; f != nil {
+		what := "every checksum is valid, but the"
+		if res.Corruption != nil {
+			what = "before it, the"
+		}
+		fmt.Fprintf(w, "%s %s %s record at index %d slot %d for job %d does not replay: %s\n",
+			paint(w, red, "PROBLEM:"), what, f.Kind, f.Index, f.Slot, f.Job, f.Reason)
+	}
+	if res.Corruption == nil && res.ReplayFailure == nil {
+		fmt.Fprintf(w, "%s every checksum is valid, but replay failed: %s\n", paint(w, red, "PROBLEM:"), res.ReplayError)
+		return
+	}
+	if k := res.KeepLastIndex; k != nil {
+		if *k < res.FirstIndex {
+			fmt.Fprintf(w, "no prefix of the log replays; 'walq salvage %s' shows what cutting it would drop; nothing changes without --yes\n", dir)
+			return
+		}
+		replays := ""
+		if res.ReplayFailure != nil {
+			replays = fmt.Sprintf("the log replays up to index %d; ", *k)
+		}
+		fmt.Fprintf(w, "%s'walq salvage %s' would keep entries up to index %d and move the rest aside; nothing changes without --yes\n",
+			replays, dir, *k)
+		fmt.Fprintf(w, "to look at the jobs as of index %d first: walq stats %s --partial (also jobs, show, dead, log)\n", *k, dir)
+		return
+	}
+	fmt.Fprintf(w, "'walq salvage %s' shows what keeping the valid prefix would drop; nothing changes without --yes\n", dir)
+}
+
+// corruptLocation renders where corruption is: segment (base name),
+// offset, index and record, those known.
+func corruptLocation(c *corruptionJSON) string {
+	loc := "segment " + filepath.Base(c.Segment)
+	if c.Offset >= 0 {
+		loc += fmt.Sprintf(" offset %d", c.Offset)
+	}
+	if c.Index != 0 {
+		loc += fmt.Sprintf(" index %d", c.Index)
+	}
+	if c.Record >= 0 {
+		loc += fmt.Sprintf(" record %d", c.Record)
+	}
+	return loc
 }

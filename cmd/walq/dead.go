@@ -25,6 +25,7 @@ func runDead(a *app, c *command, args []string) error {
 	match := fs.String("error", "", "only dead jobs whose last error contains `text`")
 	limit := fs.Int("limit", 100, "print at most `n` jobs (0 for all)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
@@ -32,11 +33,13 @@ func runDead(a *app, c *command, args []string) error {
 	if *limit < 0 {
 		return usagef("invalid value %d for --limit: want 0 or more", *limit)
 	}
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer v.close()
+	q := v.q
+	a.noteUnknownQueue(q, dir, *name)
 	f := queue.DeadFilter{Queue: *name, ErrorContains: *match}
 	if *limit > 0 {
 		f.Limit = *limit + 1
@@ -50,8 +53,9 @@ func runDead(a *app, c *command, args []string) error {
 		jobs = jobs[:*limit]
 	}
 	if *asJSON {
-		return writeJSON(a.stdout, listJSON(jobs, more))
+		return writeJSON(a.stdout, listJSON(jobs, more, v.partial))
 	}
+	a.markPartial(v.partial)
 	if len(jobs) == 0 {
 		fmt.Fprintln(a.stdout, "no dead jobs")
 		return nil

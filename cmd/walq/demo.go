@@ -169,7 +169,6 @@ type demo struct {
 	out  *demoOutput
 
 	dups, unique                 atomic.Int64
-	produced                     atomic.Bool // every enqueue call returned
 	sent, sentAfterRetry, failed atomic.Int64
 	bounced, exhausted           atomic.Int64
 	retriedJob, deadJob          atomic.Uint64 // examples for the inspection commands
@@ -433,24 +432,30 @@ func (d *demo) summary(took time.Duration) {
 	t.flush()
 }
 
-// inspect prints the commands that look at what the demo left.
+// inspect prints the commands that look at what the demo left, spelled as
+// this walq was invoked so that they run as printed ("go run ./cmd/walq"
+// from a clone, where no walq binary is installed yet).
 func (d *demo) inspect() {
-	w, dir := d.a.stdout, d.cfg.dir
-	fmt.Fprintf(w, "\ninspect what it left in %s:\n", dir)
+	w, dir := d.a.stdout, shellQuote(d.cfg.dir)
+	walq := d.a.prog
+	fmt.Fprintf(w, "\ninspect what it left in %s:\n", d.cfg.dir)
 	t := newTable(w)
-	t.row("  walq stats "+dir, "# counts per state, log size")
-	t.row("  walq dead "+dir, "# the dead-letter queue and why each job died")
+	t.row("  "+walq+" stats "+dir, "# counts per state, log size")
+	t.row("  "+walq+" dead "+dir, "# the dead-letter queue and why each job died")
 	if id := d.retriedJob.Load(); id != 0 {
-		t.row(fmt.Sprintf("  walq show %s %d", dir, id), "# a job that failed, backed off and was sent")
+		t.row(fmt.Sprintf("  %s show %s %d", walq, dir, id), "# a job that failed, backed off and was sent")
 	}
 	if id := d.deadJob.Load(); id != 0 {
-		t.row(fmt.Sprintf("  walq show %s %d", dir, id), "# a dead job: every attempt and its error")
+		t.row(fmt.Sprintf("  %s show %s %d", walq, dir, id), "# a dead job: every attempt and its error")
 	}
-	t.row("  walq jobs "+dir+" --state completed --limit 10", "# the first jobs sent")
-	t.row("  walq log "+dir+" --job 1", "# the raw log records of job 1")
-	t.row("  walq check "+dir, "# verify every checksum")
-	t.row("  walq requeue "+dir+" --all", "# give the dead jobs another chance")
+	t.row("  "+walq+" jobs "+dir+" --state completed --limit 10", "# the first jobs sent")
+	t.row("  "+walq+" log "+dir+" --job 1", "# the raw log records of job 1")
+	t.row("  "+walq+" check "+dir, "# verify every checksum")
+	t.row("  "+walq+" requeue "+dir+" --all", "# give the dead jobs another chance")
 	t.flush()
+	if strings.HasPrefix(walq, "go run ") {
+		fmt.Fprintf(w, "\n('go install ./cmd/walq' puts a walq binary in $(go env GOPATH)/bin; then 'walq stats %s' works anywhere.)\n", dir)
+	}
 }
 
 // demoOutput serialises the demo's output: event lines from the workers

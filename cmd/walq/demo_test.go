@@ -104,3 +104,90 @@ func TestDemoRefusesUsedDir(t *testing.T) {
 		t.Errorf("demo in a used directory: %s", r)
 	}
 }
+
+// TestDemoCommandsRunAsPrinted runs every command the demo prints, as
+// printed: spelled as walq was invoked (here "go run ./cmd/walq", as from
+// a clone) and with the directory quoted for the shell (issue 13).
+func TestDemoCommandsRunAsPrinted(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "my demo")
+	const prog = "go run ./cmd/walq"
+	r := walqAs(t, prog, demoArgs(dir)...)
+	wantCode(t, r, 0)
+	_, inspect, ok := strings.Cut(r.stdout, "\ninspect what it left in")
+	if !ok {
+		t.Fatalf("no commands printed:\n%s", r.stdout)
+	}
+	n := 0
+	for _, line := range strings.Split(inspect, "\n")[1:] {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			break
+		}
+		cmd, _, _ := strings.Cut(line, "#")
+		rest, ok := strings.CutPrefix(cmd, prog+" ")
+		if !ok {
+			t.Errorf("printed command does not start with %q: %q", prog, line)
+			continue
+		}
+		args := shellWords(t, rest)
+		if got := walqAs(t, prog, args...); got.code != 0 {
+			t.Errorf("printed command %q: %s", cmd, got)
+		}
+		n++
+	}
+	if n < 6 {
+		t.Errorf("want 6 commands or more, ran %d:\n%s", n, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "go install ./cmd/walq") {
+		t.Errorf("the demo run with go run does not say how to install walq:\n%s", r.stdout)
+	}
+}
+
+// walqAs runs walq as the binary would when invoked as prog.
+func walqAs(t testing.TB, prog string, args ...string) result {
+	t.Helper()
+	var out, errb strings.Builder
+	code := runAs(prog, args, strings.NewReader(""), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// shellWords splits s as a POSIX shell would, for the quoting shellQuote
+// produces: words separated by spaces, single-quoted runs taken as they
+// are.
+func shellWords(t *testing.T, s string) []string {
+	t.Helper()
+	var words []string
+	var cur strings.Builder
+	in, quoted := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\'':
+			quoted = false
+		case quoted:
+			cur.WriteByte(c)
+		case c == '\'':
+			quoted, in = true, true
+		case c == ' ':
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			in = true
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if quoted {
+		t.Fatalf("unterminated quote in %q", s)
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	return words
+}

@@ -57,10 +57,10 @@ func runEnqueue(a *app, c *command, args []string) error {
 		return err
 	}
 	if *priority < math.MinInt32 || *priority > math.MaxInt32 {
-		return usagef("--priority %d is out of range", *priority)
+		return usagef("--priority %d is out of range: want %d to %d", *priority, math.MinInt32, math.MaxInt32)
 	}
 	if *attempts < 0 {
-		return usagef("--max-attempts %d is negative", *attempts)
+		return usagef("--max-attempts %d is negative: want 0 or more (0: the queue's default)", *attempts)
 	}
 	payload, err := a.payload(fset, *data, *file, stdin)
 	if err != nil {
@@ -76,16 +76,29 @@ func runEnqueue(a *app, c *command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("enqueue: %s", oneLine(err))
 	}
+	// The job's queue is the holder's for a duplicate key (whatever
+	// --queue said), and the default one for an empty --queue.
+	in := *name
+	if in == "" {
+		in = queue.DefaultQueue
+	}
+	if res.Duplicate {
+		j, err := q.Get(a.ctx, res.ID)
+		if err != nil {
+			return jobError(dir, res.ID, err)
+		}
+		in = j.Queue
+	}
 	if err := q.Close(); err != nil {
 		return err
 	}
 	switch {
 	case *asJSON:
-		return writeJSON(a.stdout, enqueueJSON{ID: res.ID, Queue: *name, Duplicate: res.Duplicate})
+		return writeJSON(a.stdout, enqueueJSON{ID: res.ID, Queue: in, Duplicate: res.Duplicate})
 	case res.Duplicate:
-		fmt.Fprintf(a.stdout, "duplicate: key %q is held by job %d; nothing enqueued\n", *key, res.ID)
+		fmt.Fprintf(a.stdout, "duplicate: key %q is held by job %d in queue %s; nothing enqueued\n", *key, res.ID, in)
 	default:
-		fmt.Fprintf(a.stdout, "enqueued job %d in queue %s\n", res.ID, *name)
+		fmt.Fprintf(a.stdout, "enqueued job %d in queue %s\n", res.ID, in)
 	}
 	return nil
 }

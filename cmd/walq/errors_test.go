@@ -58,6 +58,18 @@ func TestErrors(t *testing.T) {
 		{"requeue IDs and all", []string{"requeue", dir, "3", "--all"}, 2, "not both"},
 		{"enqueue without payload", []string{"enqueue", dir}, 2, "no payload"},
 		{"enqueue two payloads", []string{"enqueue", dir, "--data", "x", "-"}, 2, "one payload source"},
+		{"bad priority", []string{"enqueue", dir, "--priority", "abc", "--data", "x"}, 2,
+			`invalid value "abc" for --priority: want a whole number`},
+		{"priority out of range", []string{"enqueue", dir, "--priority", "3000000000", "--data", "x"}, 2,
+			"--priority 3000000000 is out of range: want -2147483648 to 2147483647"},
+		{"bad max attempts", []string{"enqueue", dir, "--max-attempts", "abc", "--data", "x"}, 2,
+			`invalid value "abc" for --max-attempts: want a whole number`},
+		{"bad log job", []string{"log", dir, "--job", "abc"}, 2, `invalid value "abc" for --job: want a job ID`},
+		{"negative log from", []string{"log", dir, "--from", "-1"}, 2, `invalid value "-1" for --from: want a log index`},
+		{"bad after", []string{"jobs", dir, "--after", "abc"}, 2, `invalid value "abc" for --after: want a job ID`},
+		{"negative job ID", []string{"show", dir, "-5"}, 2, `"-5" is not a job ID`},
+		{"command typo", []string{"stat", dir}, 2, `unknown command "stat"; did you mean "stats"?`},
+		{"flag typo", []string{"jobs", dir, "--stat", "dead"}, 2, `unknown flag --stat; did you mean --state?`},
 
 		{"missing dir stats", []string{"stats", missing}, 1, missing + " does not exist"},
 		{"missing dir log", []string{"log", missing}, 1, missing + " does not exist"},
@@ -94,6 +106,9 @@ func TestErrors(t *testing.T) {
 			}
 			if tc.code == 1 && !strings.HasPrefix(r.stderr, "walq: ") {
 				t.Errorf("stderr does not start with \"walq: \": %s", r)
+			}
+			if strings.Contains(r.stderr, "parse error") || strings.Count(r.stderr, "walq: ") > 1 {
+				t.Errorf("stderr does not say what is accepted, or repeats its prefix: %s", r)
 			}
 			if strings.Contains(r.stderr, "goroutine") || strings.Contains(r.stderr, "panic") {
 				t.Errorf("stack trace on stderr: %s", r)

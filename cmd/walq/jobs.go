@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -43,11 +44,17 @@ func toJobJSON(j *queue.Job) jobJSON {
 	out := jobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LeaseDeadline: jsonTime(j.LeaseDeadline),
-		FinishedAt: jsonTime(j.FinishedAt), LastError: j.LastError,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError,
 	}
-	if j.State == queue.StateReady || j.State == queue.StateScheduled {
+	// Each time applies to some states only; a requeued job, for one,
+	// still carries the time it died.
+	switch j.State {
+	case queue.StateReady, queue.StateScheduled:
 		out.RunAt = jsonTime(j.RunAt)
+	case queue.StateLeased:
+		out.LeaseDeadline = jsonTime(j.LeaseDeadline)
+	default:
+		out.FinishedAt = jsonTime(j.FinishedAt)
 	}
 	return out
 }
@@ -57,6 +64,9 @@ type jobListJSON struct {
 	Jobs []jobJSON `json:"jobs"`
 	// More reports that --limit cut the list; page on with --after.
 	More bool `json:"more"`
+	// Partial is set when --partial read only the valid prefix of a
+	// damaged log.
+	Partial *partialJSON `json:"partial,omitempty"`
 }
 
 func runJobs(a *app, c *command, args []string) error {
@@ -67,6 +77,7 @@ func runJobs(a *app, c *command, args []string) error {
 	after := fs.Uint64("after", 0, "only jobs with IDs above `id` (paging)")
 	key := fs.String("key", "", "only the job holding idempotency `key` (creates nothing)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
@@ -78,14 +89,19 @@ func runJobs(a *app, c *command, args []string) error {
 	if *limit < 0 {
 		return usagef("invalid value %d for --limit: want 0 or more", *limit)
 	}
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	defer q.Close()
-	if *key != "" {
-		return a.jobByKey(q, *key, *asJSON)
+	defer v.close()
+	q := v.q
+	if !*asJSON {
+		a.markPartial(v.partial)
 	}
+	if *key != "" {
+		return a.jobByKey(q, *key, *asJSON, v.partial)
+	}
+	a.noteUnknownQueue(q, dir, *name)
 	f := queue.JobFilter{Queue: *name, State: st, AfterID: *after}
 	if *limit > 0 {
 		f.Limit = *limit + 1 // one more tells whether the list was cut
@@ -99,7 +115,7 @@ func runJobs(a *app, c *command, args []string) error {
 		jobs = jobs[:*limit]
 	}
 	if *asJSON {
-		return writeJSON(a.stdout, listJSON(jobs, more))
+		return writeJSON(a.stdout, listJSON(jobs, more, v.partial))
 	}
 	a.jobTable(jobs)
 	if more {
@@ -109,7 +125,7 @@ func runJobs(a *app, c *command, args []string) error {
 }
 
 // jobByKey prints the job holding key, or no jobs.
-func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool) error {
+func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool, partial *partialJSON) error {
 	var jobs []*queue.Job
 	j, err := q.GetByKey(a.ctx, key)
 	switch {
@@ -119,14 +135,14 @@ func (a *app) jobByKey(q *queue.Queue, key string, asJSON bool) error {
 		return err
 	}
 	if asJSON {
-		return writeJSON(a.stdout, listJSON(jobs, false))
+		return writeJSON(a.stdout, listJSON(jobs, false, partial))
 	}
 	a.jobTable(jobs)
 	return nil
 }
 
-func listJSON(jobs []*queue.Job, more bool) jobListJSON {
-	out := jobListJSON{Jobs: []jobJSON{}, More: more}
+func listJSON(jobs []*queue.Job, more bool, partial *partialJSON) jobListJSON {
+	out := jobListJSON{Jobs: []jobJSON{}, More: more, Partial: partial}
 	for _, j := range jobs {
 		out.Jobs = append(out.Jobs, toJobJSON(j))
 	}
@@ -190,6 +206,9 @@ type showJSON struct {
 	// between the first and the last ones kept.
 	AttemptsDropped int          `json:"attempts_dropped"`
 	Records         []recordJSON `json:"records"`
+	// Partial is set when --partial read only the valid prefix of a
+	// damaged log.
+	Partial *partialJSON `json:"partial,omitempty"`
 }
 
 // attemptJSON is one attempt of a job.
@@ -210,8 +229,10 @@ const historyFirst = queue.HistoryFirst
 
 func runShow(a *app, c *command, args []string) error {
 	fs := flagSet(c)
-	out := fs.String("payload-out", "", "write the payload's bytes to `file` (- for standard output, alone)")
+	out := fs.String("payload-out", "", "write the payload's bytes to `file` (- for standard output, alone); an existing file needs --force")
+	force := fs.Bool("force", false, "with --payload-out, replace an existing file")
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -224,12 +245,12 @@ func runShow(a *app, c *command, args []string) error {
 		return usagef("show takes one job ID; 'walq jobs' lists many")
 	}
 	id := ids[0]
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	j, err := q.Get(a.ctx, id)
-	q.Close()
+	defer v.close()
+	j, err := v.q.Get(a.ctx, id)
 	if err != nil {
 		return jobError(dir, id, err)
 	}
@@ -237,24 +258,51 @@ func runShow(a *app, c *command, args []string) error {
 		_, err := a.stdout.Write(j.Payload)
 		return err
 	}
-	recs, err := a.jobRecords(dir, id)
+	recs, err := a.jobRecords(v.dir, id)
 	if err != nil {
 		return err
 	}
 	if *out != "" {
-		if err := os.WriteFile(*out, j.Payload, 0o644); err != nil {
-			return fmt.Errorf("--payload-out: %w", err)
+		if err := writePayloadFile(*out, j.Payload, *force); err != nil {
+			return err
 		}
 	}
 	if *asJSON {
-		err = writeJSON(a.stdout, toShowJSON(j, recs))
+		sj := toShowJSON(j, recs)
+		sj.Partial = v.partial
+		err = writeJSON(a.stdout, sj)
 	} else {
+		a.markPartial(v.partial)
 		a.showJob(j, recs)
 	}
 	if err == nil && *out != "" && !*asJSON {
 		fmt.Fprintf(a.stdout, "\npayload (%d bytes) written to %s\n", len(j.Payload), *out)
 	}
 	return err
+}
+
+// writePayloadFile writes a payload to path, refusing to replace an
+// existing file unless force.
+func writePayloadFile(path string, b []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if !force {
+		flags |= os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("--payload-out: %s exists; add --force to replace it", path)
+	}
+	if err != nil {
+		return fmt.Errorf("--payload-out: %w", err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--payload-out: %w", err)
+	}
+	return nil
 }
 
 func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
@@ -265,7 +313,7 @@ func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 	for _, at := range j.History {
 		aj := attemptJSON{Number: at.Number, Lease: at.Lease, StartedAt: jsonTime(at.Started), EndedAt: jsonTime(at.Ended),
 			Outcome: orRunning(at.Outcome), Error: at.Error, NextRunAt: jsonTime(nextRun(at, recs))}
-		if !at.Ended.IsZero() {
+		if !at.Ended.IsZero() && !isRequeueMark(at) {
 			s := seconds(at.Ended.Sub(at.Started))
 			aj.DurationSeconds = &s
 		}
@@ -277,6 +325,10 @@ func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 	}
 	return out
 }
+
+// isRequeueMark reports whether a history entry marks a requeue rather
+// than an attempt.
+func isRequeueMark(at queue.Attempt) bool { return at.Outcome == "requeued" }
 
 func orRunning(outcome string) string {
 	if outcome == "" {
@@ -342,15 +394,16 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 			if i == historyFirst && j.HistoryDropped > 0 {
 				t.row("  …", "", fmt.Sprintf("%d attempts not kept", j.HistoryDropped), "", "", "", "")
 			}
-			dur, next := "-", "-"
-			if !at.Ended.IsZero() {
+			num, lease, dur, next := fmt.Sprintf("  %d", at.Number), fmt.Sprint(at.Lease), "-", "-"
+			if isRequeueMark(at) {
+				num, lease = "  -", "-"
+			} else if !at.Ended.IsZero() {
 				dur = humanDuration(at.Ended.Sub(at.Started))
 			}
 			if n := nextRun(at, recs); !n.IsZero() {
 				next = a.stamp(n) + " (+" + humanDuration(n.Sub(at.Ended)) + ")"
 			}
-			t.row(fmt.Sprintf("  %d", at.Number), fmt.Sprint(at.Lease), a.stamp(at.Started), dur, orRunning(at.Outcome),
-				orDash(truncate(at.Error, 60)), next)
+			t.row(num, lease, a.stamp(at.Started), dur, orRunning(at.Outcome), orDash(truncate(at.Error, 60)), next)
 		}
 		t.flush()
 	}

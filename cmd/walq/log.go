@@ -12,6 +12,7 @@ import (
 
 	"github.com/walq/walq/index"
 	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/queue"
 )
 
 var logCmd = &command{
@@ -56,6 +57,7 @@ func runLog(a *app, c *command, args []string) error {
 	follow := fset.Bool("follow", false, "keep printing new records as they are appended, until interrupted")
 	job := fset.Uint64("job", 0, "only records of the job with this `id`")
 	asJSON := fset.Bool("json", false, "print one JSON object per record (JSON Lines)")
+	partial := partialFlag(fset)
 	pos, err := a.parse(c, fset, args)
 	if err != nil {
 		return err
@@ -64,11 +66,32 @@ func runLog(a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := a.openLog(dir)
+	if *partial && *follow {
+		return usagef("--partial reads a damaged log up to its damage; it cannot --follow")
+	}
+	var l *wlog.Log
+	var p *partialJSON
+	if *partial {
+		l, p, err = a.openLogPrefix(dir)
+	} else {
+		l, err = a.openLog(dir)
+	}
 	if err != nil {
+		if damaged(err) {
+			err = fmt.Errorf("%w; --partial reads the entries before the damage", err)
+		}
 		return err
 	}
 	defer l.Close()
+	if p != nil && *asJSON {
+		if err := writeJSONLine(a.stdout, struct {
+			Partial *partialJSON `json:"partial"`
+		}{p}); err != nil {
+			return err
+		}
+	} else {
+		a.markPartial(p)
+	}
 	next := max(*from, 1)
 	if *from > 1 && *from < l.FirstIndex() {
 		fmt.Fprintf(a.stderr, "walq: entries before %d were compacted away; starting there\n", l.FirstIndex())
@@ -93,7 +116,11 @@ func runLog(a *app, c *command, args []string) error {
 		return err
 	}
 	if err := l.Replay(next, print); err != nil {
-		return logError(dir, err)
+		err = logError(dir, err)
+		if damaged(err) {
+			err = fmt.Errorf("%w; --partial reads the entries before the damage", err)
+		}
+		return err
 	}
 	if !*follow {
 		return nil
@@ -128,11 +155,29 @@ func (a *app) follow(dir string, l *wlog.Log, next *uint64, print func(uint64, i
 	}
 }
 
+// openLogPrefix opens dir's log read-only up to its first corruption
+// (wlog.OpenPrefix) and describes what it leaves out; the description is
+// nil when the log is whole (or only its tail is torn, which reads stop
+// at anyway).
+func (a *app) openLogPrefix(dir string) (*wlog.Log, *partialJSON, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, nil, err
+	}
+	l, pr, err := wlog.OpenPrefix(dir)
+	if err != nil {
+		return nil, nil, openError(dir, err)
+	}
+	if pr.Corruption == nil || pr.TornTail {
+		return l, nil, nil
+	}
+	return l, &partialJSON{LastIndex: pr.KeptLast, Reason: corruptText(pr.Corruption)}, nil
+}
+
 // logError explains an error met while reading the log.
 func logError(dir string, err error) error {
 	var ce *wlog.CorruptError
 	if errors.As(err, &ce) {
-		return fmt.Errorf("%s: %s; 'walq check %s' shows details", dir, corruptText(ce), dir)
+		return explain(err, "%s: %s; 'walq check %s' shows details", dir, corruptText(ce), dir)
 	}
 	return err
 }
@@ -208,7 +253,7 @@ func (a *app) recordFields(r *wlog.Record) string {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
 	if r.State != 0 {
-		add("state", index.State(r.State).String())
+		add("state", recordState(r))
 	}
 	if len(r.History) > 0 {
 		add("history", fmt.Sprintf("%d attempts", len(r.History)))
@@ -219,6 +264,21 @@ func (a *app) recordFields(r *wlog.Record) string {
 		add("next_id", strconv.FormatUint(r.NextID, 10))
 	}
 	return b.String()
+}
+
+// recordState names the state a carry record restates with the job states
+// walq shows everywhere else: the log's one pending state is ready or
+// scheduled, as the job stood when the record was written (its run-at
+// reached or not).
+func recordState(r *wlog.Record) string {
+	st := index.State(r.State)
+	if st != index.Pending {
+		return st.String()
+	}
+	if r.RunAt > r.At {
+		return string(queue.StateScheduled)
+	}
+	return string(queue.StateReady)
 }
 
 // quoteIfNeeded quotes s when it is empty, holds whitespace or
@@ -288,7 +348,7 @@ func toRecordJSON(e *entryRecord) recordJSON {
 		out.Result = encodeBytes(r.Result)
 	}
 	if r.State != 0 {
-		out.State = index.State(r.State).String()
+		out.State = recordState(r)
 	}
 	for _, h := range r.History {
 		outcome := "running"

@@ -96,6 +96,20 @@ func checkDir(dir string) error {
 	return nil
 }
 
+// explained is an error reworded for people: Error is the new text, and
+// errors.Is and errors.As still see the original.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+func explain(err error, format string, args ...any) error {
+	return &explained{msg: fmt.Sprintf(format, args...), err: err}
+}
+
 // openError turns an error from opening dir into one line that says what
 // is wrong and what to do.
 func openError(dir string, err error) error {
@@ -104,22 +118,22 @@ func openError(dir string, err error) error {
 	switch {
 	case errors.As(err, &locked):
 		if locked.PID > 0 {
-			return fmt.Errorf("%s is in use by another process (pid %d); %s", dir, locked.PID, readOnlyHint)
+			return explain(err, "%s is in use by another process (pid %d); %s", dir, locked.PID, readOnlyHint)
 		}
-		return fmt.Errorf("%s is in use by another process; %s", dir, readOnlyHint)
+		return explain(err, "%s is in use by another process; %s", dir, readOnlyHint)
 	case errors.Is(err, wlog.ErrVersion):
-		return fmt.Errorf("%s was written by a newer walq; upgrade walq to open it", dir)
+		return explain(err, "%s was written by a newer walq; upgrade walq to open it", dir)
 	case errors.As(err, &corrupt):
-		return fmt.Errorf("%s: %s; 'walq check %s' shows details, 'walq salvage %s' keeps the valid prefix",
+		return explain(err, "%s: %s; 'walq check %s' shows details, 'walq salvage %s' keeps the valid prefix",
 			dir, corruptText(corrupt), dir, dir)
 	case errors.Is(err, wlog.ErrNotLog):
-		return fmt.Errorf("%s is not a walq queue (it has no FORMAT file)", dir)
+		return explain(err, "%s is not a walq queue (it has no FORMAT file)", dir)
 	case errors.Is(err, queue.ErrInconsistent):
-		return fmt.Errorf("%s: the log's records do not fit together (%s); run 'walq check %s'", dir, oneLine(err), dir)
+		return explain(err, "%s: the log's records do not fit together (%s); run 'walq check %s'", dir, oneLine(err), dir)
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cannot open %s: permission denied", dir)
+		return explain(err, "cannot open %s: permission denied", dir)
 	}
-	return fmt.Errorf("cannot open %s: %s", dir, oneLine(err))
+	return explain(err, "cannot open %s: %s", dir, oneLine(err))
 }
 
 // corruptText describes a corruption by its location, without the

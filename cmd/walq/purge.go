@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/walq/walq/queue"
 )
 
@@ -15,8 +12,10 @@ var purgeCmd = &command{
 	help: `Forget jobs for good, with their idempotency keys (a purged key can be
 enqueued again). With --dead, purge the dead-letter queue, or the part of
 it that --queue, --older-than and --error select; with IDs, purge those
-jobs, which must be finished (dead, completed or cancelled). --dry-run
-counts what would go and changes nothing.`,
+jobs, which must be finished (dead, completed or cancelled). Every ID is
+checked first: if one is not finished, nothing is purged; the IDs are
+then purged in one atomic change (--dead: 10,000 jobs per change).
+--dry-run checks and says what would be purged, changing nothing.`,
 	example: `walq purge /var/lib/myapp/queue --dead --older-than 7d
 walq purge /var/lib/myapp/queue --dead --queue emails --dry-run
 walq purge /var/lib/myapp/queue 17 42`,
@@ -29,100 +28,63 @@ func runPurge(a *app, c *command, args []string) error {
 	name := fs.String("queue", "", "with --dead, only dead jobs of the named `queue`")
 	olderThan := durationFlag(fs, "older-than", "with --dead, only jobs that died more than this `duration` ago (e.g. 36h, 7d)")
 	match := fs.String("error", "", "with --dead, only jobs whose last error contains `text`")
-	dryRun := fs.Bool("dry-run", false, "count what would be purged; change nothing")
+	dryRun := fs.Bool("dry-run", false, "check the jobs and say what would be purged; change nothing")
+	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
 	}
-	if !*dead {
+	var dir string
+	var ids []uint64
+	if *dead {
+		if dir, err = oneDir(pos); err != nil {
+			if len(pos) > 1 {
+				return usagef("give job IDs or --dead, not both")
+			}
+			return err
+		}
+	} else {
 		if *name != "" || olderThan.set || *match != "" {
 			return usagef("--queue, --older-than and --error select dead jobs: add --dead")
 		}
-		dir, ids, err := dirAndIDs(pos)
-		if err != nil {
+		if dir, ids, err = dirAndIDs(pos); err != nil {
 			if len(pos) == 1 {
 				return usagef("say what to purge: --dead, or job IDs after DIR")
 			}
 			return err
 		}
-		return a.purgeIDs(dir, ids, *dryRun)
 	}
-	dir, err := oneDir(pos)
-	if err != nil {
-		if len(pos) > 1 {
-			return usagef("give job IDs or --dead, not both")
-		}
-		return err
-	}
-	f := queue.DeadFilter{Queue: *name, ErrorContains: *match}
-	if olderThan.set {
-		f.Before = a.clock.Now().Add(-olderThan.d)
-	}
-	if *dryRun {
-		q, err := a.openReadOnly(dir)
-		if err != nil {
-			return err
-		}
-		defer q.Close()
-		jobs, err := q.Dead(a.ctx, f)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "would purge %s (dry run: nothing changed)\n", plural(len(jobs), "dead job"))
-		return nil
-	}
-	q, err := a.openWriter(dir)
+	q, err := a.openForChange(dir, *dryRun)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	n, err := q.PurgeDead(a.ctx, f)
-	if err != nil {
-		return changeError(dir, err)
-	}
-	if err := q.Close(); err != nil {
+	noun := "job"
+	if *dead {
+		noun = "dead job"
+		a.noteUnknownQueue(q, dir, *name)
+		f := queue.DeadFilter{Queue: *name, ErrorContains: *match}
+		if olderThan.set {
+			f.Before = a.clock.Now().Add(-olderThan.d)
+		}
+		if ids, err = a.deadIDs(q, f); err != nil {
+			return err
+		}
+	} else if err := a.checkJobs(q, dir, ids, isFinished, "only finished jobs (dead, completed, cancelled) can be purged"); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "purged %s\n", plural(n, "dead job"))
-	return nil
+	if !*dryRun {
+		n, err := inChunks(ids, func(ids []uint64) error { return q.Purge(a.ctx, ids) })
+		if err != nil {
+			return partialError(dir, "purged", ids[:n], err)
+		}
+		if err := q.Close(); err != nil {
+			return err
+		}
+	}
+	return a.report(change{verb: "purged", would: "would purge", noun: noun, dryRun: *dryRun, asJSON: *asJSON}, ids)
 }
 
-func (a *app) purgeIDs(dir string, ids []uint64, dryRun bool) error {
-	if dryRun {
-		q, err := a.openReadOnly(dir)
-		if err != nil {
-			return err
-		}
-		defer q.Close()
-		for _, id := range ids {
-			j, err := q.Get(a.ctx, id)
-			if err != nil {
-				return jobError(dir, id, err)
-			}
-			if j.State != queue.StateDead && j.State != queue.StateCompleted && j.State != queue.StateCancelled {
-				return fmt.Errorf("job %d is %s; only finished jobs (dead, completed, cancelled) can be purged", id, j.State)
-			}
-		}
-		fmt.Fprintf(a.stdout, "would purge %s (dry run: nothing changed)\n", plural(len(ids), "job"))
-		return nil
-	}
-	q, err := a.openWriter(dir)
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	if err := q.Purge(a.ctx, ids); err != nil {
-		if errors.Is(err, queue.ErrState) {
-			return fmt.Errorf("%s; only finished jobs (dead, completed, cancelled) can be purged", oneLine(err))
-		}
-		if len(ids) == 1 {
-			return jobError(dir, ids[0], err)
-		}
-		return changeError(dir, err)
-	}
-	if err := q.Close(); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stdout, "purged %s\n", plural(len(ids), "job"))
-	return nil
+func isFinished(s queue.JobState) bool {
+	return s == queue.StateDead || s == queue.StateCompleted || s == queue.StateCancelled
 }

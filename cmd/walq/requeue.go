@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/walq/walq/queue"
@@ -15,10 +14,12 @@ var requeueCmd = &command{
 	help: `Move dead jobs back to ready (or scheduled, with --delay) with their
 attempt count reset; their history keeps the old attempts. Name the jobs
 by ID, or requeue the whole dead-letter queue with --all (of one named
-queue with --queue). Requeueing several IDs is one atomic change: if one
-of them is not dead, nothing is requeued.`,
+queue with --queue). Every ID is checked first: if one is not dead,
+nothing is requeued; the IDs are then requeued in one atomic change
+(--all: 10,000 jobs per change). --dry-run checks and says what would be
+requeued, changing nothing.`,
 	example: `walq requeue /var/lib/myapp/queue 17 42
-walq requeue /var/lib/myapp/queue --all --queue emails --delay 5m`,
+walq requeue /var/lib/myapp/queue --all --queue emails --delay 5m --dry-run`,
 	run: runRequeue,
 }
 
@@ -28,6 +29,8 @@ func runRequeue(a *app, c *command, args []string) error {
 	name := fs.String("queue", "", "with --all, only dead jobs of the named `queue`")
 	to := fs.String("to", "", "move the jobs to the named `queue` (default: each job's own)")
 	delay := durationFlag(fs, "delay", "make the jobs ready after this `duration`")
+	dryRun := fs.Bool("dry-run", false, "check the jobs and say what would be requeued; change nothing")
+	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
 		return err
@@ -52,37 +55,42 @@ func runRequeue(a *app, c *command, args []string) error {
 			return err
 		}
 	}
-	q, err := a.openWriter(dir)
+	q, err := a.openForChange(dir, *dryRun)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	opts := queue.RequeueOptions{Queue: *to, Delay: delay.d}
-	n := len(ids)
 	if *all {
-		n, err = q.RequeueDead(a.ctx, queue.DeadFilter{Queue: *name}, opts)
-	} else {
-		err = q.Requeue(a.ctx, ids, opts)
-	}
-	if err != nil {
-		if errors.Is(err, queue.ErrState) {
-			return fmt.Errorf("%s; only dead jobs can be requeued", oneLine(err))
+		a.noteUnknownQueue(q, dir, *name)
+		if ids, err = a.deadIDs(q, queue.DeadFilter{Queue: *name}); err != nil {
+			return err
 		}
-		if len(ids) == 1 {
-			return jobError(dir, ids[0], err)
-		}
-		return changeError(dir, err)
-	}
-	if err := q.Close(); err != nil {
+	} else if err := a.checkJobs(q, dir, ids, isDead, "only dead jobs can be requeued"); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "requeued %s\n", plural(n, "job"))
-	return nil
+	if !*dryRun {
+		opts := queue.RequeueOptions{Queue: *to, Delay: delay.d}
+		n, err := inChunks(ids, func(ids []uint64) error { return q.Requeue(a.ctx, ids, opts) })
+		if err != nil {
+			return partialError(dir, "requeued", ids[:n], err)
+		}
+		if err := q.Close(); err != nil {
+			return err
+		}
+	}
+	return a.report(change{verb: "requeued", would: "would requeue", noun: "job", dryRun: *dryRun, asJSON: *asJSON}, ids)
 }
 
-// changeError explains an error from a change naming several jobs.
-func changeError(dir string, err error) error {
-	return jobError(dir, 0, err)
+func isDead(s queue.JobState) bool { return s == queue.StateDead }
+
+// partialError reports a change that failed after done were changed
+// (only --all and --dead changes span several log entries).
+func partialError(dir, verb string, done []uint64, err error) error {
+	err = changeError(dir, err)
+	if len(done) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s were %s before it)", err, plural(len(done), "job"), verb)
 }
 
 // plural renders a count with its noun: "1 job", "3 jobs".

@@ -42,6 +42,9 @@ type salvageJSON struct {
 	DroppedBytes    int64              `json:"dropped_bytes"`
 	DroppedSegments []string           `json:"dropped_segments"`
 	Saved           []string           `json:"saved"`
+	// TornTail describes bytes after the last whole entry that the next
+	// writer's open cuts: not corruption, nothing to salvage.
+	TornTail *tornJSON `json:"torn_tail"`
 }
 
 func runSalvage(a *app, c *command, args []string) error {
@@ -56,17 +59,21 @@ func runSalvage(a *app, c *command, args []string) error {
 		return err
 	}
 	// Make sure dir is a queue before Salvage takes the lock, which would
-	// create a LOCK file in any directory. Corruption is what we are here
-	// for; anything else stops.
-	l, err := wlog.Open(dir, &wlog.Options{ReadOnly: true, Logger: a.logger()})
-	if err == nil {
-		l.Close()
-	} else if !errors.Is(err, wlog.ErrCorrupt) || errors.Is(err, wlog.ErrVersion) {
+	// create a LOCK file in any directory, and learn whether the damage is
+	// a torn tail, which needs no salvage (check says the same).
+	l, pr, err := wlog.OpenPrefix(dir)
+	if err != nil {
 		return openError(dir, err)
 	}
+	l.Close()
 	rep, err := recovery.Salvage(dir, true)
 	if err != nil {
 		return openError(dir, err)
+	}
+	var torn *tornJSON
+	if pr.TornTail && rep.Unreplayable == nil && rep.Segment == pr.Segment && rep.Offset == pr.Offset {
+		torn = tornInfo(pr)
+		rep = &wlog.SalvageReport{KeptLast: rep.KeptLast}
 	}
 	applied := false
 	if rep.Segment != "" && *yes {
@@ -77,7 +84,7 @@ func runSalvage(a *app, c *command, args []string) error {
 	}
 	if *asJSON {
 		out := salvageJSON{Applied: applied, KeptLastIndex: rep.KeptLast, DroppedBytes: rep.DroppedBytes,
-			DroppedSegments: baseNames(rep.DroppedSegments), Saved: baseNames(rep.Saved)}
+			DroppedSegments: baseNames(rep.DroppedSegments), Saved: baseNames(rep.Saved), TornTail: torn}
 		if rep.Corruption != nil {
 			res := &checkJSON{}
 			corruptInto(res, rep.Corruption)
@@ -88,12 +95,17 @@ func runSalvage(a *app, c *command, args []string) error {
 		}
 		return writeJSON(a.stdout, out)
 	}
-	a.printSalvage(dir, rep, applied)
+	a.printSalvage(dir, rep, torn, applied)
 	return nil
 }
 
-func (a *app) printSalvage(dir string, rep *wlog.SalvageReport, applied bool) {
+func (a *app) printSalvage(dir string, rep *wlog.SalvageReport, torn *tornJSON, applied bool) {
 	w := a.stdout
+	if torn != nil {
+		fmt.Fprintf(w, "nothing to salvage: every entry is valid and replays (last index %d)\n", rep.KeptLast)
+		fmt.Fprintf(w, "note: %s\n", tornText(torn, rep.KeptLast))
+		return
+	}
 	if rep.Segment == "" {
 		fmt.Fprintf(w, "nothing to salvage: every entry is valid and replays (last index %d)\n", rep.KeptLast)
 		return

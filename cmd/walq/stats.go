@@ -31,6 +31,9 @@ type statsJSON struct {
 	// Compaction reports the writer's failing compactions; null while the
 	// last one succeeded.
 	Compaction *compactionJSON `json:"compaction"`
+	// Partial is set when --partial read only the valid prefix of a
+	// damaged log.
+	Partial *partialJSON `json:"partial,omitempty"`
 }
 
 // compactionJSON describes a failing compaction.
@@ -55,8 +58,9 @@ type queueStatsJSON struct {
 	Name   string `json:"name"`
 	Paused bool   `json:"paused"`
 	countsJSON
-	// OldestReadySeconds is how long the oldest ready job has been ready.
-	OldestReadySeconds float64 `json:"oldest_ready_seconds"`
+	// OldestReadySeconds is how long the oldest ready job has been ready;
+	// null when no job is ready (the table's "-").
+	OldestReadySeconds *float64 `json:"oldest_ready_seconds"`
 }
 
 // logStatsJSON describes the log on disk.
@@ -71,23 +75,26 @@ type logStatsJSON struct {
 func runStats(a *app, c *command, args []string) error {
 	fs := flagSet(c)
 	asJSON := fs.Bool("json", false, "print JSON")
+	partial := partialFlag(fs)
 	dir, err := a.parseDir(c, fs, args)
 	if err != nil {
 		return err
 	}
-	q, err := a.openReadOnly(dir)
+	v, err := a.openRead(dir, *partial)
 	if err != nil {
 		return err
 	}
-	defer q.Close()
-	st, err := q.Stats(a.ctx)
+	defer v.close()
+	st, err := v.q.Stats(a.ctx)
 	if err != nil {
 		return err
 	}
 	out := toStatsJSON(st)
+	out.Partial = v.partial
 	if *asJSON {
 		return writeJSON(a.stdout, out)
 	}
+	a.markPartial(v.partial)
 	a.printStats(st, out)
 	return nil
 }
@@ -102,8 +109,12 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	for _, name := range names {
 		qs := st.Queues[name]
 		c := countsJSON{qs.Ready, qs.Scheduled, qs.Leased, qs.Completed, qs.Dead, qs.Cancelled}
-		out.Queues = append(out.Queues, queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c,
-			OldestReadySeconds: seconds(qs.OldestReady)})
+		qj := queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c}
+		if qs.Ready > 0 {
+			s := seconds(qs.OldestReady)
+			qj.OldestReadySeconds = &s
+		}
+		out.Queues = append(out.Queues, qj)
 		t := &out.Total
 		t.Ready += c.Ready
 		t.Scheduled += c.Scheduled
@@ -120,9 +131,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	return out
 }
 
-// oldest renders the age of the oldest ready job, "-" if there is none.
-func oldest(d time.Duration) string {
-	if d <= 0 {
+// oldest renders the age of the oldest ready job, "-" if no job is ready.
+func oldest(ready int, d time.Duration) string {
+	if ready == 0 {
 		return "-"
 	}
 	return humanDuration(d)
@@ -146,10 +157,10 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 			}
 			d := st.Queues[qs.Name].OldestReady
 			oldestAll = max(oldestAll, d)
-			row(name, qs.countsJSON, oldest(d))
+			row(name, qs.countsJSON, oldest(qs.Ready, d))
 		}
 		if len(out.Queues) > 1 {
-			row("total", out.Total, oldest(oldestAll))
+			row("total", out.Total, oldest(out.Total.Ready, oldestAll))
 		}
 		t.flush()
 	}
