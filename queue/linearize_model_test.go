@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/anishathalye/porcupine"
@@ -34,8 +35,8 @@ import (
 //     nil removes every limbo job: its sweep runs to a fixpoint.
 //   - Job IDs are assigned in log order but applied in the order the
 //     committing goroutines get the lock back, so a reader can see job 6
-//     before job 5. The model therefore requires only that a new ID was
-//     never handed out before (not that it is the next one).
+//     before job 5. The model therefore requires only that a new ID is not
+//     one of a job it holds (not that it is the next one).
 //   - A call that failed with ErrFailed (injected I/O faults) changed
 //     nothing: the queue applies an entry only once it is durable, and
 //     log.Recover cuts the log back to the last acknowledged entry.
@@ -50,16 +51,15 @@ import (
 // lstate is one state of the model. It is never changed once a step
 // returned it; steps work on clones.
 type lstate struct {
-	m    *model
-	now  int64           // the clock as the call being applied read it; not part of the state
-	used map[uint64]bool // every job ID handed out so far
-	key  string          // canonical encoding, filled by encode
+	m   *model
+	now int64  // the clock as the call being applied read it; not part of the state
+	key string // canonical encoding, filled by encode
 }
 
 func newLstate(o *Options, now int64) *lstate {
 	m := newModel(o)
 	m.cov = coverage{}
-	return &lstate{m: m, now: now, used: map[uint64]bool{}}
+	return &lstate{m: m, now: now}
 }
 
 func (s *lstate) clone() *lstate {
@@ -72,35 +72,65 @@ func (s *lstate) clone() *lstate {
 	}
 	m.paused = maps.Clone(s.m.paused)
 	m.cov = coverage{}
-	return &lstate{m: &m, now: s.now, used: maps.Clone(s.used)}
+	return &lstate{m: &m, now: s.now}
 }
 
-// encode returns the state as a string: equal states, equal strings.
+// encode returns the state as a string: equal states, equal strings. It
+// is the model's hot path (porcupine compares and hashes states), so it
+// appends by hand. A job's payload is left out: it is fixed by the call
+// that created the job, whose ID it shares.
 func (s *lstate) encode() string {
 	if s.key != "" {
 		return s.key
 	}
-	var b strings.Builder
-	b.WriteString("paused=")
+	b := make([]byte, 0, 64+96*len(s.m.jobs))
+	b = append(b, 'p')
 	for _, name := range slices.Sorted(maps.Keys(s.m.paused)) {
 		if s.m.paused[name] {
-			fmt.Fprintf(&b, "%s,", name)
+			b = append(b, name...)
+			b = append(b, ',')
 		}
 	}
-	b.WriteString(" used=")
-	for _, id := range slices.Sorted(maps.Keys(s.used)) {
-		fmt.Fprintf(&b, "%d,", id)
+	num := func(v int64) {
+		b = strconv.AppendInt(b, v, 36)
+		b = append(b, ' ')
+	}
+	str := func(v string) {
+		b = strconv.AppendInt(b, int64(len(v)), 10)
+		b = append(b, ':')
+		b = append(b, v...)
 	}
 	for _, id := range s.m.ids() {
-		j := *s.m.jobs[id]
-		var bo Backoff
+		j := s.m.jobs[id]
+		b = append(b, '\n')
+		num(int64(j.id))
+		str(j.queue)
+		str(j.key)
+		num(int64(j.priority))
+		num(int64(j.maxAttempts))
 		if j.backoff != nil {
-			bo = *j.backoff
+			num(int64(j.backoff.Base))
+			num(int64(j.backoff.Cap))
 		}
-		j.backoff = nil
-		fmt.Fprintf(&b, "\n%+v %+v", j, bo)
+		num(j.created)
+		num(int64(j.state))
+		num(j.runAt)
+		num(int64(j.attempt))
+		num(int64(j.leases))
+		num(j.deadline)
+		str(j.lastErr)
+		num(j.finished)
+		if j.hasResult {
+			str(string(j.result))
+		}
+		for _, a := range j.history {
+			num(a.started)
+			num(a.ended)
+			str(a.outcome)
+			str(a.err)
+		}
 	}
-	s.key = b.String()
+	s.key = string(b)
 	return s.key
 }
 
@@ -301,10 +331,9 @@ func (n *lstate) enqueue(njs []NewJob, got []Enqueued, idsOnly bool) error {
 			continue
 		}
 		id := got[i].ID
-		if id == 0 || got[i].Duplicate || n.used[id] {
-			return fmt.Errorf("job %d (key %q): got %+v, want a new job with an unused ID", i, nj.Key, got[i])
+		if id == 0 || got[i].Duplicate || m.jobs[id] != nil {
+			return fmt.Errorf("job %d (key %q): got %+v, want a new job with a new ID", i, nj.Key, got[i])
 		}
-		n.used[id] = true
 		m.maxID = max(m.maxID, id)
 		maxAttempts := nj.MaxAttempts
 		if maxAttempts == 0 {

@@ -123,6 +123,8 @@ var linOps = 30
 const (
 	linClients   = 4
 	linRetention = 20 * time.Second
+	linWatchdog  = 2 * time.Minute
+	linSearch    = 30 * time.Second // per history; past it the run is inconclusive
 	linLease     = 2 * time.Hour // far beyond how far a run moves the clock
 )
 
@@ -369,6 +371,15 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 		t.Fatal(err)
 	}
 	r.q = q
+	// A watchdog, not a synchronisation: calls that never return are a
+	// deadlock; report where every goroutine is rather than hang.
+	watchdog := time.AfterFunc(linWatchdog, func() {
+		buf := make([]byte, 1<<22)
+		buf = buf[:runtime.Stack(buf, true)]
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("walq-linearize-%d-stacks.txt", seed))
+		os.WriteFile(path, buf, 0o644)
+		panic(fmt.Sprintf("seed %d: calls still running after %v: deadlock? goroutines in %s", seed, linWatchdog, path))
+	})
 	var wg sync.WaitGroup
 	for c := range linClients {
 		wg.Add(1)
@@ -379,6 +390,7 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 	}
 	wg.Wait()
 	compactions := r.finish()
+	watchdog.Stop()
 
 	tally.mu.Lock()
 	tally.runs++
@@ -395,10 +407,10 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 			append([]any{seed, r.faults, seed}, args...)...)
 	}
 	if len(r.problems) > 0 {
-		fail("%d problems:\n\t%s", len(r.problems), strings.Join(r.problems, "\n\t"))
+		fail("%d problems:\n\t%s", len(r.problems), strings.Join(firstDistinct(r.problems, 6), "\n\t"))
 	}
 	model := linModel(r.opts, epoch.UnixNano())
-	res, info := porcupine.CheckOperationsVerbose(model, r.history, 60*time.Second)
+	res, info := porcupine.CheckOperationsVerbose(model, r.history, linSearch)
 	switch res {
 	case porcupine.Unknown:
 		tally.mu.Lock()
@@ -997,14 +1009,14 @@ func (r *linRun) shortestIllegal(model porcupine.Model) porcupine.LinearizationI
 	lo, hi := 1, len(ops) // ops[:hi] is illegal
 	for lo < hi {
 		mid := (lo + hi) / 2
-		if porcupine.CheckOperationsTimeout(model, ops[:mid], 10*time.Second) == porcupine.Illegal {
+		if porcupine.CheckOperationsTimeout(model, ops[:mid], 3*time.Second) == porcupine.Illegal {
 			hi = mid
 		} else {
 			lo = mid + 1
 		}
 	}
 	r.history = ops[:hi]
-	_, info := porcupine.CheckOperationsVerbose(model, r.history, 10*time.Second)
+	_, info := porcupine.CheckOperationsVerbose(model, r.history, 3*time.Second)
 	return info
 }
 
@@ -1083,4 +1095,24 @@ func (r *linRun) dump() string {
 		return "(" + err.Error() + ")"
 	}
 	return path
+}
+
+// firstDistinct returns up to n of the problems, skipping repeats of the
+// same cause (a stopped queue fails every later call with one message),
+// and says how many it left out.
+func firstDistinct(problems []string, n int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range problems {
+		cause := p[strings.LastIndex(p, ": walq")+1:]
+		if seen[cause] || len(out) == n {
+			continue
+		}
+		seen[cause] = true
+		out = append(out, p)
+	}
+	if left := len(problems) - len(out); left > 0 {
+		out = append(out, fmt.Sprintf("(and %d more like these)", left))
+	}
+	return out
 }
