@@ -125,7 +125,7 @@ const (
 	linRetention = 20 * time.Second
 	linWatchdog  = 2 * time.Minute
 	linSearch    = 30 * time.Second // per history; past it the run is inconclusive
-	linLease     = 2 * time.Hour // far beyond how far a run moves the clock
+	linLease     = 2 * time.Hour    // far beyond how far a run moves the clock
 )
 
 // The calls a history records.
