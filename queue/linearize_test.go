@@ -64,7 +64,9 @@ import (
 // A failure prints its seed; WALQ_LINEARIZE_SEED=<seed> WALQ_LINEARIZE_RUNS=1
 // replays the same calls and faults (the interleaving is the scheduler's,
 // so a race may take a few tries: add -count=20). WALQ_LINEARIZE_KEEPGOING=1
-// goes on after a failing run.
+// goes on after a failing run; WALQ_LINEARIZE_OPS=n makes n calls per
+// client (short histories are easier to read); WALQ_LINEARIZE_NOCOMPACT=1
+// turns compaction off, to tell its bugs from the others.
 func TestLinearizable(t *testing.T) {
 	t.Parallel()
 	runs, budget := 8, 20*time.Second
@@ -84,6 +86,7 @@ func TestLinearizable(t *testing.T) {
 		base = n
 	}
 	keepGoing := os.Getenv("WALQ_LINEARIZE_KEEPGOING") != ""
+	linNoCompact = os.Getenv("WALQ_LINEARIZE_NOCOMPACT") != ""
 	if v := os.Getenv("WALQ_LINEARIZE_OPS"); v != "" {
 		fmt.Sscan(v, &linOps)
 	}
@@ -119,6 +122,10 @@ func (t *linTally) String() string {
 
 // linOps is how many calls each client makes; WALQ_LINEARIZE_OPS sets it.
 var linOps = 30
+
+// linNoCompact (WALQ_LINEARIZE_NOCOMPACT=1) turns compaction off, the
+// background compactor and the Compact calls, to tell its bugs from others.
+var linNoCompact bool
 
 const (
 	linClients   = 4
@@ -365,6 +372,9 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 			}
 			return nil
 		},
+	}
+	if linNoCompact {
+		r.opts.CompactRatio = -1
 	}
 	q, err := Open(r.dir, r.opts)
 	if err != nil {
@@ -864,6 +874,10 @@ func (cl *linClient) pause() {
 }
 
 func (cl *linClient) compact() {
+	if linNoCompact {
+		cl.stats()
+		return
+	}
 	op := &lin{kind: opCompact}
 	cl.r.record(cl.id, op, func() *lout {
 		_, err := cl.r.q.Compact(cl.r.ctx)
