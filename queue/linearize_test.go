@@ -121,7 +121,7 @@ func (t *linTally) String() string {
 }
 
 // linOps is how many calls each client makes; WALQ_LINEARIZE_OPS sets it.
-var linOps = 30
+var linOps = 25
 
 // linNoCompact (WALQ_LINEARIZE_NOCOMPACT=1) turns compaction off, the
 // background compactor and the Compact calls, to tell its bugs from others.
@@ -131,7 +131,7 @@ const (
 	linClients   = 4
 	linRetention = 20 * time.Second
 	linWatchdog  = 2 * time.Minute
-	linSearch    = 30 * time.Second // per history; past it the run is inconclusive
+	linSearch    = 10 * time.Second // per history; past it the run is inconclusive
 	linLease     = 2 * time.Hour    // far beyond how far a run moves the clock
 )
 
@@ -420,7 +420,7 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 		fail("%d problems:\n\t%s", len(r.problems), strings.Join(firstDistinct(r.problems, 6), "\n\t"))
 	}
 	model := linModel(r.opts, epoch.UnixNano())
-	res, info := porcupine.CheckOperationsVerbose(model, r.history, linSearch)
+	res := porcupine.CheckOperationsTimeout(model, r.history, linSearch)
 	switch res {
 	case porcupine.Unknown:
 		tally.mu.Lock()
@@ -429,11 +429,13 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 		t.Logf("seed %d: the linearizability search timed out (inconclusive)", seed)
 	case porcupine.Illegal:
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("walq-linearize-%d.html", seed))
+		n, hist := len(r.history), r.dump()
+		info := r.shortestIllegal(model)
 		if err := porcupine.VisualizePath(model, info, path); err != nil {
 			path = "(visualization failed: " + err.Error() + ")"
 		}
-		fail("history of %d calls is not linearizable; visualization: %s; history: %s\n%s",
-			len(r.history), path, r.dump(), r.explain(r.shortestIllegal(model)))
+		fail("history of %d calls is not linearizable; history: %s; visualization of the shortest failing prefix: %s\n%s",
+			n, hist, path, r.explain(info))
 	}
 	t.Logf("seed %d: %d calls, %d images, %d failed by faults, %d compactions: %s",
 		seed, len(r.history), len(r.images), r.failed, compactions, res)
@@ -687,7 +689,7 @@ func (r *linRun) explain(info porcupine.LinearizationInfo) string {
 				}
 			}
 		}
-		states = next
+		states = mergeStates(next)
 		done[id] = true
 		if i >= len(longest)-12 {
 			fmt.Fprintf(&b, "\t[c%d %d-%d] %v → %v\n", op.ClientId, op.Call, op.Return, op.Input, op.Output)
@@ -749,6 +751,20 @@ func firstDistinct(problems []string, n int) []string {
 	}
 	if left := len(problems) - len(out); left > 0 {
 		out = append(out, fmt.Sprintf("(and %d more like these)", left))
+	}
+	return out
+}
+
+// mergeStates drops repeated states, and keeps at most 20: explain's
+// replay must not grow as the search does.
+func mergeStates(states []*lstate) []*lstate {
+	var out []*lstate
+	seen := map[string]bool{}
+	for _, s := range states {
+		if k := s.encode(); !seen[k] && len(out) < 20 {
+			seen[k] = true
+			out = append(out, s)
+		}
 	}
 	return out
 }
