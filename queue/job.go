@@ -38,7 +38,13 @@ func JobStates() []JobState {
 // NewJob describes a job to enqueue. Only Payload is commonly set; every
 // other field has a default.
 type NewJob struct {
-	// Queue is the named queue. Defaults to "default".
+	// Queue is the named queue. A name is 1 to 255 bytes of ASCII
+	// letters, digits and the characters - _ . : / (for example
+	// "emails", "billing/invoices", "v2:resize"); every call that takes
+	// a queue name (Lease, TryLease, LeaseN, TryLeaseN, Pause, Resume,
+	// RequeueOptions.Queue) rejects any other with ErrInvalid. The
+	// filters of Jobs and Dead accept any string. Defaults to
+	// DefaultQueue ("default").
 	Queue string
 	// Payload is the job's data, up to Options.MaxPayload bytes; empty is
 	// valid.

@@ -71,6 +71,9 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*Le
 	if n < 1 {
 		return nil, fmt.Errorf("%w: lease count %d is below 1", ErrInvalid, n)
 	}
+	if err := checkQueueName("queue", name); err != nil {
+		return nil, err
+	}
 	if name == "" {
 		name = DefaultQueue
 	}

@@ -177,6 +177,9 @@ func (r *Runtime) Handle(queueName string, h Handler, opts *HandlerOptions) erro
 	if h == nil {
 		return fmt.Errorf("%w: nil handler for queue %q", queue.ErrInvalid, queueName)
 	}
+	if err := queue.CheckQueueName(queueName); err != nil {
+		return err
+	}
 	if queueName == "" {
 		queueName = queue.DefaultQueue
 	}
