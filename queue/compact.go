@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,7 +73,7 @@ func (q *Queue) runCompaction(ctx context.Context, full bool) (CompactStats, err
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("walq: compact: %w", err)
+		err = fromLower("compact", err)
 		if q.stoppingLocked(ctx) == nil {
 			q.compactFailures++
 			q.compactErr, q.compactErrAt = err, st.At

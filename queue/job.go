@@ -149,10 +149,19 @@ type Job struct {
 const (
 	// HistoryFirst is how many of a job's oldest history entries Job
 	// keeps.
-	HistoryFirst = index.HistoryFirst
+	HistoryFirst = 16
 	// HistoryLast is how many of a job's newest history entries Job
 	// keeps.
-	HistoryLast = index.HistoryLast
+	HistoryLast = 48
+)
+
+// The index keeps what Job promises: these fail to compile unless the
+// bounds are equal.
+var (
+	_ [HistoryFirst - index.HistoryFirst]struct{}
+	_ [index.HistoryFirst - HistoryFirst]struct{}
+	_ [HistoryLast - index.HistoryLast]struct{}
+	_ [index.HistoryLast - HistoryLast]struct{}
 )
 
 func unixTime(ns int64) time.Time {
