@@ -223,3 +223,10 @@ func RetryAfter(d time.Duration, err error) error {
 // Snooze returns an error that makes Fail put the job back to run again
 // after d without counting the attempt and without recording a failure.
 func Snooze(d time.Duration) error { return &retryAfter{delay: d, snooze: true} }
+
+// IsSnooze reports whether err came from Snooze: not a failure, but a
+// request to run the job again later.
+func IsSnooze(err error) bool {
+	var r *retryAfter
+	return errors.As(err, &r) && r.snooze
+}
