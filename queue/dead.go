@@ -92,7 +92,9 @@ func (q *Queue) RequeueDead(ctx context.Context, f DeadFilter, opts RequeueOptio
 
 // Purge forgets finished jobs (dead, completed or cancelled) entirely,
 // including their idempotency keys, in one atomic entry. A job that is not
-// finished fails the whole call with ErrState.
+// finished fails the whole call with ErrState. It is an advanced call:
+// retention (Options.KeyRetention, DeadMaxAge, DeadMaxCount) forgets
+// finished jobs by itself, and PurgeDead empties the dead-letter queue.
 func (q *Queue) Purge(ctx context.Context, ids []uint64) error {
 	return q.changeJobs(ctx, ids, 0, func(j *index.Job, now int64) wlog.Record {
 		return wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now}
@@ -198,7 +200,8 @@ func (q *Queue) unreserve(jobs []*index.Job) {
 }
 
 // Pause stops leasing from the named queue until Resume; it survives
-// restarts. Enqueueing into a paused queue still works.
+// restarts. Enqueueing into a paused queue still works. An invalid queue
+// name (see NewJob.Queue) gives ErrInvalid.
 func (q *Queue) Pause(ctx context.Context, queue string) error {
 	return q.setPaused(ctx, queue, wlog.KindPaused)
 }

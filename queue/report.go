@@ -53,7 +53,8 @@ type Repair struct {
 	Reason string
 }
 
-// Recovery returns the report of what Open found and did.
+// Recovery returns the report of what Open found and did (Open also logs
+// what matters in it: voided leases, a repaired tail).
 func (q *Queue) Recovery() RecoveryReport {
 	r := q.report
 	r.Jobs = make(map[JobState]int, len(q.report.Jobs))
