@@ -168,10 +168,10 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 // not: it is closed (or stopped after an internal error), or read-only.
 func usable(ctx context.Context, q *queue.Queue) error {
 	if q.Options().ReadOnly {
-		return fmt.Errorf("walq/worker: queue %s: %w", q.Dir(), queue.ErrReadOnly)
+		return fmt.Errorf("%w (%s): workers could run no job", queue.ErrReadOnly, q.Dir())
 	}
 	if _, err := q.Stats(ctx); err != nil {
-		return fmt.Errorf("walq/worker: queue %s: %w", q.Dir(), err)
+		return fmt.Errorf("%w (%s): workers could run no job", err, q.Dir())
 	}
 	return nil
 }
