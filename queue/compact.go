@@ -43,7 +43,9 @@ const carryChunk = 256
 // tail, and removes those segments. Every step is crash-safe: the old
 // segments go only after the carry records are durable, and a reopen at any
 // point yields the same job states. The queue keeps serving while it runs;
-// it works in small steps. Compactions run one at a time.
+// it works in small steps. Compactions run one at a time. It is an advanced
+// call: the background compactor runs by itself (see Options.CompactRatio
+// and MaintenanceInterval).
 func (q *Queue) Compact(ctx context.Context) (CompactStats, error) {
 	if q.opts.ReadOnly {
 		return CompactStats{}, ErrReadOnly
@@ -75,7 +77,7 @@ func (q *Queue) runCompaction(ctx context.Context, full bool) (CompactStats, err
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("walq: compact: %w", err)
+		err = fromLower("compact", err)
 		if q.stoppingLocked(ctx) == nil {
 			q.compactFailures++
 			q.compactErr, q.compactErrAt = err, st.At

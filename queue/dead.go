@@ -55,16 +55,28 @@ func (q *Queue) Dead(ctx context.Context, f DeadFilter) ([]*Job, error) {
 
 // RequeueOptions say where requeued jobs go.
 type RequeueOptions struct {
-	// Queue moves the jobs to this named queue. Defaults to each job's own.
+	// Queue moves the jobs to this named queue, which must be a valid
+	// name (see NewJob.Queue). Defaults to each job's own.
 	Queue string
 	// Delay makes the jobs ready after this long. Defaults to 0.
 	Delay time.Duration
+}
+
+// check validates the options.
+func (o RequeueOptions) check() error {
+	if o.Delay < 0 {
+		return fmt.Errorf("%w: RequeueOptions.Delay: %v is negative", ErrInvalid, o.Delay)
+	}
+	return checkQueueName("RequeueOptions.Queue", o.Queue)
 }
 
 // Requeue moves dead jobs back to pending, with their attempt count reset
 // (their history keeps the old attempts), in one atomic entry. A job that is
 // not dead fails the whole call with ErrState.
 func (q *Queue) Requeue(ctx context.Context, ids []uint64, opts RequeueOptions) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
 	return q.changeJobs(ctx, ids, index.Dead, func(j *index.Job, now int64) wlog.Record {
 		return wlog.Record{Kind: wlog.KindRequeued, Job: j.ID, At: now, Queue: opts.Queue, RunAt: addDuration(now, opts.Delay)}
 	})
@@ -72,12 +84,17 @@ func (q *Queue) Requeue(ctx context.Context, ids []uint64, opts RequeueOptions) 
 
 // RequeueDead requeues every dead job matching f and returns how many.
 func (q *Queue) RequeueDead(ctx context.Context, f DeadFilter, opts RequeueOptions) (int, error) {
+	if err := opts.check(); err != nil {
+		return 0, err
+	}
 	return q.changeDead(ctx, f, func(ids []uint64) error { return q.Requeue(ctx, ids, opts) })
 }
 
 // Purge forgets finished jobs (dead, completed or cancelled) entirely,
 // including their idempotency keys, in one atomic entry. A job that is not
-// finished fails the whole call with ErrState.
+// finished fails the whole call with ErrState. It is an advanced call:
+// retention (Options.KeyRetention, DeadMaxAge, DeadMaxCount) forgets
+// finished jobs by itself, and PurgeDead empties the dead-letter queue.
 func (q *Queue) Purge(ctx context.Context, ids []uint64) error {
 	return q.changeJobs(ctx, ids, 0, func(j *index.Job, now int64) wlog.Record {
 		return wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now}
@@ -183,7 +200,8 @@ func (q *Queue) unreserve(jobs []*index.Job) {
 }
 
 // Pause stops leasing from the named queue until Resume; it survives
-// restarts. Enqueueing into a paused queue still works.
+// restarts. Enqueueing into a paused queue still works. An invalid queue
+// name (see NewJob.Queue) gives ErrInvalid.
 func (q *Queue) Pause(ctx context.Context, queue string) error {
 	return q.setPaused(ctx, queue, wlog.KindPaused)
 }
@@ -194,6 +212,9 @@ func (q *Queue) Resume(ctx context.Context, queue string) error {
 }
 
 func (q *Queue) setPaused(ctx context.Context, queue string, k wlog.Kind) error {
+	if err := checkQueueName("queue", queue); err != nil {
+		return err
+	}
 	if queue == "" {
 		queue = DefaultQueue
 	}

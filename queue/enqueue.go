@@ -9,11 +9,8 @@ import (
 	wlog "github.com/walq/walq/log"
 )
 
-// maxKeyLen and maxQueueLen bound the strings a job carries.
-const (
-	maxKeyLen   = 1024
-	maxQueueLen = 255
-)
+// maxKeyLen bounds a job's idempotency key.
+const maxKeyLen = 1024
 
 // Enqueue adds a job and returns its ID once the job is durable. If
 // job.Key is already held by a job (in any state, until a finished job's
@@ -190,8 +187,6 @@ func (q *Queue) validate(nj *NewJob) error {
 	switch {
 	case len(nj.Payload) > q.opts.MaxPayload:
 		return fmt.Errorf("%w: %d bytes, limit %d (Options.MaxPayload)", ErrTooLarge, len(nj.Payload), q.opts.MaxPayload)
-	case len(nj.Queue) > maxQueueLen:
-		return fmt.Errorf("%w: NewJob.Queue: longer than %d bytes", ErrInvalid, maxQueueLen)
 	case len(nj.Key) > maxKeyLen:
 		return fmt.Errorf("%w: NewJob.Key: longer than %d bytes", ErrInvalid, maxKeyLen)
 	case nj.Delay < 0:
@@ -200,6 +195,9 @@ func (q *Queue) validate(nj *NewJob) error {
 		return fmt.Errorf("%w: NewJob.MaxAttempts: %d out of range", ErrInvalid, nj.MaxAttempts)
 	case nj.Timeout < 0:
 		return fmt.Errorf("%w: NewJob.Timeout: %v is negative", ErrInvalid, nj.Timeout)
+	}
+	if err := checkQueueName("NewJob.Queue", nj.Queue); err != nil {
+		return err
 	}
 	if nj.Backoff != nil {
 		if nj.Backoff.Base < 0 || nj.Backoff.Cap < 0 {

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/walq/walq/index"
-	wlog "github.com/walq/walq/log"
 )
 
+// Every error text of queue begins with "walq: " once; errors of the
+// packages below it are converted at the edge (see lower.go).
 var (
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = errors.New("walq: queue closed")
@@ -25,7 +24,7 @@ var (
 	// ErrLeaseExpired is returned when the lease's deadline passed before
 	// the call; the attempt is recorded as expired. It matches ErrLeaseLost
 	// too.
-	ErrLeaseExpired = fmt.Errorf("walq: lease expired: %w", ErrLeaseLost)
+	ErrLeaseExpired error = &subError{msg: "walq: lease expired", parent: ErrLeaseLost}
 	// ErrState is returned when a job is not in a state the operation
 	// accepts (cancelling a leased job, requeueing a job that is not dead).
 	ErrState = errors.New("walq: job in wrong state")
@@ -44,29 +43,116 @@ var (
 	// Options.ReadOnly.
 	ErrReadOnly = errors.New("walq: queue opened read-only")
 
-	// ErrLocked is returned by Open when another process holds the
-	// directory; the message names its pid.
-	ErrLocked = wlog.ErrLocked
-	// ErrCorrupt is returned by Open for a damaged log; errors.As with
-	// *CorruptError gives the segment, offset and index.
-	ErrCorrupt = wlog.ErrCorrupt
+	// ErrLocked is returned by Open when the directory is open for
+	// writing elsewhere: in another process, or through another Queue of
+	// this process. errors.As with *LockedError says which.
+	ErrLocked = errors.New("walq: directory locked by another writer")
+	// ErrCorrupt is returned by Open (and by reads) for a damaged log;
+	// errors.As with *CorruptError gives the segment, offset and index.
+	ErrCorrupt = errors.New("walq: corrupt log")
 	// ErrVersion is returned by Open for a directory written by a newer,
 	// incompatible walq.
-	ErrVersion = wlog.ErrVersion
-	// ErrNotQueue is returned by Open for a directory that holds other
-	// files and no walq log.
-	ErrNotQueue = wlog.ErrNotLog
+	ErrVersion = errors.New("walq: unsupported format version")
+	// ErrNotQueue is returned by Open for a path that is not a walq queue
+	// directory: a regular file, or a directory that holds other files
+	// and no walq log.
+	ErrNotQueue = errors.New("walq: not a walq queue")
 	// ErrFailed is returned after a write or fsync failed; it also wraps
 	// the cause (errors.Is(err, syscall.ENOSPC) works). The queue recovers
 	// by itself once the cause is gone, or on reopen.
-	ErrFailed = wlog.ErrFailed
+	ErrFailed = errors.New("walq: log write failed")
 	// ErrInconsistent is returned by Open when a record does not fit the
-	// state built from the records before it.
-	ErrInconsistent = index.ErrInconsistent
+	// state built from the records before it (the message names the
+	// record's index and job).
+	ErrInconsistent = errors.New("walq: log records inconsistent")
 )
 
-// CorruptError locates corruption found on open.
-type CorruptError = wlog.CorruptError
+// subError is a sentinel that also matches a more general one, with a
+// message of its own (so that its text does not repeat the parent's).
+type subError struct {
+	msg    string
+	parent error
+}
+
+func (e *subError) Error() string { return e.msg }
+func (e *subError) Unwrap() error { return e.parent }
+
+// CorruptError locates corruption in the log: the segment file, the byte
+// offset of the entry within it, the entry's log index and, when one
+// record of an entry failed to decode, that record's position. It matches
+// ErrCorrupt with errors.Is.
+type CorruptError struct {
+	// Segment is the segment file's path, empty when unknown.
+	Segment string
+	// Offset is the byte offset of the entry in Segment, or -1.
+	Offset int64
+	// Index is the log index of the entry, or 0 when unknown.
+	Index uint64
+	// Record is the position of the failing record within the entry, or
+	// -1.
+	Record int
+	// Reason says what is wrong.
+	Reason string
+	// Err is an underlying cause, if any (for example ErrVersion).
+	Err error
+}
+
+// Error describes the corruption and where it is.
+func (e *CorruptError) Error() string {
+	s := "walq: corrupt log"
+	if e.Segment != "" {
+		s += ": segment " + e.Segment
+	}
+	if e.Offset >= 0 {
+		s += fmt.Sprintf(" offset %d", e.Offset)
+	}
+	if e.Index != 0 {
+		s += fmt.Sprintf(" index %d", e.Index)
+	}
+	if e.Record >= 0 {
+		s += fmt.Sprintf(" record %d", e.Record)
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	if e.Err != nil {
+		s += ": " + bare(e.Err.Error())
+	}
+	return s
+}
+
+// Is reports whether target is ErrCorrupt.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Unwrap returns the underlying cause.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// LockedError is the error Open returns when the directory is already
+// open for writing. It matches ErrLocked with errors.Is.
+type LockedError struct {
+	// Dir is the directory.
+	Dir string
+	// PID is the process id the holder recorded in the lock file, or 0
+	// when unknown.
+	PID int
+	// InProcess reports that this process holds the directory: another
+	// Queue opened it and has not been closed.
+	InProcess bool
+}
+
+// Error says who holds the directory.
+func (e *LockedError) Error() string {
+	switch {
+	case e.InProcess:
+		return fmt.Sprintf("walq: %s is already open in this process (close the other Queue first, or open with Options.ReadOnly)", e.Dir)
+	case e.PID > 0:
+		return fmt.Sprintf("walq: %s is locked by another process (pid %d)", e.Dir, e.PID)
+	}
+	return fmt.Sprintf("walq: %s is locked by another process", e.Dir)
+}
+
+// Is reports whether target is ErrLocked.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
 // DeadError is the error Wait returns for a dead job. It matches ErrDead.
 type DeadError struct {
@@ -137,3 +223,10 @@ func RetryAfter(d time.Duration, err error) error {
 // Snooze returns an error that makes Fail put the job back to run again
 // after d without counting the attempt and without recording a failure.
 func Snooze(d time.Duration) error { return &retryAfter{delay: d, snooze: true} }
+
+// IsSnooze reports whether err came from Snooze: not a failure, but a
+// request to run the job again later.
+func IsSnooze(err error) bool {
+	var r *retryAfter
+	return errors.As(err, &r) && r.snooze
+}

@@ -12,9 +12,10 @@ import (
 )
 
 // The quick start: a producer enqueues a job, a worker leases and completes
-// it, and the producer waits for the result.
+// it, and the producer waits for the result. Its body is README.md's Quick
+// start, as it is (TestREADMEBlocksAreExamples checks that).
 func Example() {
-	dir, err := os.MkdirTemp("", "walq-example")
+	dir, err := os.MkdirTemp("", "walq-quickstart") // an app keeps one directory
 	if err != nil {
 		panic(err)
 	}
@@ -47,11 +48,15 @@ func Example() {
 		panic(err)
 	}
 
+	// Producer again: wait for the outcome.
 	result, err := q.Wait(ctx, job.ID)
-	fmt.Printf("job %d: %s %v\n", job.ID, result, err)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("job %d: %s\n", job.ID, result)
 	// Output:
 	// sending "welcome ada@example.com" (attempt 1)
-	// job 1: 250 OK <nil>
+	// job 1: 250 OK
 }
 
 // A failed attempt is retried after the backoff delay: 1s after the first

@@ -38,7 +38,13 @@ func JobStates() []JobState {
 // NewJob describes a job to enqueue. Only Payload is commonly set; every
 // other field has a default.
 type NewJob struct {
-	// Queue is the named queue. Defaults to "default".
+	// Queue is the named queue. A name is 1 to 255 bytes of ASCII
+	// letters, digits and the characters - _ . : / (for example
+	// "emails", "billing/invoices", "v2:resize"); every call that takes
+	// a queue name (Lease, TryLease, LeaseN, TryLeaseN, Pause, Resume,
+	// RequeueOptions.Queue) rejects any other with ErrInvalid. The
+	// filters of Jobs and Dead accept any string. Defaults to
+	// DefaultQueue ("default").
 	Queue string
 	// Payload is the job's data, up to Options.MaxPayload bytes; empty is
 	// valid.
@@ -143,10 +149,19 @@ type Job struct {
 const (
 	// HistoryFirst is how many of a job's oldest history entries Job
 	// keeps.
-	HistoryFirst = index.HistoryFirst
+	HistoryFirst = 16
 	// HistoryLast is how many of a job's newest history entries Job
 	// keeps.
-	HistoryLast = index.HistoryLast
+	HistoryLast = 48
+)
+
+// The index keeps what Job promises: these fail to compile unless the
+// bounds are equal.
+var (
+	_ [HistoryFirst - index.HistoryFirst]struct{}
+	_ [index.HistoryFirst - HistoryFirst]struct{}
+	_ [HistoryLast - index.HistoryLast]struct{}
+	_ [index.HistoryLast - HistoryLast]struct{}
 )
 
 func unixTime(ns int64) time.Time {

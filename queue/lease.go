@@ -33,7 +33,8 @@ type Lease struct {
 
 // Lease waits until a job of the named queue is ready, leases it and
 // returns it. It returns early with ctx's error or ErrClosed. Jobs are taken
-// by priority (highest first), then run-at, then enqueue order.
+// by priority (highest first), then run-at, then enqueue order. An invalid
+// queue name (see NewJob.Queue) gives ErrInvalid.
 func (q *Queue) Lease(ctx context.Context, queue string) (*Lease, error) {
 	ls, err := q.lease(ctx, queue, 1, true)
 	if err != nil {
@@ -56,13 +57,16 @@ func (q *Queue) TryLease(ctx context.Context, queue string) (*Lease, error) {
 }
 
 // LeaseN waits until at least one job of the named queue is ready and
-// leases up to n ready jobs in one durable step.
+// leases up to n ready jobs in one durable step (one log entry, one
+// fsync). It is an advanced call, for runtimes that run many jobs at once
+// (the worker package uses it); Lease is the everyday one.
 func (q *Queue) LeaseN(ctx context.Context, queue string, n int) ([]*Lease, error) {
 	return q.lease(ctx, queue, n, true)
 }
 
-// TryLeaseN leases up to n ready jobs of the named queue without waiting;
-// it returns an empty slice if none is ready.
+// TryLeaseN leases up to n ready jobs of the named queue without waiting,
+// in one durable step; it returns an empty slice if none is ready. It is an
+// advanced call, like LeaseN; TryLease is the everyday one.
 func (q *Queue) TryLeaseN(ctx context.Context, queue string, n int) ([]*Lease, error) {
 	return q.lease(ctx, queue, n, false)
 }
@@ -70,6 +74,9 @@ func (q *Queue) TryLeaseN(ctx context.Context, queue string, n int) ([]*Lease, e
 func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*Lease, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: lease count %d is below 1", ErrInvalid, n)
+	}
+	if err := checkQueueName("queue", name); err != nil {
+		return nil, err
 	}
 	if name == "" {
 		name = DefaultQueue

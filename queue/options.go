@@ -12,20 +12,45 @@ import (
 )
 
 // Durability says when a change counts as durable; see the constants.
-type Durability = wlog.Durability
+type Durability int
 
 const (
 	// Sync makes every change durable (written and fsynced) before the call
-	// returns; concurrent calls share fsyncs. The default.
-	Sync = wlog.Sync
+	// returns; concurrent calls share fsyncs. The zero value and the
+	// default.
+	Sync Durability = iota
 	// Interval returns once a change is written to the OS and fsyncs at
 	// most every Options.SyncInterval: a power loss can drop the last
 	// interval of acknowledged changes (a process crash cannot).
-	Interval = wlog.Interval
+	Interval
 	// None leaves flushing to the OS: a power loss can drop any
 	// acknowledged change the OS had not written back.
-	None = wlog.None
+	None
 )
+
+// String returns "sync", "interval" or "none".
+func (d Durability) String() string {
+	switch d {
+	case Sync:
+		return "sync"
+	case Interval:
+		return "interval"
+	case None:
+		return "none"
+	}
+	return fmt.Sprintf("durability(%d)", int(d))
+}
+
+// logDurability converts d for the log (Options validated it).
+func (d Durability) logDurability() wlog.Durability {
+	switch d {
+	case Interval:
+		return wlog.Interval
+	case None:
+		return wlog.None
+	}
+	return wlog.Sync
+}
 
 // Backoff is the delay policy between attempts: the delay after failed
 // attempt n is Base·Factor^(n-1), at most Cap, then shortened by up to

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
@@ -28,7 +29,8 @@ type Queue struct {
 	dir    string
 	opts   Options
 	log    *wlog.Log
-	report *recovery.Report
+	report RecoveryReport
+	forget func() // ends the record that this process has dir open
 
 	mu   sync.Mutex
 	cond *sync.Cond // broadcast whenever a reservation ends
@@ -73,9 +75,16 @@ func Open(dir string, opts *Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, &subError{msg: "walq: open " + dir + ": not a directory", parent: ErrNotQueue}
+	}
+	forget := func() {}
+	if !o.ReadOnly {
+		forget = addWriter(dir)
+	}
 	l, x, rep, err := recovery.Open(dir, &recovery.Options{
 		Log: wlog.Options{
-			Durability:   o.Durability,
+			Durability:   o.Durability.logDurability(),
 			SyncInterval: o.SyncInterval,
 			SegmentSize:  o.SegmentSize,
 			ReadOnly:     o.ReadOnly,
@@ -86,14 +95,16 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		Now: o.Clock.Now(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("walq: open %s: %w", dir, err)
+		forget()
+		return nil, openError(dir, err)
 	}
 	q := &Queue{
 		dir:      dir,
 		opts:     o,
 		log:      l,
-		report:   rep,
+		report:   newReport(rep, x),
 		idx:      x,
+		forget:   forget,
 		nextID:   x.NextID(),
 		keys:     make(map[string]bool),
 		inflight: make(map[uint64]int),
@@ -112,9 +123,6 @@ func Open(dir string, opts *Options) (*Queue, error) {
 	}
 	return q, nil
 }
-
-// Recovery returns the report of what Open found and did.
-func (q *Queue) Recovery() recovery.Report { return *q.report }
 
 // Options returns the options in force, defaults applied.
 func (q *Queue) Options() Options { return q.opts }
@@ -142,7 +150,9 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	q.ops.Wait()
 	q.bg.Wait()
-	return q.log.Close()
+	err := q.log.Close()
+	q.forget()
+	return fromLower("close", err)
 }
 
 // enter registers a call in progress, failing once the queue is closed.
@@ -242,7 +252,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		if err := q.idx.Apply(&recs[i], index.Pos{Index: p.Index(), Slot: i}); err != nil {
 			// The log holds a record the index refuses: a bug. Stop
 			// rather than let memory and disk disagree.
-			q.broken = fmt.Errorf("walq: internal error, queue stopped (reopen to recover): %w", err)
+			q.broken = fromLower("internal error, queue stopped (reopen to recover)", err)
 			q.opts.Logger.Error("walq: record failed to apply", "err", err)
 			return q.broken
 		}
@@ -285,10 +295,7 @@ func (q *Queue) logErr(err error) error {
 	if errors.Is(err, wlog.ErrClosed) {
 		return ErrClosed
 	}
-	if errors.Is(err, wlog.ErrTooLarge) {
-		return fmt.Errorf("%w: %w", ErrTooLarge, err)
-	}
-	return fmt.Errorf("walq: %w", err)
+	return fromLower("", err)
 }
 
 // recoverLog tries, at most once a second of the queue's clock, to bring a
@@ -357,11 +364,12 @@ func (q *Queue) readLoc(l index.Loc) ([]byte, error) {
 	}
 	data, err := q.log.Read(l.Index)
 	if err != nil {
-		return nil, fmt.Errorf("walq: read payload: %w", err)
+		return nil, fromLower("read payload", err)
 	}
 	end := int(l.Off) + int(l.Len)
 	if end > len(data) {
-		return nil, fmt.Errorf("walq: payload at index %d offset %d runs past its entry: %w", l.Index, l.Off, ErrCorrupt)
+		return nil, &CorruptError{Offset: -1, Index: l.Index, Record: -1,
+			Reason: fmt.Sprintf("payload at offset %d of the entry runs past its end", l.Off)}
 	}
 	return append(make([]byte, 0, l.Len), data[l.Off:end]...), nil
 }

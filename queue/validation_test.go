@@ -1,9 +1,13 @@
 package queue
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -326,22 +330,69 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 
-	t.Run("locked", func(t *testing.T) {
+	t.Run("open in this process", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		q := openTest(t, dir, nil)
-		q2, err := Open(dir, &Options{Logger: openTestLogger()})
-		if err == nil {
-			q2.Close()
-			t.Fatal("second Open succeeded")
+		link := filepath.Join(t.TempDir(), "link")
+		if err := os.Symlink(dir, link); err != nil {
+			t.Fatal(err)
 		}
-		if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) {
-			t.Fatalf("second Open = %v, want ErrLocked naming pid %d", err, os.Getpid())
+		q := openTest(t, dir, nil)
+		for _, path := range []string{dir, link} {
+			q2, err := Open(path, &Options{Logger: openTestLogger()})
+			if err == nil {
+				q2.Close()
+				t.Fatalf("second Open(%s) succeeded", path)
+			}
+			var le *LockedError
+			if !errors.Is(err, ErrLocked) || !errors.As(err, &le) || !le.InProcess ||
+				!strings.Contains(err.Error(), "already open in this process") || strings.Contains(err.Error(), "pid") {
+				t.Fatalf("second Open(%s) = %v, want ErrLocked saying it is already open in this process", path, err)
+			}
 		}
 		if err := q.Close(); err != nil {
 			t.Fatal(err)
 		}
 		openTest(t, dir, nil) // the lock went with Close
+	})
+
+	t.Run("open in another process", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		pid := holdInChild(t, dir)
+		q, err := Open(dir, &Options{Logger: openTestLogger()})
+		if err == nil {
+			q.Close()
+			t.Fatal("Open of a directory another process holds succeeded")
+		}
+		var le *LockedError
+		if !errors.Is(err, ErrLocked) || !errors.As(err, &le) || le.InProcess || le.PID != pid ||
+			!strings.Contains(err.Error(), "pid "+strconv.Itoa(pid)) || strings.Count(err.Error(), "walq") != 1 {
+			t.Fatalf("Open = %v (%+v), want ErrLocked naming pid %d, with one walq prefix", err, le, pid)
+		}
+	})
+
+	t.Run("regular file", func(t *testing.T) {
+		t.Parallel()
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{file, filepath.Join(file, "sub")} {
+			for _, ro := range []bool{false, true} {
+				q, err := Open(path, &Options{ReadOnly: ro, Logger: openTestLogger()})
+				if err == nil {
+					q.Close()
+					t.Fatalf("Open(%s, read-only %v) succeeded", path, ro)
+				}
+				if !errors.Is(err, ErrNotQueue) || !strings.Contains(err.Error(), "not a directory") {
+					t.Errorf("Open(%s, read-only %v) = %v, want ErrNotQueue saying it is not a directory", path, ro, err)
+				}
+			}
+		}
+		if b, err := os.ReadFile(file); err != nil || string(b) != "mine" {
+			t.Fatalf("the file is now %q, %v", b, err)
+		}
 	})
 
 	t.Run("read-only needs a queue", func(t *testing.T) {
@@ -457,4 +508,49 @@ func TestReadOnly(t *testing.T) {
 	if err := w.Complete(ctx, l.Token, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// holdInChild opens dir for writing in a child process, which holds it
+// until the test ends, and returns the child's pid.
+func holdInChild(t *testing.T, dir string) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "WALQ_HOLD_DIR="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "holding\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestHoldChild is holdInChild's child: it opens WALQ_HOLD_DIR, says so,
+// and closes it when its standard input ends.
+func TestHoldChild(t *testing.T) {
+	dir := os.Getenv("WALQ_HOLD_DIR")
+	if dir == "" {
+		t.Skip("run by holdInChild")
+	}
+	q, err := Open(dir, &Options{Logger: openTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("holding")
+	io.Copy(io.Discard, os.Stdin)
+	q.Close()
 }

@@ -152,9 +152,11 @@ func (c *completer) settle(p *pending, err error) {
 
 // refusal is the error recorded for a completion the queue refused.
 func (c *completer) refusal(p *pending, err error) error {
+	// err is queue's, and says "walq:" already: add only what the runtime
+	// knows.
 	if limit := c.r.maxPayload; len(p.c.Result) > limit {
-		return fmt.Errorf("walq/worker: result of %d bytes exceeds Options.MaxPayload (%d): %w", len(p.c.Result), limit, err)
+		return fmt.Errorf("%w (the handler's result of %d bytes exceeds Options.MaxPayload, %d)", err, len(p.c.Result), limit)
 	}
-	return fmt.Errorf("walq/worker: completion refused (result of %d bytes, %d follow-up jobs from OnComplete): %w",
-		len(p.c.Result), len(p.c.Then), err)
+	return fmt.Errorf("%w (completion refused: the handler's result of %d bytes, %d follow-up jobs from OnComplete)",
+		err, len(p.c.Result), len(p.c.Then))
 }

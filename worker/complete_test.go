@@ -234,8 +234,9 @@ func TestOversizeResultFailsOnlyItsJob(t *testing.T) {
 				}
 			}
 			j := getJob(t, q, ids[n-1])
-			wantErr := fmt.Sprintf("walq/worker: result of %d bytes exceeds Options.MaxPayload (%d)", 2*limit, limit)
-			if j.State != queue.StateDead || j.Attempt != 1 || len(j.History) != 1 || !strings.Contains(j.History[0].Error, wantErr) {
+			wantErr := fmt.Sprintf("(the handler's result of %d bytes exceeds Options.MaxPayload, %d)", 2*limit, limit)
+			if j.State != queue.StateDead || j.Attempt != 1 || len(j.History) != 1 || !strings.Contains(j.History[0].Error, wantErr) ||
+				!strings.HasPrefix(j.History[0].Error, "walq: payload too large") || strings.Count(j.History[0].Error, "walq") != 1 {
 				t.Errorf("oversize job %d: %s after %d attempt(s), history %+v; want dead after its one attempt with %q in its history",
 					j.ID, j.State, j.Attempt, j.History, wantErr)
 			}

@@ -26,5 +26,6 @@
 // attempt. Errors steer what happens next: queue.Permanent dead-letters at
 // once, queue.RetryAfter retries after the given delay, queue.Snooze puts
 // the job back without counting the attempt, any other error retries with
-// backoff.
+// backoff. Every failed attempt is also logged through Options.Logger, with
+// the job's id, queue and attempt: a failure at Warn, a panic at Error.
 package worker

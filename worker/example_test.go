@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -168,4 +169,149 @@ func Example() {
 	// job 2 (bob@example.com): completed after 2 attempt(s): delivered to bob@example.com
 	// job 3 (nobody@example.com): dead after 1 attempt(s): 550 mailbox unavailable
 	// dead-letter queue: 1 job(s)
+}
+
+// The runtime in brief: a handler per named queue, Start, and a graceful
+// Stop. The lines from worker.New to rt.Stop are README.md's Workers block.
+func Example_runtime() {
+	dir, err := os.MkdirTemp("", "walq-worker-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	q, err := queue.Open(dir, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	shutdownCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	send := func(ctx context.Context, payload []byte) error {
+		fmt.Printf("sent %s\n", payload)
+		return nil
+	}
+
+	rt, err := worker.New(q, &worker.Options{Concurrency: 8, Timeout: time.Minute})
+	if err != nil {
+		panic(err)
+	}
+	rt.Handle("email", func(ctx context.Context, job *queue.Job) ([]byte, error) {
+		return nil, send(ctx, job.Payload)
+	}, nil)
+	if err := rt.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer rt.Stop(shutdownCtx) // graceful: unfinished jobs go back, uncounted
+
+	job, err := q.Enqueue(ctx, queue.NewJob{Queue: "email", Payload: []byte("welcome ada@example.com")})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := q.Wait(ctx, job.ID); err != nil {
+		panic(err)
+	}
+	// Output:
+	// sent welcome ada@example.com
+}
+
+// Payment is the payload of a "payments" job.
+type Payment struct {
+	Card   string `json:"card"`
+	Amount int64  `json:"amount"`
+}
+
+// paymentProvider is a fake payment provider's client that, like real
+// ones, deduplicates charges on an idempotency key.
+type paymentProvider struct {
+	// ErrCardDeclined is its answer for a declined card.
+	ErrCardDeclined error
+
+	mu      sync.Mutex
+	charges map[idempotencyKey]string
+}
+
+// idempotencyKey names one charge for the provider.
+type idempotencyKey string
+
+// IdempotencyKey makes the key option of a charge.
+func (p *paymentProvider) IdempotencyKey(k string) idempotencyKey { return idempotencyKey(k) }
+
+// charge is a charge made.
+type charge struct{ ID string }
+
+// Charge charges card, once per key: a second call with the same key
+// returns the first charge.
+func (p *paymentProvider) Charge(ctx context.Context, card string, amount int64, key idempotencyKey) (charge, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if strings.HasPrefix(card, "4000") {
+		return charge{}, p.ErrCardDeclined
+	}
+	if id, ok := p.charges[key]; ok {
+		return charge{ID: id}, nil
+	}
+	id := fmt.Sprintf("ch_%d", len(p.charges)+1)
+	p.charges[key] = id
+	return charge{ID: id}, nil
+}
+
+var provider = &paymentProvider{ErrCardDeclined: errors.New("card declined"), charges: map[idempotencyKey]string{}}
+
+// At-least-once execution made safe: the handler charges with an
+// idempotency key derived from the job, so a second attempt after a crash
+// cannot charge twice. The rt.Handle call is README.md's payment pattern.
+func Example_payments() {
+	dir, err := os.MkdirTemp("", "walq-worker-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	q, err := queue.Open(dir, nil)
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	rt, err := worker.New(q, nil)
+	if err != nil {
+		panic(err)
+	}
+
+	rt.Handle("payments", func(ctx context.Context, job *queue.Job) ([]byte, error) {
+		var p Payment
+		json.Unmarshal(job.Payload, &p)
+		// The payment provider deduplicates on this key, so a second attempt
+		// after a crash returns the first charge instead of charging twice.
+		charge, err := provider.Charge(ctx, p.Card, p.Amount,
+			provider.IdempotencyKey("walq-"+strconv.FormatUint(job.ID, 10)))
+		if errors.Is(err, provider.ErrCardDeclined) {
+			return nil, queue.Permanent(err) // retrying will not help
+		}
+		if err != nil {
+			return nil, err // retried with backoff
+		}
+		return []byte(charge.ID), nil
+	}, nil)
+
+	if err := rt.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer rt.Stop(ctx)
+	for _, p := range []Payment{{Card: "4242 4242", Amount: 4200}, {Card: "4000 0002", Amount: 990}} {
+		payload, _ := json.Marshal(p)
+		job, err := q.Enqueue(ctx, queue.NewJob{Queue: "payments", Payload: payload, Key: "order-" + p.Card + "/charge"})
+		if err != nil {
+			panic(err)
+		}
+		result, err := q.Wait(ctx, job.ID)
+		if err != nil {
+			fmt.Printf("job %d: %v\n", job.ID, err)
+			continue
+		}
+		fmt.Printf("job %d: charged, %s\n", job.ID, result)
+	}
+	// Output:
+	// job 1: charged, ch_1
+	// job 2: walq: job 2 is dead after 1 attempt(s): card declined
 }

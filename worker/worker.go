@@ -67,7 +67,11 @@ type Options struct {
 	// Alert, if set, watches the queue and calls a hook when thresholds
 	// are crossed. Defaults to nil (no alerts).
 	Alert *Alert
-	// Logger receives handler failures. Defaults to slog.Default().
+	// Logger receives every failed attempt (a handler's error or a
+	// timeout at Warn, a panic at Error with its stack, a Snooze at
+	// Debug), with the job's id, queue and attempt, and the runtime's own
+	// trouble (lease, heartbeat and completion failures). Defaults to
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -164,10 +168,10 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 // not: it is closed (or stopped after an internal error), or read-only.
 func usable(ctx context.Context, q *queue.Queue) error {
 	if q.Options().ReadOnly {
-		return fmt.Errorf("walq/worker: queue %s: %w", q.Dir(), queue.ErrReadOnly)
+		return fmt.Errorf("%w (%s): workers could run no job", queue.ErrReadOnly, q.Dir())
 	}
 	if _, err := q.Stats(ctx); err != nil {
-		return fmt.Errorf("walq/worker: queue %s: %w", q.Dir(), err)
+		return fmt.Errorf("%w (%s): workers could run no job", err, q.Dir())
 	}
 	return nil
 }
@@ -176,6 +180,9 @@ func usable(ctx context.Context, q *queue.Queue) error {
 func (r *Runtime) Handle(queueName string, h Handler, opts *HandlerOptions) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil handler for queue %q", queue.ErrInvalid, queueName)
+	}
+	if err := queue.CheckQueueName(queueName); err != nil {
+		return err
 	}
 	if queueName == "" {
 		queueName = queue.DefaultQueue
@@ -518,7 +525,7 @@ func (p *pool) run(l *queue.Lease) bool {
 		o := outcome{err: errGoexit}
 		defer func() {
 			if v := recover(); v != nil {
-				o = outcome{err: fmt.Errorf("panic: %v\n%s", v, debug.Stack())}
+				o = outcome{err: &panicError{value: v, stack: debug.Stack()}}
 			}
 			ch <- o
 		}()
@@ -566,8 +573,32 @@ func (p *pool) finish(l *queue.Lease, o outcome, ctx, leaseCtx context.Context) 
 		// handler used inside, such as an HTTP client's).
 		o.err = fmt.Errorf("%w after %v: %w", ErrTimeout, p.timeoutOf(l), o.err)
 	}
+	p.logFailure(l, o.err)
 	p.fail(l, o.err)
 	return false
+}
+
+// panicError is the failure recorded for a handler that panicked.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v\n%s", e.value, e.stack) }
+
+// logFailure tells the Logger about a failed attempt: a panic at Error, a
+// failure at Warn, a snooze (not a failure) at Debug.
+func (p *pool) logFailure(l *queue.Lease, err error) {
+	attrs := []any{"job", l.Job.ID, "queue", l.Job.Queue, "attempt", l.Token.Attempt, "max_attempts", l.Job.MaxAttempts}
+	var pe *panicError
+	switch {
+	case errors.As(err, &pe):
+		p.r.opts.Logger.Error("walq/worker: handler panicked", append(attrs, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))...)
+	case queue.IsSnooze(err):
+		p.r.opts.Logger.Debug("walq/worker: job snoozed", append(attrs, "err", err)...)
+	default:
+		p.r.opts.Logger.Warn("walq/worker: handler failed", append(attrs, "err", err, "permanent", queue.IsPermanent(err))...)
+	}
 }
 
 // fail records a failed attempt and reports it once durable.

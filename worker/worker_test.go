@@ -523,6 +523,9 @@ func TestLifecycle(t *testing.T) {
 		{"nil handler", func(t *testing.T, q *queue.Queue) error {
 			return newRuntime(t, q, nil).Handle("a", nil, nil)
 		}, queue.ErrInvalid},
+		{"invalid queue name", func(t *testing.T, q *queue.Queue) error {
+			return newRuntime(t, q, nil).Handle("a b", noop, nil)
+		}, queue.ErrInvalid},
 		{"negative handler concurrency", func(t *testing.T, q *queue.Queue) error {
 			return newRuntime(t, q, nil).Handle("a", noop, &HandlerOptions{Concurrency: -1})
 		}, queue.ErrInvalid},
