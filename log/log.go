@@ -156,9 +156,8 @@ type Log struct {
 	synced   uint64 // last index fsynced
 	acked    uint64 // last index acknowledged to an appender
 	open     *group // the group new Submits join, nil if none
-	pending  [][]byte
-	busy     bool  // the committer is writing a group
-	failed   error // the first write or fsync failure, until Recover
+	busy     bool   // the committer is writing a group
+	failed   error  // the first write or fsync failure, until Recover
 	closing  bool
 	closed   bool
 	done     chan struct{} // closed when the committer exits

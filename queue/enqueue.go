@@ -76,12 +76,6 @@ func (q *Queue) commitEntry(e *entry) error {
 	return q.commit(e.recs, e.busy)
 }
 
-// release gives up what e holds without committing it.
-func (q *Queue) release(e *entry) {
-	q.unreserve(e.busy)
-	q.releaseKeys(e.keys)
-}
-
 // addJobs adds to e the records that enqueue jobs, assigning IDs and
 // resolving idempotency keys, and returns one result per job. A key whose
 // old job is past its retention is reused: the old job is reserved and
