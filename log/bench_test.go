@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Run with: go test -bench . -run '^$' ./log/
@@ -124,7 +125,7 @@ func BenchmarkRawFsync(b *testing.B) {
 		fn   func(f *os.File) error
 	}{
 		{"fsync", (*os.File).Sync},
-		{"fdatasync", func(f *os.File) error { return syscall.Fdatasync(int(f.Fd())) }},
+		{"fdatasync", func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }},
 	}
 	for _, s := range syncs {
 		b.Run("op="+s.name, func(b *testing.B) {

@@ -7,8 +7,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 var errInjected = errors.New("injected fault")
@@ -257,7 +258,7 @@ func TestENOSPC(t *testing.T) {
 				}
 				failure = o.append(t, l, j)
 			}
-			if !errors.Is(failure, syscall.ENOSPC) || !errors.Is(failure, ErrFailed) {
+			if !errors.Is(failure, unix.ENOSPC) || !errors.Is(failure, ErrFailed) {
 				t.Fatalf("append on a full disk: %v, want ErrFailed wrapping ENOSPC", failure)
 			}
 			if len(o.acked) < 100 {
@@ -298,11 +299,11 @@ func smallTmpfs(t *testing.T, opts string) string {
 		t.Skip("skipping: mounting a small tmpfs to run out of space needs root")
 	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
 		t.Skipf("skipping: cannot mount a tmpfs here: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
+		if err := unix.Unmount(dir, 0); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
