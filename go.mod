@@ -1,12 +1,12 @@
 module github.com/walq/walq
 
-go 1.26.8
+go 1.26
 
 require (
 	github.com/benbjohnson/clock v1.3.5
 	github.com/tidwall/wal v1.2.1
 	github.com/vmihailenco/msgpack/v5 v5.4.1
-	golang.org/x/sys v0.50.0
+	golang.org/x/sys v0.47.0
 	pgregory.net/rapid v1.3.0
 )
 
