@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidwall/wal"
+	"github.com/walq/walq/internal/fault"
 )
 
 // Durability says when an appended entry counts as durable.
@@ -43,18 +44,6 @@ func (d Durability) String() string {
 	return fmt.Sprintf("durability(%d)", int(d))
 }
 
-// Hooks are fault-injection points for tests. A nil hook does nothing.
-// Production code leaves Options.Hooks nil.
-type Hooks struct {
-	// Write runs before a group of entries [first, last] is written; an
-	// error fails the group with nothing written.
-	Write func(first, last uint64) error
-	// Sync runs after a group is written and before it is fsynced; an error
-	// fails the group as a failed fsync would, with its bytes left in the
-	// file.
-	Sync func(first, last uint64) error
-}
-
 // Options configure a Log. The zero value is valid.
 type Options struct {
 	// Durability says when an append is acknowledged. Defaults to Sync.
@@ -75,8 +64,6 @@ type Options struct {
 	// Logger receives repair reports and I/O failures. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
-	// Hooks inject faults in tests. Defaults to nil (no faults).
-	Hooks *Hooks
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -135,6 +122,9 @@ type Log struct {
 
 	// repair is what Open cut from the tail, nil if nothing.
 	repair *Repair
+	// faults injects failures and delays into commits in tests; nil
+	// otherwise (see internal/fault).
+	faults fault.Injector
 
 	mu   sync.Mutex
 	cond *sync.Cond // signals the committer: work queued or closing
@@ -175,7 +165,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, opts: o}
+	l := &Log{dir: dir, opts: o, faults: fault.Lookup(dir)}
 	l.cond = sync.NewCond(&l.mu)
 	l.idle = sync.NewCond(&l.mu)
 	if o.ReadOnly {

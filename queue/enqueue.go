@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 )
 
@@ -136,9 +137,7 @@ func (q *Queue) releaseKeys(keys []string) {
 // q.mu and must hold no reservation.
 func (q *Queue) waitKeys(jobs []NewJob) error {
 	for q.keysBusy(jobs) {
-		if h := q.opts.waitHook; h != nil {
-			h()
-		}
+		q.inject(fault.Op{Kind: fault.Wait})
 		q.cond.Wait()
 		if q.closed {
 			return ErrClosed

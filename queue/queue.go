@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 	"github.com/walq/walq/recovery"
 )
@@ -29,6 +30,7 @@ type Queue struct {
 	opts   Options
 	log    *wlog.Log
 	report *recovery.Report
+	faults fault.Injector // a test's fault injector, nil otherwise (see inject)
 
 	mu   sync.Mutex
 	cond *sync.Cond // broadcast whenever a reservation ends
@@ -80,7 +82,6 @@ func Open(dir string, opts *Options) (*Queue, error) {
 			SegmentSize:  o.SegmentSize,
 			ReadOnly:     o.ReadOnly,
 			Logger:       o.Logger,
-			Hooks:        o.hooks,
 			MaxEntrySize: max(64<<20, 2*o.MaxPayload+(1<<20)),
 		},
 		Now: o.Clock.Now(),
@@ -93,6 +94,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		opts:     o,
 		log:      l,
 		report:   rep,
+		faults:   fault.Lookup(dir),
 		idx:      x,
 		nextID:   x.NextID(),
 		keys:     make(map[string]bool),
@@ -106,7 +108,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		compactCh: make(chan struct{}, 1),
 	}
 	q.cond = sync.NewCond(&q.mu)
-	if !o.ReadOnly && o.CompactRatio >= 0 && !o.noBackground {
+	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.bg.Add(1)
 		go q.maintain()
 	}
@@ -226,9 +228,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	q.inflight[p.Index()]++
 	q.mu.Unlock()
 	err = p.Wait()
-	if h := q.opts.applyHook; h != nil {
-		h(p.Index())
-	}
+	q.inject(fault.Op{Kind: fault.Apply, First: p.Index(), Last: p.Index()})
 	q.mu.Lock()
 	if q.inflight[p.Index()]--; q.inflight[p.Index()] == 0 {
 		delete(q.inflight, p.Index())
