@@ -567,12 +567,18 @@ func TestCorruptErrorFormat(t *testing.T) {
 		{"no location", corruptf(nil, "bad %s", "thing"), "walq/log: corrupt log: bad thing"},
 		{"full", &CorruptError{Segment: "/d/00000000000000000001", Offset: 12, Index: 3, Record: 1, Reason: "r", Err: cause},
 			"walq/log: corrupt log: segment /d/00000000000000000001 offset 12 index 3 record 1: r: cause"},
+		{"index only", &CorruptError{Offset: -1, Index: 7, Record: -1, Reason: "r"}, "walq/log: corrupt log: index 7: r"},
+		{"segment and index", corruptAt("/d/00000000000000000001", -1, 3, "r", nil),
+			"walq/log: corrupt log: segment /d/00000000000000000001 index 3: r"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			if got := tt.err.Error(); got != tt.want {
 				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+			if loc := tt.err.Location(); !strings.Contains(tt.want, ": "+loc+": ") && loc != "" {
+				t.Errorf("Location() = %q is not the location in %q", loc, tt.want)
 			}
 			if !errors.Is(tt.err, ErrCorrupt) {
 				t.Error("not ErrCorrupt")

@@ -147,8 +147,8 @@ func checkFormat(dir string) (bool, error) {
 		return true, fmt.Errorf("%w: %s: unrecognised FORMAT file", ErrNotLog, dir)
 	}
 	if v > FormatVersion {
-		return true, &CorruptError{Segment: filepath.Join(dir, formatName), Offset: -1, Record: -1,
-			Reason: fmt.Sprintf("directory format %d is newer than %d (written by a newer walq)", v, FormatVersion), Err: ErrVersion}
+		return true, corruptAt(filepath.Join(dir, formatName), -1, 0,
+			fmt.Sprintf("directory format %d is newer than %d (written by a newer walq)", v, FormatVersion), ErrVersion)
 	}
 	return true, nil
 }

@@ -257,7 +257,7 @@ func (l *Log) refreshOnce() error {
 	l.segs = segs
 	l.repair = nil
 	if res.bad != nil {
-		l.repair = &Repair{Segment: last.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
+		l.repair = tornTail(last, buf, res)
 	}
 	l.first = segs[0].first
 	l.written = last.first + uint64(res.entries) - 1
@@ -354,7 +354,7 @@ func (l *Log) repairTail(seg segment) error {
 	if res.validAfter {
 		return res.bad
 	}
-	rep := &Repair{Segment: seg.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
+	rep := tornTail(seg, buf, res)
 	rep.Saved = filepath.Join(l.dir, fmt.Sprintf("broken-%s-%d", filepath.Base(seg.path), res.end))
 	if err := writeFileAtomic(rep.Saved, buf[res.end:]); err != nil {
 		return err
@@ -366,6 +366,11 @@ func (l *Log) repairTail(seg segment) error {
 	l.opts.Logger.Warn("walq: repaired torn log tail",
 		"segment", rep.Segment, "offset", rep.Offset, "bytes", rep.Bytes, "saved", rep.Saved, "reason", rep.Reason)
 	return nil
+}
+
+// tornTail describes the torn tail that scanning seg's bytes buf found.
+func tornTail(seg segment, buf []byte, res scanResult) *Repair {
+	return &Repair{Segment: seg.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
 }
 
 // truncateFile cuts path to size and makes the new size durable.
