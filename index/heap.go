@@ -83,13 +83,6 @@ func (h *jobHeap) remove(j *Job) {
 	}
 }
 
-func (h *jobHeap) fix(j *Job) {
-	i := int(j.pos[h.slot])
-	if !h.down(i) {
-		h.up(i)
-	}
-}
-
 func (h *jobHeap) swap(i, k int) {
 	h.jobs[i], h.jobs[k] = h.jobs[k], h.jobs[i]
 	h.jobs[i].pos[h.slot] = int32(i)

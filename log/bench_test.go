@@ -1,13 +1,15 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Run with: go test -bench . -run '^$' ./log/
@@ -123,7 +125,7 @@ func BenchmarkRawFsync(b *testing.B) {
 		fn   func(f *os.File) error
 	}{
 		{"fsync", (*os.File).Sync},
-		{"fdatasync", func(f *os.File) error { return syscall.Fdatasync(int(f.Fd())) }},
+		{"fdatasync", func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }},
 	}
 	for _, s := range syncs {
 		b.Run("op="+s.name, func(b *testing.B) {
@@ -182,6 +184,39 @@ func BenchmarkReplay(b *testing.B) {
 			}
 			b.StopTimer()
 			reportRecords(b, b.N*n)
+		})
+	}
+}
+
+// BenchmarkEncodeEntry encodes entries as Submit does (a pooled buffer,
+// checksum without the index): a typical enqueue, a completion, a carry
+// with a history (compaction's record) and a batch of 1000 enqueues.
+func BenchmarkEncodeEntry(b *testing.B) {
+	payload := make([]byte, benchPayload)
+	carry, _ := sampleRecord(KindCarry)
+	batch := make([]Record, 1000)
+	for i := range batch {
+		batch[i] = Record{Kind: KindEnqueued, Job: uint64(i + 1), At: testAt, Queue: "default", Payload: payload}
+	}
+	for _, bc := range []struct {
+		name string
+		recs []Record
+	}{
+		{"record=enqueued", []Record{{Kind: KindEnqueued, Job: 1, At: testAt, Queue: "default", Key: "order-42/charge", Payload: payload, MaxAttempts: 5}}},
+		{"record=completed", []Record{{Kind: KindCompleted, Job: 1, At: testAt, Attempt: 1, Result: []byte(`{"ok":true}`)}}},
+		{"record=carry", []Record{carry}},
+		{"record=enqueued/n=1000", batch},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				buf := bufPool.Get().(*bytes.Buffer)
+				buf.Reset()
+				if _, err := encodeBody(buf, bc.recs); err != nil {
+					b.Fatal(err)
+				}
+				bufPool.Put(buf)
+			}
 		})
 	}
 }

@@ -83,158 +83,193 @@ func EncodeEntry(index uint64, recs []Record) ([]byte, error) {
 
 // encodeBody writes an entry with a zero checksum field into buf and returns
 // the CRC-32C of the bytes after that field; the caller mixes in the index
-// with entryCRC once it is known.
+// with entryCRC once it is known. It sets each record's PayloadAt and
+// ResultAt (for a payload or result it has).
 func encodeBody(buf *bytes.Buffer, recs []Record) (uint32, error) {
 	buf.Write([]byte{0, 0, 0, 0, FormatVersion})
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
-	if err := enc.EncodeArrayLen(len(recs)); err != nil {
-		return 0, err
-	}
+	w := recordWriter{buf: buf, enc: enc}
+	w.do(enc.EncodeArrayLen(len(recs)))
 	for i := range recs {
-		if err := encodeRecord(enc, buf, &recs[i]); err != nil {
-			return 0, err
+		r := &recs[i]
+		at := w.record(r)
+		if w.err != nil {
+			return 0, w.err
+		}
+		if r.Payload != nil {
+			r.PayloadAt = at.payload
+		}
+		if r.Result != nil {
+			r.ResultAt = at.result
 		}
 	}
 	return crc32.Checksum(buf.Bytes()[4:], castagnoli), nil
 }
 
-// field is one tagged value of a record, written only when non-zero.
-type field struct {
-	tag int
-	i   int64
-	u   uint64
-	s   string
-	b   []byte
-	typ byte // 'i', 'u', 's', 'b'
+// recordWriter writes records as msgpack maps into an entry's bytes. Like
+// bufio.Writer (and raft-wal's and etcd's encoders) it keeps the first error
+// and writes no record after it, so that a record's encoding reads as the
+// list of its fields and the caller checks err once per record. It never
+// changes the records it writes: it returns the offsets of their bytes.
+type recordWriter struct {
+	buf *bytes.Buffer // enc writes into it, so its length is the offset
+	enc *msgpack.Encoder
+	err error
 }
 
-func encodeRecord(enc *msgpack.Encoder, buf *bytes.Buffer, r *Record) error {
+// offsets are where a record's payload and result bytes start in the entry.
+type offsets struct{ payload, result int }
+
+// do keeps err if it is the first error.
+func (w *recordWriter) do(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// record writes r as a map of its non-zero fields, in tag order except that
+// the Job, NextID and integer fields come first and the history last (the
+// order is not part of the format, but keeping it keeps entries byte for
+// byte what earlier versions wrote).
+func (w *recordWriter) record(r *Record) offsets {
+	if w.err != nil {
+		return offsets{}
+	}
 	if !r.Kind.Valid() {
 		// Refuse here: an entry with an unknown kind would pass its
 		// checksum and then stop every replay.
-		return fmt.Errorf("walq/log: record of unknown kind %d", r.Kind)
+		w.do(fmt.Errorf("walq/log: record of unknown kind %d", r.Kind))
+		return offsets{}
 	}
-	var fs [24]field
-	n := 0
-	add := func(f field) { fs[n] = f; n++ }
-	add(field{tag: tagKind, u: uint64(r.Kind), typ: 'u'})
-	ints := [...]struct {
-		tag int
-		v   int64
-	}{
-		{tagAt, r.At}, {tagPriority, r.Priority}, {tagRunAt, r.RunAt},
-		{tagMaxAttempts, r.MaxAttempts}, {tagBackoffBase, r.BackoffBase},
-		{tagBackoffCap, r.BackoffCap}, {tagTimeout, r.Timeout},
-		{tagAttempt, r.Attempt}, {tagDeadline, r.Deadline},
-		{tagState, int64(r.State)}, {tagCreated, r.Created}, {tagFinished, r.Finished},
-	}
-	if r.Job != 0 {
-		add(field{tag: tagJob, u: r.Job, typ: 'u'})
-	}
-	if r.NextID != 0 {
-		add(field{tag: tagNextID, u: r.NextID, typ: 'u'})
-	}
-	for _, f := range ints {
-		if f.v != 0 {
-			add(field{tag: f.tag, i: f.v, typ: 'i'})
-		}
-	}
-	if r.Queue != "" {
-		add(field{tag: tagQueue, s: r.Queue, typ: 's'})
-	}
-	if r.Key != "" {
-		add(field{tag: tagKey, s: r.Key, typ: 's'})
-	}
-	if r.Error != "" {
-		add(field{tag: tagError, s: r.Error, typ: 's'})
-	}
-	if r.Result != nil {
-		add(field{tag: tagResult, b: r.Result, typ: 'b'})
-	}
-	if r.Payload != nil {
-		add(field{tag: tagPayload, b: r.Payload, typ: 'b'})
-	}
-	hist := len(r.History) > 0
-	size := n
-	if hist {
-		size++
-	}
-	if err := enc.EncodeMapLen(size); err != nil {
-		return err
-	}
-	for _, f := range fs[:n] {
-		if err := enc.EncodeUint(uint64(f.tag)); err != nil {
-			return err
-		}
-		var err error
-		switch f.typ {
-		case 'u':
-			err = enc.EncodeUint(f.u)
-		case 'i':
-			err = enc.EncodeInt(f.i)
-		case 's':
-			err = enc.EncodeString(f.s)
-		case 'b':
-			if err = enc.EncodeBytesLen(len(f.b)); err == nil {
-				if f.tag == tagPayload {
-					r.PayloadAt = buf.Len()
-				} else {
-					r.ResultAt = buf.Len()
-				}
-				_, err = buf.Write(f.b)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if hist {
-		return encodeHistory(enc, r.History)
-	}
-	return nil
+	w.do(w.enc.EncodeMapLen(fieldCount(r)))
+	w.putUint(tagKind, uint64(r.Kind))
+	w.putUint(tagJob, r.Job)
+	w.putUint(tagNextID, r.NextID)
+	w.putInt(tagAt, r.At)
+	w.putInt(tagPriority, r.Priority)
+	w.putInt(tagRunAt, r.RunAt)
+	w.putInt(tagMaxAttempts, r.MaxAttempts)
+	w.putInt(tagBackoffBase, r.BackoffBase)
+	w.putInt(tagBackoffCap, r.BackoffCap)
+	w.putInt(tagTimeout, r.Timeout)
+	w.putInt(tagAttempt, r.Attempt)
+	w.putInt(tagDeadline, r.Deadline)
+	w.putInt(tagState, int64(r.State))
+	w.putInt(tagCreated, r.Created)
+	w.putInt(tagFinished, r.Finished)
+	w.putString(tagQueue, r.Queue)
+	w.putString(tagKey, r.Key)
+	w.putString(tagError, r.Error)
+	var at offsets
+	at.result = w.putBytes(tagResult, r.Result)
+	at.payload = w.putBytes(tagPayload, r.Payload)
+	w.putHistory(r.History)
+	return at
 }
 
-func encodeHistory(enc *msgpack.Encoder, h []Attempt) error {
-	if err := enc.EncodeUint(tagHistory); err != nil {
-		return err
+// fieldCount is the number of fields record writes for r, the length of
+// its map: one per non-zero field (Kind is never zero; a nil Payload or
+// Result is zero, an empty one is not). Every round-trip test fails if the
+// two disagree.
+func fieldCount(r *Record) int {
+	n := 1 // Kind
+	for _, v := range [...]uint64{r.Job, r.NextID, uint64(r.State)} {
+		n += nonZero(v != 0)
 	}
-	if err := enc.EncodeArrayLen(len(h)); err != nil {
-		return err
+	for _, v := range [...]int64{r.At, r.Priority, r.RunAt, r.MaxAttempts, r.BackoffBase,
+		r.BackoffCap, r.Timeout, r.Attempt, r.Deadline, r.Created, r.Finished} {
+		n += nonZero(v != 0)
 	}
+	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "")
+	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
+	return n
+}
+
+// nonZero is 1 for a field that is written, 0 for one that is not.
+func nonZero(written bool) int {
+	if written {
+		return 1
+	}
+	return 0
+}
+
+// The put methods write one field, its tag then its value, unless the
+// value is zero. Each is a check the compiler inlines in front of a call
+// that writes, so that the many zero fields of a typical record cost
+// nothing.
+
+func (w *recordWriter) putUint(tag int, v uint64) {
+	if v != 0 {
+		w.writeUint(tag, v)
+	}
+}
+
+func (w *recordWriter) writeUint(tag int, v uint64) {
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeUint(v))
+}
+
+func (w *recordWriter) putInt(tag int, v int64) {
+	if v != 0 {
+		w.writeInt(tag, v)
+	}
+}
+
+func (w *recordWriter) writeInt(tag int, v int64) {
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeInt(v))
+}
+
+func (w *recordWriter) putString(tag int, s string) {
+	if s != "" {
+		w.writeString(tag, s)
+	}
+}
+
+func (w *recordWriter) writeString(tag int, s string) {
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeString(s))
+}
+
+// putBytes writes b unless it is nil (an empty, non-nil b is written) and
+// returns the offset of its first byte in the entry.
+func (w *recordWriter) putBytes(tag int, b []byte) int {
+	if b == nil {
+		return 0
+	}
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeBytesLen(len(b)))
+	at := w.buf.Len()
+	_, err := w.buf.Write(b)
+	w.do(err)
+	return at
+}
+
+// putHistory writes h, if not empty, as an array of attempts.
+func (w *recordWriter) putHistory(h []Attempt) {
+	if len(h) == 0 {
+		return
+	}
+	w.do(w.enc.EncodeUint(tagHistory))
+	w.do(w.enc.EncodeArrayLen(len(h)))
 	for _, a := range h {
 		numbered := a.Number != 0 || a.Lease != 0
 		n := attemptFields
 		if numbered {
 			n = attemptFieldsNumbered
 		}
-		if err := enc.EncodeArrayLen(n); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt(a.Started); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt(a.Ended); err != nil {
-			return err
-		}
-		if err := enc.EncodeUint(uint64(a.Outcome)); err != nil {
-			return err
-		}
-		if err := enc.EncodeString(a.Error); err != nil {
-			return err
-		}
-		if !numbered {
-			continue
-		}
-		if err := enc.EncodeInt(int64(a.Number)); err != nil {
-			return err
-		}
-		if err := enc.EncodeInt(int64(a.Lease)); err != nil {
-			return err
+		w.do(w.enc.EncodeArrayLen(n))
+		w.do(w.enc.EncodeInt(a.Started))
+		w.do(w.enc.EncodeInt(a.Ended))
+		w.do(w.enc.EncodeUint(uint64(a.Outcome)))
+		w.do(w.enc.EncodeString(a.Error))
+		if numbered {
+			w.do(w.enc.EncodeInt(int64(a.Number)))
+			w.do(w.enc.EncodeInt(int64(a.Lease)))
 		}
 	}
-	return nil
 }
 
 // CheckEntry verifies the checksum and version of the entry at log index

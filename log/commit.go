@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidwall/wal"
+	"github.com/walq/walq/internal/fault"
 )
 
 // group is a set of entries committed together: one write and (in Sync
@@ -190,11 +191,8 @@ func (l *Log) gatherCohort(released int, took time.Duration) {
 
 // commit writes one group and, in Sync mode, fsyncs it.
 func (l *Log) commit(g *group) error {
-	h := l.opts.Hooks
-	if h != nil && h.Write != nil {
-		if err := h.Write(g.first, g.last); err != nil {
-			return err
-		}
+	if err := l.inject(fault.Write, g); err != nil {
+		return err
 	}
 	var b wal.Batch
 	for i, buf := range g.bufs {
@@ -220,12 +218,19 @@ func (l *Log) commit(g *group) error {
 	if l.opts.Durability != Sync {
 		return nil
 	}
-	if h != nil && h.Sync != nil {
-		if err := h.Sync(g.first, g.last); err != nil {
-			return err
-		}
+	if err := l.inject(fault.Sync, g); err != nil {
+		return err
 	}
 	return l.syncTail(g.last)
+}
+
+// inject asks the test's fault injector, if there is one, about step k of
+// committing g.
+func (l *Log) inject(k fault.Kind, g *group) error {
+	if l.faults == nil {
+		return nil
+	}
+	return l.faults.MaybeError(fault.Op{Kind: k, First: g.first, Last: g.last})
 }
 
 // mirrorCycles replays tidwall/wal's rule for starting a new segment (before

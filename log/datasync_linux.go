@@ -4,7 +4,8 @@ package log
 
 import (
 	"os"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // datasync makes f's data durable with fdatasync(2): like fsync, but it
@@ -13,8 +14,8 @@ import (
 // as durable as with fsync. It retries on EINTR, as os.File.Sync does.
 func datasync(f *os.File) error {
 	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
 			if err != nil {
 				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
 			}

@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 var (
@@ -74,26 +75,44 @@ type CorruptError struct {
 	Err error
 }
 
-// Error describes the corruption and where it is.
+// Error describes the corruption and where it is: "walq/log: corrupt log:
+// <location>: <reason>: <cause>", the parts that are unknown left out.
 func (e *CorruptError) Error() string {
 	s := "walq/log: corrupt log"
-	if e.Segment != "" {
-		s += fmt.Sprintf(": segment %s", e.Segment)
-	}
-	if e.Offset >= 0 {
-		s += fmt.Sprintf(" offset %d", e.Offset)
-	}
-	if e.Index != 0 {
-		s += fmt.Sprintf(" index %d", e.Index)
-	}
-	if e.Record >= 0 {
-		s += fmt.Sprintf(" record %d", e.Record)
+	if loc := e.Location(); loc != "" {
+		s += ": " + loc
 	}
 	s += ": " + e.Reason
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
 	return s
+}
+
+// Location says where the corruption is, as "segment S offset O index I
+// record R" with the unknown parts left out; it is empty when nothing is
+// known. Every description of a corruption's place uses it.
+func (e *CorruptError) Location() string {
+	var b strings.Builder
+	add := func(format string, arg any) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, format, arg)
+	}
+	if e.Segment != "" {
+		add("segment %s", e.Segment)
+	}
+	if e.Offset >= 0 {
+		add("offset %d", e.Offset)
+	}
+	if e.Index != 0 {
+		add("index %d", e.Index)
+	}
+	if e.Record >= 0 {
+		add("record %d", e.Record)
+	}
+	return b.String()
 }
 
 // Is reports whether target is ErrCorrupt.
@@ -106,6 +125,12 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // segment and offset fill them in with locate.
 func corruptf(err error, format string, args ...any) *CorruptError {
 	return &CorruptError{Offset: -1, Record: -1, Reason: fmt.Sprintf(format, args...), Err: err}
+}
+
+// corruptAt builds a CorruptError located at the entry at index in segment,
+// whose frame is at offset (-1 if unknown), with no record position.
+func corruptAt(segment string, offset int64, index uint64, reason string, err error) *CorruptError {
+	return &CorruptError{Segment: segment, Offset: offset, Index: index, Record: -1, Reason: reason, Err: err}
 }
 
 // locate fills in the location of a *CorruptError found in err, leaving other

@@ -7,8 +7,10 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
+
+	"github.com/walq/walq/internal/fault"
+	"golang.org/x/sys/unix"
 )
 
 var errInjected = errors.New("injected fault")
@@ -30,6 +32,22 @@ func (f *faults) hook(first, last uint64) error {
 }
 
 func (f *faults) heal() { f.failFrom.Store(0) }
+
+// on returns an injector that fails commit steps of kind k as f says.
+func (f *faults) on(k fault.Kind) fault.Injector {
+	return fault.Func(func(op fault.Op) error {
+		if op.Kind != k {
+			return nil
+		}
+		return f.hook(op.First, op.Last)
+	})
+}
+
+// inject makes inj the fault injector of every log opened in dir until the
+// test ends.
+func inject(t testing.TB, dir string, inj fault.Injector) {
+	t.Cleanup(fault.Register(dir, inj))
+}
 
 // outcome collects what appenders were told.
 type outcome struct {
@@ -92,19 +110,20 @@ func TestHookFailure(t *testing.T) {
 	tests := []struct {
 		name string
 		mode Durability
-		hook func(f *faults) *Hooks
+		step fault.Kind
 	}{
-		{"hook=write/mode=sync", Sync, func(f *faults) *Hooks { return &Hooks{Write: f.hook} }},
-		{"hook=write/mode=interval", Interval, func(f *faults) *Hooks { return &Hooks{Write: f.hook} }},
-		{"hook=write/mode=none", None, func(f *faults) *Hooks { return &Hooks{Write: f.hook} }},
-		{"hook=sync/mode=sync", Sync, func(f *faults) *Hooks { return &Hooks{Sync: f.hook} }},
+		{"hook=write/mode=sync", Sync, fault.Write},
+		{"hook=write/mode=interval", Interval, fault.Write},
+		{"hook=write/mode=none", None, fault.Write},
+		{"hook=sync/mode=sync", Sync, fault.Sync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			f := &faults{}
-			opts := &Options{Durability: tt.mode, SegmentSize: 4096, Hooks: tt.hook(f)}
+			inject(t, dir, f.on(tt.step))
+			opts := &Options{Durability: tt.mode, SegmentSize: 4096}
 			l := openLog(t, dir, opts)
 			o := newOutcome()
 			for j := uint64(1); j <= 50; j++ {
@@ -193,17 +212,18 @@ func TestHookFailureThenClose(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		hook func(f *faults) *Hooks
+		step fault.Kind
 	}{
-		{"hook=write", func(f *faults) *Hooks { return &Hooks{Write: f.hook} }},
-		{"hook=sync", func(f *faults) *Hooks { return &Hooks{Sync: f.hook} }},
+		{"hook=write", fault.Write},
+		{"hook=sync", fault.Sync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			f := &faults{}
-			opts := &Options{Hooks: tt.hook(f)}
+			inject(t, dir, f.on(tt.step))
+			opts := &Options{}
 			l, err := Open(dir, withQuiet(opts))
 			if err != nil {
 				t.Fatal(err)
@@ -257,7 +277,7 @@ func TestENOSPC(t *testing.T) {
 				}
 				failure = o.append(t, l, j)
 			}
-			if !errors.Is(failure, syscall.ENOSPC) || !errors.Is(failure, ErrFailed) {
+			if !errors.Is(failure, unix.ENOSPC) || !errors.Is(failure, ErrFailed) {
 				t.Fatalf("append on a full disk: %v, want ErrFailed wrapping ENOSPC", failure)
 			}
 			if len(o.acked) < 100 {
@@ -298,11 +318,11 @@ func smallTmpfs(t *testing.T, opts string) string {
 		t.Skip("skipping: mounting a small tmpfs to run out of space needs root")
 	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
 		t.Skipf("skipping: cannot mount a tmpfs here: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
+		if err := unix.Unmount(dir, 0); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
@@ -316,7 +336,9 @@ func smallTmpfs(t *testing.T, opts string) string {
 // at the time, so a race here must not fail unrelated tests.
 func TestReadDuringRecover(t *testing.T) {
 	f := &faults{}
-	l := openLog(t, t.TempDir(), &Options{Durability: None, SegmentSize: 2048, Hooks: &Hooks{Write: f.hook}})
+	dir := t.TempDir()
+	inject(t, dir, f.on(fault.Write))
+	l := openLog(t, dir, &Options{Durability: None, SegmentSize: 2048})
 	appendJobs(t, l, 1, 101, 50)
 	stop := make(chan struct{})
 	errs := make(chan error, 4)

@@ -7,7 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // lockName is the lock file in a log directory; it holds the writer's pid.
@@ -69,9 +70,9 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("walq/log: open lock file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, &LockedError{Dir: dir, PID: LockHolder(dir)}
 		}
 		return nil, fmt.Errorf("walq/log: lock %s: %w", path, err)
@@ -89,7 +90,7 @@ func lockDir(dir string) (*os.File, error) {
 // it execs; closing only our descriptor would leave the directory locked for
 // that window, and a reopen right after Close would fail with ErrLocked.
 func unlockDir(f *os.File) error {
-	uerr := syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	uerr := unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	cerr := f.Close()
 	if uerr != nil {
 		return fmt.Errorf("walq/log: unlock %s: %w", f.Name(), uerr)
@@ -146,8 +147,8 @@ func checkFormat(dir string) (bool, error) {
 		return true, fmt.Errorf("%w: %s: unrecognised FORMAT file", ErrNotLog, dir)
 	}
 	if v > FormatVersion {
-		return true, &CorruptError{Segment: filepath.Join(dir, formatName), Offset: -1, Record: -1,
-			Reason: fmt.Sprintf("directory format %d is newer than %d (written by a newer walq)", v, FormatVersion), Err: ErrVersion}
+		return true, corruptAt(filepath.Join(dir, formatName), -1, 0,
+			fmt.Sprintf("directory format %d is newer than %d (written by a newer walq)", v, FormatVersion), ErrVersion)
 	}
 	return true, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidwall/wal"
+	"github.com/walq/walq/internal/fault"
 )
 
 // Durability says when an appended entry counts as durable.
@@ -43,18 +44,6 @@ func (d Durability) String() string {
 	return fmt.Sprintf("durability(%d)", int(d))
 }
 
-// Hooks are fault-injection points for tests. A nil hook does nothing.
-// Production code leaves Options.Hooks nil.
-type Hooks struct {
-	// Write runs before a group of entries [first, last] is written; an
-	// error fails the group with nothing written.
-	Write func(first, last uint64) error
-	// Sync runs after a group is written and before it is fsynced; an error
-	// fails the group as a failed fsync would, with its bytes left in the
-	// file.
-	Sync func(first, last uint64) error
-}
-
 // Options configure a Log. The zero value is valid.
 type Options struct {
 	// Durability says when an append is acknowledged. Defaults to Sync.
@@ -75,8 +64,6 @@ type Options struct {
 	// Logger receives repair reports and I/O failures. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
-	// Hooks inject faults in tests. Defaults to nil (no faults).
-	Hooks *Hooks
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -135,6 +122,9 @@ type Log struct {
 
 	// repair is what Open cut from the tail, nil if nothing.
 	repair *Repair
+	// faults injects failures and delays into commits in tests; nil
+	// otherwise (see internal/fault).
+	faults fault.Injector
 
 	mu   sync.Mutex
 	cond *sync.Cond // signals the committer: work queued or closing
@@ -159,9 +149,8 @@ type Log struct {
 	synced     uint64 // last index fsynced
 	acked      uint64 // last index acknowledged to an appender
 	open       *group // the group new Submits join, nil if none
-	pending    [][]byte
-	busy       bool  // the committer is writing a group
-	failed     error // the first write or fsync failure, until Recover
+	busy       bool   // the committer is writing a group
+	failed     error  // the first write or fsync failure, until Recover
 	closing    bool
 	closed     bool
 	done       chan struct{} // closed when the committer exits
@@ -179,7 +168,7 @@ func Open(dir string, opts *Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, opts: o}
+	l := &Log{dir: dir, opts: o, faults: fault.Lookup(dir)}
 	l.cond = sync.NewCond(&l.mu)
 	l.idle = sync.NewCond(&l.mu)
 	if o.ReadOnly {
@@ -271,7 +260,7 @@ func (l *Log) refreshOnce() error {
 	l.segs = segs
 	l.repair = nil
 	if res.bad != nil {
-		l.repair = &Repair{Segment: last.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
+		l.repair = tornTail(last, buf, res)
 	}
 	l.first = segs[0].first
 	l.written = last.first + uint64(res.entries) - 1
@@ -368,7 +357,7 @@ func (l *Log) repairTail(seg segment) error {
 	if res.validAfter {
 		return res.bad
 	}
-	rep := &Repair{Segment: seg.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
+	rep := tornTail(seg, buf, res)
 	rep.Saved = filepath.Join(l.dir, fmt.Sprintf("broken-%s-%d", filepath.Base(seg.path), res.end))
 	if err := writeFileAtomic(rep.Saved, buf[res.end:]); err != nil {
 		return err
@@ -380,6 +369,11 @@ func (l *Log) repairTail(seg segment) error {
 	l.opts.Logger.Warn("walq: repaired torn log tail",
 		"segment", rep.Segment, "offset", rep.Offset, "bytes", rep.Bytes, "saved", rep.Saved, "reason", rep.Reason)
 	return nil
+}
+
+// tornTail describes the torn tail that scanning seg's bytes buf found.
+func tornTail(seg segment, buf []byte, res scanResult) *Repair {
+	return &Repair{Segment: seg.path, Offset: res.end, Bytes: int64(len(buf)) - res.end, Reason: res.bad.Reason}
 }
 
 // truncateFile cuts path to size and makes the new size durable.

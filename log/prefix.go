@@ -65,7 +65,7 @@ func OpenPrefix(dir string) (*Log, *PrefixReport, error) {
 			rep.DroppedBytes += s.size
 			rep.DroppedSegments = append(rep.DroppedSegments, s.path)
 		}
-		if rep.TornTail, err = tornTail(segs, cut); err != nil {
+		if rep.TornTail, err = isTornTail(segs, cut); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -76,9 +76,9 @@ func OpenPrefix(dir string) (*Log, *PrefixReport, error) {
 	return l, rep, nil
 }
 
-// tornTail reports whether the damage validPrefix found in segs[cut] is a
+// isTornTail reports whether the damage validPrefix found in segs[cut] is a
 // torn tail: in the last segment, with no valid entry after it.
-func tornTail(segs []segment, cut int) (bool, error) {
+func isTornTail(segs []segment, cut int) (bool, error) {
 	if cut != len(segs)-1 {
 		return false, nil
 	}

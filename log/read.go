@@ -59,8 +59,8 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 func (l *Log) walRead(index uint64) (data []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &CorruptError{Segment: l.segmentOf(index), Offset: -1, Index: index, Record: -1,
-				Reason: fmt.Sprintf("segment holds fewer entries than its successor's name implies (%v)", v)}
+			err = corruptAt(l.segmentOf(index), -1, index,
+				fmt.Sprintf("segment holds fewer entries than its successor's name implies (%v)", v), nil)
 		}
 	}()
 	data, err = l.w.Read(index)
@@ -68,8 +68,7 @@ func (l *Log) walRead(index uint64) (data []byte, err error) {
 	case err == nil:
 		return data, nil
 	case errors.Is(err, wal.ErrCorrupt):
-		return nil, &CorruptError{Segment: l.segmentOf(index), Offset: -1, Index: index, Record: -1,
-			Reason: "segment framing is damaged", Err: err}
+		return nil, corruptAt(l.segmentOf(index), -1, index, "segment framing is damaged", err)
 	case errors.Is(err, wal.ErrClosed):
 		return nil, ErrClosed
 	case errors.Is(err, wal.ErrNotFound):
@@ -177,17 +176,10 @@ func (l *Log) iterate(from uint64, ahead int, fn func(index uint64, data []byte)
 		if err != nil {
 			return err
 		}
-		next := uint64(0) // the first index of the next segment; 0 for the tail
-		if !isTail {
-			next = segs[i+1].first
-		}
+		succ := successorOf(segs, i)
 		res, err := scanSegment(buf, seg, l.opts.MaxEntrySize, func(index uint64, f frame) error {
-			if next != 0 && index >= next {
-				// Two segments claim this index: which one holds the
-				// acknowledged entry cannot be told, so neither is
-				// trusted.
-				return &CorruptError{Segment: seg.path, Offset: f.off, Record: -1, Index: index,
-					Reason: fmt.Sprintf("segment holds index %d but the next segment starts at %d", index, next)}
+			if ce := succ.claims(index, f.off); ce != nil {
+				return ce
 			}
 			if index > last {
 				return errStop
@@ -213,9 +205,8 @@ func (l *Log) iterate(from uint64, ahead int, fn func(index uint64, data []byte)
 				return res.bad
 			}
 		}
-		if !isTail && end != segs[i+1].first {
-			return &CorruptError{Segment: seg.path, Offset: res.end, Record: -1, Index: end,
-				Reason: fmt.Sprintf("segment ends before index %d but the next segment starts at %d", end, segs[i+1].first)}
+		if ce := succ.gap(end, res.end); ce != nil {
+			return ce
 		}
 	}
 	return nil

@@ -676,6 +676,10 @@ func TestOverlappingSegment(t *testing.T) {
 	if rep.Corruption == nil || rep.KeptLast != uint64(len(want)) || !slices.Equal(rep.DroppedSegments, []string{stray}) {
 		t.Fatalf("Salvage: %+v", rep)
 	}
+	// Salvage names the same corruption as reading does.
+	if ce := rep.Corruption; ce.Segment != segs[0].path || ce.Index != 3 {
+		t.Errorf("Salvage reports corruption at %s index %d, want %s index 3 as reading does", ce.Segment, ce.Index, segs[0].path)
+	}
 	l = openLog(t, dir, opts)
 	checkEntries(t, replayAll(t, l, 0), want)
 }

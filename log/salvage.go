@@ -1,6 +1,7 @@
 package log
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,19 +118,23 @@ func validPrefix(segs []segment, rep *SalvageReport) (cut int, cutAt int64, err 
 			return 0, 0, err
 		}
 		segs[i].size = int64(len(buf))
-		res, _ := scanSegment(buf, s, maxEntryDefault, nil)
+		succ := successorOf(segs, i)
+		var overlap *CorruptError // the first entry the next segment claims too
+		res, _ := scanSegment(buf, s, maxEntryDefault, func(index uint64, f frame) error {
+			if overlap == nil {
+				overlap = succ.claims(index, f.off)
+			}
+			return nil
+		})
 		end := s.first + uint64(res.entries)
 		if res.entries > 0 {
 			rep.KeptLast = end - 1
 		}
-		if res.bad == nil && i+1 < len(segs) && segs[i+1].first != end {
-			// A gap or an overlap: either way the next segment does not
-			// continue this one, and the prefix ends here.
-			reason := fmt.Sprintf("segment ends before index %d but the next segment starts at %d", end, segs[i+1].first)
-			if end > segs[i+1].first {
-				reason = fmt.Sprintf("segment holds entries up to index %d but the next segment starts at %d", end-1, segs[i+1].first)
-			}
-			res.bad = &CorruptError{Segment: s.path, Offset: res.end, Record: -1, Index: end, Reason: reason}
+		if res.bad == nil {
+			// An overlap or a gap: either way the next segment does not
+			// continue this one, and the prefix ends with this one (an
+			// overlap keeps this segment's claim to the shared indexes).
+			res.bad = cmp.Or(overlap, succ.gap(end, res.end))
 		}
 		if res.bad != nil {
 			rep.Corruption = res.bad

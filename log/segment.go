@@ -54,6 +54,43 @@ func listSegments(dir string) ([]segment, error) {
 	return segs, nil
 }
 
+// successor is the segment that follows one in a log: it must continue it,
+// starting at the index just past the segment's last entry (tidwall/wal
+// names each segment after its first index). Both a gap (entries lost) and
+// an overlap (two segments claim an index, and which holds the
+// acknowledged entry cannot be told) are corruption of the earlier segment.
+type successor struct {
+	seg  string // the earlier segment's path
+	next uint64 // the successor's first index; 0 if the segment is the tail
+}
+
+// successorOf returns the successor of segs[i].
+func successorOf(segs []segment, i int) successor {
+	s := successor{seg: segs[i].path}
+	if i+1 < len(segs) {
+		s.next = segs[i+1].first
+	}
+	return s
+}
+
+// claims returns the corruption of the segment's entry at index, whose
+// frame is at off, when the successor claims that index too; nil if not.
+func (s successor) claims(index uint64, off int64) *CorruptError {
+	if s.next == 0 || index < s.next {
+		return nil
+	}
+	return corruptAt(s.seg, off, index, fmt.Sprintf("segment holds index %d but the next segment starts at %d", index, s.next), nil)
+}
+
+// gap returns the corruption of a segment whose entries end before index
+// end, at offset off, when the successor starts after end; nil if not.
+func (s successor) gap(end uint64, off int64) *CorruptError {
+	if s.next == 0 || end >= s.next {
+		return nil
+	}
+	return corruptAt(s.seg, off, end, fmt.Sprintf("segment ends before index %d but the next segment starts at %d", end, s.next), nil)
+}
+
 // frame is one entry found in a segment: its byte offset, the offset of its
 // data and the data itself (aliasing the segment's bytes).
 type frame struct {

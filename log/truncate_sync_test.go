@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/walq/walq/internal/fault"
 )
 
 // TruncateFront removes segments whose content compaction restated in later
@@ -44,13 +46,15 @@ func TestTruncateFrontSyncsFirst(t *testing.T) {
 // it and removes nothing.
 func TestTruncateFrontAtRefusesAcrossRecovery(t *testing.T) {
 	fail := false
-	l := openLog(t, t.TempDir(), &Options{SegmentSize: 4 << 10, Hooks: &Hooks{Write: func(first, last uint64) error {
-		if fail {
+	dir := t.TempDir()
+	inject(t, dir, fault.Func(func(op fault.Op) error {
+		if op.Kind == fault.Write && fail {
 			fail = false
 			return errors.New("injected write failure")
 		}
 		return nil
-	}}})
+	}))
+	l := openLog(t, dir, &Options{SegmentSize: 4 << 10})
 	appendJobs(t, l, 1, 40, 300)
 	gen := l.Generation()
 	firsts := l.SegmentFirsts()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 )
 
@@ -157,13 +158,13 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	if err := q.carry(ctx, cut, end, st); err != nil {
 		return err
 	}
-	if err := q.hook("checkpoint"); err != nil {
+	if err := q.compactFault("checkpoint"); err != nil {
 		return err
 	}
 	if err := q.checkpoint(); err != nil {
 		return err
 	}
-	if err := q.hook("truncate"); err != nil {
+	if err := q.compactFault("truncate"); err != nil {
 		return err
 	}
 	// Readers of payloads hold readGate from the moment they copy a
@@ -239,12 +240,10 @@ func (q *Queue) segmentsBefore(first uint64) int {
 	return n
 }
 
-// hook runs the test fault-injection hook for a compaction step.
-func (q *Queue) hook(step string) error {
-	if q.opts.compactHook == nil {
-		return nil
-	}
-	return q.opts.compactHook(step)
+// compactFault asks the test's fault injector about a compaction step (see
+// inject).
+func (q *Queue) compactFault(step string) error {
+	return q.inject(fault.Op{Kind: fault.Compact, Step: step})
 }
 
 // carry restates, in chunks bounded by count and bytes, every live job
@@ -368,7 +367,7 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 	q.readGate.RUnlock()
 	q.mu.Lock()
 	if err == nil {
-		err = q.hook("carry")
+		err = q.compactFault("carry")
 	}
 	if err != nil {
 		q.unreserve(jobs)

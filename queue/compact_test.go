@@ -191,7 +191,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 			opts.KeyRetention = 24 * time.Hour // nothing purged: every job carried
 			var image string
 			hit := 0
-			opts.compactHook = func(s string) error {
+			inject(t, dir, &hooks{compact: func(s string) error {
 				want := step
 				if step == "partial-truncate" {
 					want = "truncate"
@@ -205,7 +205,7 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 				}
 				image = copyDir(t, dir)
 				return errors.New("injected crash")
-			}
+			}})
 			q, err := Open(dir, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -265,8 +265,7 @@ func TestCompactBoundsDisk(t *testing.T) {
 	opts.CompactRatio = 2
 	opts.KeyRetention = time.Second
 	opts.MaintenanceInterval = time.Second
-	opts.noBackground = true
-	q, err := Open(t.TempDir(), opts)
+	q, err := Open(noBackgroundDir(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,28 +175,16 @@ func (q *Queue) checkCompletion(c *Completion) error {
 // completeBatch is CompleteBatch that also returns each completion's
 // follow-up results.
 func (q *Queue) completeBatch(ctx context.Context, cs []Completion) ([]error, [][]Enqueued, error) {
-	invalid := make([]error, len(cs))
-	toks := make([]Token, len(cs))
-	var follow []NewJob
+	op := &completeOp{q: q, cs: cs, results: make([][]Enqueued, len(cs))}
+	c := leaseChange{toks: make([]Token, len(cs)), invalid: make([]error, len(cs)), op: op}
 	for i := range cs {
-		toks[i] = cs[i].Token
-		if invalid[i] = q.checkCompletion(&cs[i]); invalid[i] == nil {
-			follow = append(follow, cs[i].Then...)
+		c.toks[i] = cs[i].Token
+		if c.invalid[i] = q.checkCompletion(&cs[i]); c.invalid[i] == nil {
+			c.follow = append(c.follow, cs[i].Then...)
 		}
 	}
-	res := make([][]Enqueued, len(cs))
-	errs, err := q.onLeases(ctx, toks, invalid, follow, func(i int) int {
-		n := len(cs[i].Result)
-		for _, nj := range cs[i].Then {
-			n += len(nj.Payload) + len(nj.Key)
-		}
-		return n
-	}, func(e *entry, i int, j *index.Job, now int64) {
-		c := &cs[i]
-		e.recs = append(e.recs, wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result})
-		res[i] = q.addJobs(e, c.Then, now)
-	})
-	return errs, res, err
+	errs, err := q.changeLeases(ctx, c)
+	return errs, op.results, err
 }
 
 // ExtendBatch extends many leases to d from now (Options.LeaseDuration if d
@@ -211,51 +199,100 @@ func (q *Queue) ExtendBatch(ctx context.Context, toks []Token, d time.Duration) 
 	if d == 0 {
 		d = q.opts.LeaseDuration
 	}
-	return q.onLeases(ctx, toks, nil, nil, func(int) int { return 0 }, func(e *entry, _ int, j *index.Job, now int64) {
-		e.recs = append(e.recs, wlog.Record{Kind: wlog.KindExtended, Job: j.ID, At: now, Attempt: int64(j.Attempt), Deadline: addDuration(now, d)})
-	})
+	return q.changeLeases(ctx, leaseChange{toks: toks, op: extendOp{d: d}})
+}
+
+// leaseChange is a batch call's change to the leases its tokens name:
+// CompleteBatch completes them, ExtendBatch extends them (op says which).
+type leaseChange struct {
+	toks []Token
+	// invalid[i], if not nil, fails token i alone, changing nothing. A nil
+	// slice means every token is valid.
+	invalid []error
+	// follow are the follow-up jobs op enqueues; their keys must not be in
+	// flight elsewhere.
+	follow []NewJob
+	op     leaseOp
+}
+
+// leaseOp is what a leaseChange does to each current lease.
+type leaseOp interface {
+	// size estimates the bytes token i's records carry (results and
+	// follow-up payloads and keys), for splitting entries.
+	size(i int) int
+	// add appends token i's records to e: j is the leased job, now the
+	// time of the call.
+	add(e *entry, i int, j *index.Job, now int64)
+}
+
+// completeOp completes leases, with their follow-up jobs.
+type completeOp struct {
+	q       *Queue
+	cs      []Completion
+	results [][]Enqueued // results[i]: completion i's follow-up jobs
+}
+
+func (o *completeOp) size(i int) int {
+	n := len(o.cs[i].Result)
+	for _, nj := range o.cs[i].Then {
+		n += len(nj.Payload) + len(nj.Key)
+	}
+	return n
+}
+
+func (o *completeOp) add(e *entry, i int, j *index.Job, now int64) {
+	c := &o.cs[i]
+	e.recs = append(e.recs, wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt), Result: c.Result})
+	o.results[i] = o.q.addJobs(e, c.Then, now)
+}
+
+// extendOp extends leases by d from the time of the call.
+type extendOp struct{ d time.Duration }
+
+func (extendOp) size(int) int { return 0 }
+
+func (o extendOp) add(e *entry, _ int, j *index.Job, now int64) {
+	e.recs = append(e.recs, wlog.Record{Kind: wlog.KindExtended, Job: j.ID, At: now, Attempt: int64(j.Attempt), Deadline: addDuration(now, o.d)})
 }
 
 // entryBudget is the payload bytes (results and follow-up payloads) that
-// onLeases puts in one entry before it starts another, far below the log's
-// entry size limit (at least 64 MiB).
+// changeLeases puts in one entry before it starts another, far below the
+// log's entry size limit (at least 64 MiB).
 const entryBudget = 16 << 20
 
-// onLeases writes, for each token that names a current lease, the records
-// build adds for it; an expired lease gets an expiry record instead and its
-// error, and a token with a non-nil invalid[i] (nil slice: none) fails with
-// it and changes nothing. follow are the follow-up jobs the records may
-// create, whose keys must not be in flight elsewhere. Records go into as
-// many entries as entryBudget needs (size(i) estimates token i's bytes);
-// each token's records stay in one entry. The second result is non-nil
-// only when no entry could be written.
-func (q *Queue) onLeases(ctx context.Context, toks []Token, invalid []error, follow []NewJob,
-	size func(i int) int, build func(e *entry, i int, j *index.Job, now int64)) ([]error, error) {
+// changeLeases writes, for each token of c that names a current lease, the
+// records c.op adds for it; an expired lease gets an expiry record instead
+// and its error, and an invalid token fails alone and changes nothing.
+// Records go into as many entries as entryBudget needs; each token's
+// records stay in one entry. It returns one error per token (nil on
+// success); the second result is non-nil only when no entry could be
+// written.
+func (q *Queue) changeLeases(ctx context.Context, c leaseChange) ([]error, error) {
 	if err := q.beginWrite(ctx); err != nil {
 		return nil, err
 	}
 	defer q.end()
-	ids := make([]uint64, len(toks))
-	for i := range toks {
-		ids[i] = toks[i].Job
+	ids := make([]uint64, len(c.toks))
+	for i := range c.toks {
+		ids[i] = c.toks[i].Job
 	}
 	// Wait for in-flight operations on these jobs and keys before
 	// reserving any, so that two calls can never wait on each other.
-	for q.anyBusy(ids) || q.keysBusy(follow) {
+	for q.anyBusy(ids) || q.keysBusy(c.follow) {
 		q.cond.Wait()
 		if q.closed {
 			return nil, ErrClosed
 		}
 	}
 	now := q.now()
-	errs := make([]error, len(toks))
+	errs := make([]error, len(c.toks))
 	es := []*entry{{inBatch: map[string]uint64{}}}
 	owner := make([][]int, 1) // token positions written in each entry
 	used := 0
-	for i, tok := range toks {
+	for i, tok := range c.toks {
 		j := q.idx.Job(tok.Job)
-		if invalid != nil && invalid[i] != nil {
-			errs[i] = invalid[i]
+		if c.invalid != nil && c.invalid[i] != nil {
+			errs[i] = c.invalid[i]
 			continue
 		}
 		if j != nil && j.Busy { // the same job twice in one batch
@@ -271,14 +308,15 @@ func (q *Queue) onLeases(ctx context.Context, toks []Token, invalid []error, fol
 			}
 			continue
 		}
-		if n := size(i); used > 0 && used+n > entryBudget {
+		n := c.op.size(i)
+		if used > 0 && used+n > entryBudget {
 			e = &entry{inBatch: e.inBatch}
 			es, owner, used = append(es, e), append(owner, nil), 0
 		}
-		used += size(i)
+		used += n
 		q.idx.Reserve(j)
 		e.busy = append(e.busy, j)
-		build(e, i, j, now)
+		c.op.add(e, i, j, now)
 		owner[len(owner)-1] = append(owner[len(owner)-1], i)
 	}
 	var failed error

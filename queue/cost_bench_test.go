@@ -15,7 +15,7 @@ import (
 // that sub-benchmarks can share what took long to set up.
 func openCost(b *testing.B) *Queue {
 	b.Helper()
-	q, err := Open(b.TempDir(), &Options{Durability: None, CompactRatio: -1, noBackground: true,
+	q, err := Open(b.TempDir(), &Options{Durability: None, CompactRatio: -1,
 		Logger: openTestLogger()})
 	if err != nil {
 		b.Fatal(err)

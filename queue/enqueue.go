@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 )
 
@@ -73,12 +74,6 @@ func (q *Queue) commitEntry(e *entry) error {
 	return q.commit(e.recs, e.busy)
 }
 
-// release gives up what e holds without committing it.
-func (q *Queue) release(e *entry) {
-	q.unreserve(e.busy)
-	q.releaseKeys(e.keys)
-}
-
 // addJobs adds to e the records that enqueue jobs, assigning IDs and
 // resolving idempotency keys, and returns one result per job. A key whose
 // old job is past its retention is reused: the old job is reserved and
@@ -139,9 +134,7 @@ func (q *Queue) releaseKeys(keys []string) {
 // q.mu and must hold no reservation.
 func (q *Queue) waitKeys(jobs []NewJob) error {
 	for q.keysBusy(jobs) {
-		if h := q.opts.waitHook; h != nil {
-			h()
-		}
+		q.inject(fault.Op{Kind: fault.Wait})
 		q.cond.Wait()
 		if q.closed {
 			return ErrClosed

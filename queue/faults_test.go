@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
-	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/internal/fault"
 )
 
 // Faults below the queue: a disk that fills up, writes and fsyncs that
@@ -104,7 +104,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	dir := filepath.Join(root, "queue")
 	mc := newMock()
-	opts := &Options{Clock: mc, SegmentSize: 64 << 10, CompactRatio: -1, noBackground: true, Logger: openTestLogger()}
+	opts := &Options{Clock: mc, SegmentSize: 64 << 10, CompactRatio: -1, Logger: openTestLogger()}
 	q, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -213,22 +213,24 @@ func TestWriteAndSyncFailures(t *testing.T) {
 
 func testFailureAt(t *testing.T, hook string, at int) {
 	var failing atomic.Bool
-	fault := errors.New("injected I/O error")
+	injected := errors.New("injected I/O error")
 	fn := func(first, last uint64) error {
 		if failing.Load() {
-			return fault
+			return injected
 		}
 		return nil
 	}
-	hooks := &wlog.Hooks{}
+	h := &hooks{}
 	if hook == "write" {
-		hooks.Write = fn
+		h.write = fn
 	} else {
-		hooks.Sync = fn
+		h.sync = fn
 	}
 	mc := newMock()
 	dir := t.TempDir()
-	opts := &Options{Clock: mc, SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true, Logger: openTestLogger(), hooks: hooks}
+	uninject := fault.Register(dir, h)
+	t.Cleanup(uninject)
+	opts := &Options{Clock: mc, SegmentSize: 4 << 10, CompactRatio: -1, Logger: openTestLogger()}
 	q, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +248,7 @@ func testFailureAt(t *testing.T, hook string, at int) {
 	for err == nil { // a TryLease with nothing ready writes nothing
 		err = w.step(300)
 	}
-	if !errors.Is(err, ErrFailed) || !errors.Is(err, fault) {
+	if !errors.Is(err, ErrFailed) || !errors.Is(err, injected) {
 		t.Fatalf("call %d with a failing %s: %v, want ErrFailed wrapping the fault", w.n, hook, err)
 	}
 	if got := viewOf(t, q); !reflect.DeepEqual(got, acked) {
@@ -279,11 +281,12 @@ func testFailureAt(t *testing.T, hook string, at int) {
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
+	uninject()
 	checkReopen(t, dir, opts, want, "close and reopen")
 
 	// The crash image: every acknowledged change is there. After a failed
 	// write the failed call is not; after a failed fsync it may be.
-	q3, err := Open(image, &Options{Clock: clock.NewMock(), CompactRatio: -1, noBackground: true, Logger: openTestLogger()})
+	q3, err := Open(image, &Options{Clock: clock.NewMock(), CompactRatio: -1, Logger: openTestLogger()})
 	if err != nil {
 		t.Fatalf("opening the crash image: %v", err)
 	}
@@ -300,9 +303,7 @@ func testFailureAt(t *testing.T, hook string, at int) {
 // checkReopen opens dir and checks that it holds exactly want.
 func checkReopen(t *testing.T, dir string, opts *Options, want []viewJob, what string) {
 	t.Helper()
-	o := *opts
-	o.hooks = nil
-	q, err := Open(dir, &o)
+	q, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}

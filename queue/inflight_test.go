@@ -13,12 +13,11 @@ import (
 	"time"
 
 	"github.com/walq/walq/index"
-	wlog "github.com/walq/walq/log"
 )
 
 // Regression tests for the races between compaction, retention, key reuse
 // and entries in flight (issue 12). Each holds one entry after it is
-// durable and before it is applied (Options.applyHook), runs the competing
+// durable and before it is applied (the apply hook), runs the competing
 // operation, then lets the entry go and checks the live queue, a reopen and
 // the invariants.
 
@@ -59,15 +58,19 @@ func async(f func() error) <-chan error {
 	return ch
 }
 
-// reopenT closes q and opens its directory again with opts.
+// reopenT closes q and opens its directory again with opts and the same
+// hooks, less the apply hook.
 func reopenT(t *testing.T, q *Queue, opts *Options) *Queue {
 	t.Helper()
 	if err := q.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	o := *opts
-	o.applyHook = nil
-	return openTest(t, q.Dir(), &o)
+	if h, ok := q.faults.(*hooks); ok {
+		c := *h
+		c.apply = nil
+		inject(t, q.Dir(), &c)
+	}
+	return openTest(t, q.Dir(), opts)
 }
 
 // Bug 1: the group that fills a segment makes the log start the next one
@@ -76,8 +79,10 @@ func reopenT(t *testing.T, q *Queue, opts *Options) *Queue {
 func TestCompactKeepsInFlightEnqueue(t *testing.T) {
 	ctx := context.Background()
 	g := newApplyGate()
-	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true, applyHook: g.hook}
-	q := openTest(t, t.TempDir(), opts)
+	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1}
+	dir := t.TempDir()
+	inject(t, dir, &hooks{apply: g.hook})
+	q := openTest(t, dir, opts)
 	var ids []uint64
 	for i := range 12 {
 		ids = append(ids, enqueueT(t, q, NewJob{Payload: bytes.Repeat([]byte{byte(i)}, 1000)}))
@@ -125,20 +130,23 @@ func TestKeyReuseReservesOldJob(t *testing.T) {
 		t.Run("competitor="+step, func(t *testing.T) {
 			ctx := context.Background()
 			g := newApplyGate()
-			opts := &Options{KeyRetention: time.Hour, CompactRatio: -1, noBackground: true, applyHook: g.hook}
+			opts := &Options{KeyRetention: time.Hour, CompactRatio: -1}
+			h := &hooks{apply: g.hook}
 			if step == "carry" {
 				opts.SegmentSize = 4 << 10
 				// Release the key's new entry when the carry of the
 				// first chunk is about to be written.
 				var once sync.Once
-				opts.compactHook = func(s string) error {
+				h.compact = func(s string) error {
 					if s == "carry" {
 						once.Do(func() { close(g.release) })
 					}
 					return nil
 				}
 			}
-			q := openTest(t, t.TempDir(), opts)
+			dir := t.TempDir()
+			inject(t, dir, h)
+			q := openTest(t, dir, opts)
 			old := enqueueT(t, q, NewJob{Key: "k"})
 			l := leaseT(t, q, "")
 			if err := q.Complete(ctx, l.Token, nil); err != nil {
@@ -201,14 +209,15 @@ func TestCheckpointKeepsConcurrentResume(t *testing.T) {
 	for round := range 20 {
 		g := newApplyGate()
 		var once sync.Once
-		opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true, applyHook: g.hook,
-			compactHook: func(s string) error {
-				if s == "checkpoint" {
-					once.Do(func() { close(g.release) })
-				}
-				return nil
-			}}
-		q := openTest(t, t.TempDir(), opts)
+		opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1}
+		dir := t.TempDir()
+		inject(t, dir, &hooks{apply: g.hook, compact: func(s string) error {
+			if s == "checkpoint" {
+				once.Do(func() { close(g.release) })
+			}
+			return nil
+		}})
+		q := openTest(t, dir, opts)
 		if err := q.Pause(ctx, "q"); err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +252,7 @@ func TestCheckpointKeepsConcurrentResume(t *testing.T) {
 // large payloads made an entry over the log's limit on every attempt.
 func TestCompactChunksByBytes(t *testing.T) {
 	ctx := context.Background()
-	opts := &Options{SegmentSize: 1 << 20, CompactRatio: -1, noBackground: true, MaxPayload: 1 << 20}
+	opts := &Options{SegmentSize: 1 << 20, CompactRatio: -1, MaxPayload: 1 << 20}
 	q := openTest(t, t.TempDir(), opts)
 	payload := bytes.Repeat([]byte("p"), 300<<10)
 	var jobs []NewJob
@@ -271,7 +280,7 @@ func TestCompactChunksByBytes(t *testing.T) {
 // compaction with ErrState. Now the choice and the reservation are one step.
 func TestSweepToleratesConcurrentChanges(t *testing.T) {
 	ctx := context.Background()
-	opts := &Options{CompactRatio: -1, noBackground: true, DeadMaxAge: time.Minute, MaxAttempts: 1}
+	opts := &Options{CompactRatio: -1, DeadMaxAge: time.Minute, MaxAttempts: 1}
 	q := openTest(t, t.TempDir(), opts)
 	var dead []uint64
 	for range 50 {
@@ -310,14 +319,15 @@ func TestFailedCommitWakesLease(t *testing.T) {
 	ctx := context.Background()
 	g := newApplyGate()
 	var failing atomic.Bool
-	opts := &Options{CompactRatio: -1, noBackground: true, applyHook: g.hook}
-	opts.hooks = &wlog.Hooks{Write: func(first, last uint64) error {
+	opts := &Options{CompactRatio: -1}
+	dir := t.TempDir()
+	inject(t, dir, &hooks{apply: g.hook, write: func(first, last uint64) error {
 		if failing.CompareAndSwap(true, false) {
 			return errors.New("injected write failure")
 		}
 		return nil
-	}}
-	q := openTest(t, t.TempDir(), opts)
+	}})
+	q := openTest(t, dir, opts)
 	id := enqueueT(t, q, NewJob{Queue: "w"})
 	// Lease the job with an entry that fails, and hold the failure while
 	// a second leaser finds nothing ready and goes to sleep.
@@ -344,7 +354,7 @@ func TestFailedCommitWakesLease(t *testing.T) {
 // past: a job delayed by the largest duration is never due.
 func TestDurationOverflow(t *testing.T) {
 	ctx := context.Background()
-	q := openTest(t, t.TempDir(), &Options{CompactRatio: -1, noBackground: true})
+	q := openTest(t, t.TempDir(), &Options{CompactRatio: -1})
 	enqueueT(t, q, NewJob{Queue: "d", Delay: time.Duration(math.MaxInt64)})
 	noLease(t, q, "d")
 	enqueueT(t, q, NewJob{Queue: "r"})
@@ -370,7 +380,16 @@ func TestDurationOverflow(t *testing.T) {
 // producer's job was silently not created.
 func TestKeyReuseWaitsForBusyOldJob(t *testing.T) {
 	ctx := context.Background()
-	q := openTest(t, t.TempDir(), &Options{KeyRetention: time.Hour, CompactRatio: -1, noBackground: true})
+	// The wait hook tells when the enqueue below waits.
+	waiting := make(chan struct{}, 1)
+	dir := t.TempDir()
+	inject(t, dir, &hooks{wait: func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}})
+	q := openTest(t, dir, &Options{KeyRetention: time.Hour, CompactRatio: -1})
 	old := enqueueT(t, q, NewJob{Key: "k"})
 	l := leaseT(t, q, "")
 	if err := q.Complete(ctx, l.Token, nil); err != nil {
@@ -379,13 +398,6 @@ func TestKeyReuseWaitsForBusyOldJob(t *testing.T) {
 	mockOf(t, q).Add(2 * time.Hour)
 	// Reserve the old job as a carry would, enqueue the key, then end the
 	// reservation: the enqueue must wait for it and reuse the key.
-	waiting := make(chan struct{}, 1)
-	q.opts.waitHook = func() {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}
 	q.mu.Lock()
 	j := q.idx.Job(old)
 	q.idx.Reserve(j)
@@ -414,7 +426,7 @@ func TestKeyReuseWaitsForBusyOldJob(t *testing.T) {
 // live data over one segment, each used to carry every job again.
 func TestIdleMaintenanceWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	q := openTest(t, t.TempDir(), &Options{SegmentSize: 4 << 10, noBackground: true})
+	q := openTest(t, noBackgroundDir(t), &Options{SegmentSize: 4 << 10})
 	for range 30 {
 		enqueueT(t, q, NewJob{Payload: make([]byte, 500)})
 	}
@@ -438,14 +450,15 @@ func TestIdleMaintenanceWritesNothing(t *testing.T) {
 func TestCompactionFailuresInStats(t *testing.T) {
 	ctx := context.Background()
 	var fail atomic.Bool
-	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true,
-		compactHook: func(step string) error {
-			if fail.Load() && step == "checkpoint" {
-				return errors.New("injected compaction failure")
-			}
-			return nil
-		}}
-	q := openTest(t, t.TempDir(), opts)
+	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1}
+	dir := t.TempDir()
+	inject(t, dir, &hooks{compact: func(step string) error {
+		if fail.Load() && step == "checkpoint" {
+			return errors.New("injected compaction failure")
+		}
+		return nil
+	}})
+	q := openTest(t, dir, opts)
 	for range 12 {
 		enqueueT(t, q, NewJob{Payload: make([]byte, 1000)})
 	}
@@ -488,7 +501,7 @@ func TestCompactionFailuresInStats(t *testing.T) {
 // same keys race; each key must end up with exactly one job.
 func TestCompleteAndEnqueueKeyRace(t *testing.T) {
 	ctx := context.Background()
-	opts := &Options{CompactRatio: -1, noBackground: true}
+	opts := &Options{CompactRatio: -1}
 	q := openTest(t, t.TempDir(), opts)
 	for round := range 200 {
 		key := fmt.Sprintf("k%d", round)
@@ -537,14 +550,15 @@ func TestCompleteAndEnqueueKeyRace(t *testing.T) {
 func TestCompactAfterFailedGroupAtSegmentEnd(t *testing.T) {
 	ctx := context.Background()
 	var failing atomic.Bool
-	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true}
-	opts.hooks = &wlog.Hooks{Sync: func(first, last uint64) error {
+	opts := &Options{SegmentSize: 4 << 10, CompactRatio: -1}
+	dir := t.TempDir()
+	inject(t, dir, &hooks{sync: func(first, last uint64) error {
 		if failing.CompareAndSwap(true, false) {
 			return errors.New("injected fsync failure")
 		}
 		return nil
-	}}
-	q := openTest(t, t.TempDir(), opts)
+	}})
+	q := openTest(t, dir, opts)
 	var ids []uint64
 	for i := range 12 {
 		ids = append(ids, enqueueT(t, q, NewJob{Payload: bytes.Repeat([]byte{byte(i)}, 1000)}))

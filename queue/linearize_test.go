@@ -18,7 +18,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/benbjohnson/clock"
-	wlog "github.com/walq/walq/log"
+	"github.com/walq/walq/internal/fault"
 )
 
 // TestLinearizable is the concurrent model test. Each run opens a queue
@@ -324,9 +324,11 @@ type linRun struct {
 	dir    string
 	clk    *stepClock
 	opts   *Options
-	q      *Queue
-	ctx    context.Context
-	ctr    atomic.Int64 // logical time for call and return stamps
+	// unfault ends the fault injection in dir.
+	unfault func()
+	q       *Queue
+	ctx     context.Context
+	ctr     atomic.Int64 // logical time for call and return stamps
 
 	compactions atomic.Int64 // compactions that reached their checkpoint
 
@@ -365,14 +367,15 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 		KeyRetention:        linRetention,
 		LeaseDuration:       linLease,
 		Logger:              openTestLogger(),
-		hooks:               &wlog.Hooks{Write: r.writeHook, Sync: r.syncHook},
-		compactHook: func(step string) error {
+	}
+	r.unfault = fault.Register(r.dir, &hooks{write: r.writeHook, sync: r.syncHook,
+		compact: func(step string) error {
 			if step == "checkpoint" {
 				r.compactions.Add(1)
 			}
 			return nil
-		},
-	}
+		}})
+	t.Cleanup(r.unfault)
 	if linNoCompact {
 		r.opts.CompactRatio = -1
 	}
@@ -605,7 +608,10 @@ func (r *linRun) reopen(dir string, at int64, what string) *lout {
 	mc := clock.NewMock()
 	mc.Set(time.Unix(0, at))
 	o := *r.opts
-	o.Clock, o.hooks, o.noBackground, o.CompactRatio = mc, nil, true, -1
+	o.Clock, o.CompactRatio = mc, -1
+	if dir == r.dir {
+		r.unfault() // the reopen after Close runs without faults
+	}
 	q, err := Open(dir, &o)
 	if err != nil {
 		r.problem("%s does not open: %v", what, err)

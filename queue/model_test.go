@@ -107,7 +107,6 @@ func modelOptions(mc *clock.Mock) *Options {
 		Clock:         mc,
 		SegmentSize:   4 << 10,
 		CompactRatio:  -1,
-		noBackground:  true,
 		MaxAttempts:   3,
 		KeyRetention:  10 * time.Minute,
 		LeaseDuration: 30 * time.Second,
@@ -124,7 +123,6 @@ func newHarness(rt *rapid.T, root string, cov coverage) *harness {
 	mc := startClock()
 	h := &harness{rt: rt, ctx: context.Background(), root: root, dir: dir, mc: mc,
 		opts: modelOptions(mc), completed: map[uint64]bool{}, cov: cov}
-	h.opts.compactHook = h.compactHook
 	h.m = newModel(h.opts)
 	h.m.cov = cov
 	h.m.lease = h.opts.LeaseDuration
@@ -133,7 +131,9 @@ func newHarness(rt *rapid.T, root string, cov coverage) *harness {
 	return h
 }
 
+// open opens the queue in dir, with compactHook as its compaction hook.
 func (h *harness) open(dir string) {
+	inject(h.rt, dir, &hooks{compact: h.compactHook})
 	q, err := Open(dir, h.opts)
 	if err != nil {
 		h.rt.Fatalf("Open(%s): %v", dir, err)

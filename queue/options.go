@@ -170,20 +170,6 @@ type Options struct {
 	// DeadMaxCount purges the oldest dead jobs beyond this many. Defaults
 	// to 0 (no limit).
 	DeadMaxCount int
-
-	// hooks inject log faults in tests.
-	hooks *wlog.Hooks
-	// compactHook injects faults between compaction steps in tests.
-	compactHook func(step string) error
-	// applyHook runs in commit after an entry is durable and before it is
-	// applied (q.mu not held), so that tests can hold an entry in flight.
-	applyHook func(index uint64)
-	// waitHook runs each time a call is about to wait for a key or job
-	// that another operation holds (q.mu held), so that tests know it waits.
-	waitHook func()
-	// noBackground keeps the background compactor from starting, so that
-	// tests can run its triggers in line.
-	noBackground bool
 }
 
 func (o *Options) withDefaults() (Options, error) {

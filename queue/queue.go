@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 	"github.com/walq/walq/recovery"
 )
@@ -30,7 +31,8 @@ type Queue struct {
 	opts   Options
 	log    *wlog.Log
 	report RecoveryReport
-	forget func() // ends the record that this process has dir open
+	forget func()         // ends the record that this process has dir open
+	faults fault.Injector // a test's fault injector, nil otherwise (see inject)
 
 	mu   sync.Mutex
 	cond *sync.Cond // broadcast whenever a reservation ends
@@ -89,7 +91,6 @@ func Open(dir string, opts *Options) (*Queue, error) {
 			SegmentSize:  o.SegmentSize,
 			ReadOnly:     o.ReadOnly,
 			Logger:       o.Logger,
-			Hooks:        o.hooks,
 			MaxEntrySize: max(64<<20, 2*o.MaxPayload+(1<<20)),
 		},
 		Now: o.Clock.Now(),
@@ -103,6 +104,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		opts:     o,
 		log:      l,
 		report:   newReport(rep, x),
+		faults:   fault.Lookup(dir),
 		idx:      x,
 		forget:   forget,
 		nextID:   x.NextID(),
@@ -117,7 +119,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		compactCh: make(chan struct{}, 1),
 	}
 	q.cond = sync.NewCond(&q.mu)
-	if !o.ReadOnly && o.CompactRatio >= 0 && !o.noBackground {
+	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.bg.Add(1)
 		go q.maintain()
 	}
@@ -236,9 +238,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	q.inflight[p.Index()]++
 	q.mu.Unlock()
 	err = p.Wait()
-	if h := q.opts.applyHook; h != nil {
-		h(p.Index())
-	}
+	q.inject(fault.Op{Kind: fault.Apply, First: p.Index(), Last: p.Index()})
 	q.mu.Lock()
 	if q.inflight[p.Index()]--; q.inflight[p.Index()] == 0 {
 		delete(q.inflight, p.Index())

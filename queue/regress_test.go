@@ -90,7 +90,7 @@ func TestCompactRetentionAfterCarry(t *testing.T) {
 	ctx := context.Background()
 	mc := newMock()
 	q := openTest(t, t.TempDir(), &Options{Clock: mc, SegmentSize: 4 << 10, CompactRatio: -1,
-		KeyRetention: 10 * time.Minute, LeaseDuration: time.Hour, noBackground: true})
+		KeyRetention: 10 * time.Minute, LeaseDuration: time.Hour})
 	a := enqueueT(t, q, NewJob{Payload: []byte("created first, finishes last")})
 	b := enqueueT(t, q, NewJob{Payload: []byte("created second, finishes first")})
 	leaseA, leaseB := leaseT(t, q, ""), leaseT(t, q, "")
@@ -180,7 +180,7 @@ func TestOverlappingSegments(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	opts := &Options{Clock: newMock(), CompactRatio: -1, noBackground: true, Logger: openTestLogger()}
+	opts := &Options{Clock: newMock(), CompactRatio: -1, Logger: openTestLogger()}
 	q, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)

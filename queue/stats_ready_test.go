@@ -5,20 +5,18 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	wlog "github.com/walq/walq/log"
 )
 
-// holdWrites returns log hooks that, once armed, stop the next group
-// before it is written: entered receives when one is held, and closing
-// release lets it (and every later group) through.
-func holdWrites() (h *wlog.Hooks, arm func(), entered <-chan struct{}, release func()) {
+// holdWrites returns hooks that, once armed, stop the next group of log
+// entries before it is written: entered receives when one is held, and
+// closing release lets it (and every later group) through.
+func holdWrites() (h *hooks, arm func(), entered <-chan struct{}, release func()) {
 	var mu sync.Mutex
 	armed := false
 	in := make(chan struct{}, 1)
 	out := make(chan struct{})
 	var once sync.Once
-	h = &wlog.Hooks{Write: func(first, last uint64) error {
+	h = &hooks{write: func(first, last uint64) error {
 		mu.Lock()
 		hold := armed
 		armed = false
@@ -53,9 +51,11 @@ func TestStatsReadyExcludesReservedScheduledJobs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			hooks, arm, entered, release := holdWrites()
+			h, arm, entered, release := holdWrites()
 			defer release()
-			q := openTest(t, t.TempDir(), &Options{Clock: startClock(), hooks: hooks})
+			dir := t.TempDir()
+			inject(t, dir, h)
+			q := openTest(t, dir, &Options{Clock: startClock()})
 			id := enqueueT(t, q, NewJob{Payload: []byte("x"), Delay: tc.delay})
 			arm()
 			done := make(chan error, 1)

@@ -115,7 +115,7 @@ func runJournal(t *testing.T, seed uint64, n int) *journal {
 	ctx := context.Background()
 	dir := t.TempDir()
 	mc := newMock()
-	q := openTest(t, dir, &Options{Clock: mc, SegmentSize: 4 << 10, CompactRatio: -1, noBackground: true,
+	q := openTest(t, dir, &Options{Clock: mc, SegmentSize: 4 << 10, CompactRatio: -1,
 		LeaseDuration: time.Hour, MaxAttempts: 3})
 	rng := rand.New(rand.NewPCG(seed, 99))
 	j := &journal{dir: dir}
@@ -228,7 +228,7 @@ func checkImage(t *testing.T, dir, what string, k int, want boundary) {
 	t.Helper()
 	// Durability None keeps hundreds of reopens fast: the tail repair
 	// fsyncs regardless, and nothing written after it is looked at again.
-	q, err := Open(dir, &Options{Clock: newMock(), CompactRatio: -1, noBackground: true, Logger: openTestLogger(),
+	q, err := Open(dir, &Options{Clock: newMock(), CompactRatio: -1, Logger: openTestLogger(),
 		Durability: None})
 	if err != nil {
 		t.Fatalf("%s: Open: %v", what, err)
@@ -327,7 +327,7 @@ func TestBitRot(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := Open(dir, &Options{Clock: newMock(), CompactRatio: -1, noBackground: true, Logger: openTestLogger()})
+		_, err := Open(dir, &Options{Clock: newMock(), CompactRatio: -1, Logger: openTestLogger()})
 		var ce *CorruptError
 		if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("%s: Open = %v, want a *CorruptError", what, err)
@@ -363,7 +363,7 @@ func (j *journal) frameStarts(seg string) []int64 {
 func reopenWorks(t *testing.T, dir, what string) {
 	t.Helper()
 	ctx := context.Background()
-	opts := &Options{Clock: newMock(), CompactRatio: -1, noBackground: true, Logger: openTestLogger()}
+	opts := &Options{Clock: newMock(), CompactRatio: -1, Logger: openTestLogger()}
 	q, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("%s: Open: %v", what, err)

@@ -31,7 +31,7 @@ func TestWaitMemoryConstantOverExtensions(t *testing.T) {
 	mc := startClock()
 	c := &armClock{Mock: mc, armed: make(chan time.Duration, 1)}
 	const lease = time.Minute
-	q := openTest(t, t.TempDir(), &Options{Clock: c, Durability: None, LeaseDuration: lease, SegmentSize: 16 << 10, noBackground: true})
+	q := openTest(t, noBackgroundDir(t), &Options{Clock: c, Durability: None, LeaseDuration: lease, SegmentSize: 16 << 10})
 	ctx := context.Background()
 	id := enqueueT(t, q, NewJob{Payload: []byte("x")})
 	l := leaseT(t, q, DefaultQueue)
