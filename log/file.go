@@ -153,8 +153,10 @@ func checkFormat(dir string) (bool, error) {
 	return true, nil
 }
 
-// checkUsable refuses a directory that is neither a walq log nor empty
-// (a lock file alone counts as empty).
+// checkUsable refuses a directory that is neither a walq log nor empty. A
+// lock file, and the temporary FORMAT file of a first Open that crashed
+// before renaming it, count as empty: initDir writes FORMAT before anything
+// else, so nothing else can have been written.
 func checkUsable(dir string) error {
 	ok, err := checkFormat(dir)
 	if err != nil || ok {
@@ -165,7 +167,7 @@ func checkUsable(dir string) error {
 		return err
 	}
 	for _, e := range ents {
-		if e.Name() != lockName {
+		if e.Name() != lockName && e.Name() != formatName+".tmp" {
 			return fmt.Errorf("%w: %s holds %q but no %s file", ErrNotLog, dir, e.Name(), formatName)
 		}
 	}
