@@ -415,3 +415,25 @@ func TestPause(t *testing.T) {
 		t.Fatalf("Resume with a cancelled context = %v", err)
 	}
 }
+
+// A requeued job is not finished: it has no FinishedAt (issue 13, bug 4),
+// though its last error stays for the operator to read.
+func TestRequeuedJobNotFinished(t *testing.T) {
+	ctx := context.Background()
+	q := openTest(t, t.TempDir(), &Options{CompactRatio: -1})
+	id := enqueueT(t, q, NewJob{})
+	l := leaseT(t, q, "")
+	if err := q.Fail(ctx, l.Token, Permanent(errors.New("boom"))); err != nil {
+		t.Fatal(err)
+	}
+	if j := getT(t, q, id); j.FinishedAt.IsZero() {
+		t.Fatalf("dead job has no FinishedAt")
+	}
+	if err := q.Requeue(ctx, []uint64{id}, RequeueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	j := getT(t, q, id)
+	if j.State != StateReady || !j.FinishedAt.IsZero() || j.LastError != "boom" {
+		t.Fatalf("requeued job: state %s, FinishedAt %v, LastError %q; want ready, zero, boom", j.State, j.FinishedAt, j.LastError)
+	}
+}

@@ -120,7 +120,8 @@ type Job struct {
 	RunAt time.Time
 	// EnqueuedAt is when the job was created.
 	EnqueuedAt time.Time
-	// FinishedAt is when it completed, died or was cancelled.
+	// FinishedAt is when it completed, died or was cancelled; zero for a
+	// job that is not finished (also one requeued after it died).
 	FinishedAt time.Time
 	// LeaseDeadline is when the current lease expires (leased jobs only).
 	LeaseDeadline time.Time
@@ -205,7 +206,9 @@ func snapshot(j *index.Job, now int64) *Job {
 		LeaseDeadline: unixTime(j.Deadline),
 	}
 	if x := j.X; x != nil {
-		out.FinishedAt = unixTime(x.Finished)
+		if j.State.Terminal() {
+			out.FinishedAt = unixTime(x.Finished) // not the end of an earlier life before a requeue
+		}
 		out.LastError = x.Error
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
