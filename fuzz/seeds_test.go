@@ -202,11 +202,11 @@ func seedWorkload(t *testing.T, dir string, jobs int, compact bool) ([]string, [
 func openDirSeeds(t *testing.T) map[string][]any {
 	var first uint64
 	seeds := map[string][]any{}
-	names, segs := seedWorkload(t, t.TempDir(), 8, false)
+	_, segs := seedWorkload(t, t.TempDir(), 8, false)
 	seeds["one-segment"] = []any{segs[0], uint64(1), []byte{}, uint64(0)}
 	seeds["torn-tail"] = []any{segs[0][:len(segs[0])-7], uint64(1), []byte{}, uint64(0)}
 	seeds["zero-tail"] = []any{append(slices.Clone(segs[0]), make([]byte, 40)...), uint64(1), []byte{}, uint64(0)}
-	names, segs = seedWorkload(t, t.TempDir(), 60, false)
+	names, segs := seedWorkload(t, t.TempDir(), 60, false)
 	if len(segs) < 2 {
 		t.Fatalf("workload left %d segments", len(segs))
 	}

@@ -345,7 +345,7 @@ func (h *harness) drawIDs(t *rapid.T, states ...mstate) []uint64 {
 // changeOutcome predicts a bulk call (Requeue, Purge, Cancel): every ID
 // must exist and be in an accepted state, or the call fails as a whole with
 // ErrNotFound or ErrState for the first that is not.
-func (h *harness) changeOutcome(ids []uint64, ok func(*mjob) bool) (error, []*mjob) {
+func (h *harness) changeOutcome(ids []uint64, ok func(*mjob) bool) ([]*mjob, error) {
 	seen := map[uint64]bool{}
 	var jobs []*mjob
 	for _, id := range ids {
@@ -354,15 +354,15 @@ func (h *harness) changeOutcome(ids []uint64, ok func(*mjob) bool) (error, []*mj
 		}
 		j := h.m.jobs[id]
 		if j == nil {
-			return ErrNotFound, nil
+			return nil, ErrNotFound
 		}
 		if !ok(j) {
-			return ErrState, nil
+			return nil, ErrState
 		}
 		seen[id] = true
 		jobs = append(jobs, j)
 	}
-	return nil, jobs
+	return jobs, nil
 }
 
 func (h *harness) checkChange(t *rapid.T, call string, err, want error) bool {
@@ -385,7 +385,7 @@ func (h *harness) requeue(t *rapid.T) {
 		Delay: time.Duration(rapid.SampledFrom([]int{0, 5}).Draw(t, "delaySec")) * time.Second,
 	}
 	now := h.now()
-	want, jobs := h.changeOutcome(ids, func(j *mjob) bool { return j.state == mDead })
+	jobs, want := h.changeOutcome(ids, func(j *mjob) bool { return j.state == mDead })
 	err := h.q.Requeue(h.ctx, ids, opts)
 	if !h.checkChange(t, fmt.Sprintf("Requeue(%v, %+v)", ids, opts), err, want) {
 		return
@@ -403,7 +403,7 @@ func (h *harness) requeue(t *rapid.T) {
 func (h *harness) cancel(t *rapid.T) {
 	ids := h.drawIDs(t, mPending)[:1]
 	now := h.now()
-	want, jobs := h.changeOutcome(ids, func(j *mjob) bool { return j.state == mPending })
+	jobs, want := h.changeOutcome(ids, func(j *mjob) bool { return j.state == mPending })
 	err := h.q.Cancel(h.ctx, ids[0])
 	if !h.checkChange(t, fmt.Sprintf("Cancel(%d)", ids[0]), err, want) {
 		return
@@ -413,7 +413,7 @@ func (h *harness) cancel(t *rapid.T) {
 
 func (h *harness) purge(t *rapid.T) {
 	ids := h.drawIDs(t, mCompleted, mDead, mCancelled)
-	want, jobs := h.changeOutcome(ids, func(j *mjob) bool { return j.state.terminal() })
+	jobs, want := h.changeOutcome(ids, func(j *mjob) bool { return j.state.terminal() })
 	err := h.q.Purge(h.ctx, ids)
 	if !h.checkChange(t, fmt.Sprintf("Purge(%v)", ids), err, want) {
 		return

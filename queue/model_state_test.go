@@ -354,8 +354,12 @@ func (j *mjob) diff(got *Job, now int64, full bool) []string {
 	if !errMatches(got.LastError, j.lastErr) {
 		add("LastError", fmt.Sprintf("%q", got.LastError), fmt.Sprintf("%q", j.lastErr))
 	}
-	if nsOf(got.FinishedAt) != j.finished {
-		add("FinishedAt (ns)", nsOf(got.FinishedAt), j.finished)
+	wantFinished := j.finished
+	if !j.state.terminal() {
+		wantFinished = 0 // a requeued job is not finished
+	}
+	if nsOf(got.FinishedAt) != wantFinished {
+		add("FinishedAt (ns)", nsOf(got.FinishedAt), wantFinished)
 	}
 	if got.HasResult != j.hasResult {
 		add("HasResult", got.HasResult, j.hasResult)
