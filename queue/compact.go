@@ -509,24 +509,40 @@ func (q *Queue) compactDue() bool {
 
 // maintain runs compaction in the background: when a commit finds it due,
 // and every Options.MaintenanceInterval (which enforces retention, and
-// compacts only if due). The first pass runs at once, so that retention
-// holds even for a process that lives shorter than the interval.
+// compacts only if due).
 func (q *Queue) maintain() {
 	defer q.bg.Done()
 	t := q.opts.Clock.Ticker(q.opts.MaintenanceInterval)
 	defer t.Stop()
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-q.done:
-				return
-			case <-q.compactCh:
-			case <-t.C:
-			}
+	for {
+		select {
+		case <-q.done:
+			return
+		case <-q.compactCh:
+		case <-t.C:
 		}
 		if err := q.maintainOnce(); err != nil && q.stopping(context.Background()) == nil {
 			q.opts.Logger.Warn("walq: background compaction failed", "dir", q.dir, "err", err)
 		}
+	}
+}
+
+// sweepAtOpen enforces retention once before Open returns, so that it holds
+// even for a process that lives shorter than MaintenanceInterval. It costs
+// a look at the oldest finished job when nothing has expired. A failure is
+// the log's (a full disk, say): it is logged, and later calls report it.
+func (q *Queue) sweepAtOpen() {
+	q.compactMu.Lock()
+	defer q.compactMu.Unlock()
+	q.mu.Lock()
+	if err := q.enterLocked(); err != nil {
+		q.mu.Unlock()
+		return
+	}
+	q.mu.Unlock()
+	defer q.ops.Done()
+	if _, err := q.sweep(context.Background()); err != nil {
+		q.opts.Logger.Warn("walq: retention at open failed", "dir", q.dir, "err", err)
 	}
 }
 

@@ -580,3 +580,26 @@ func TestCompactAfterFailedGroupAtSegmentEnd(t *testing.T) {
 	q = reopenT(t, q, opts)
 	check(q)
 }
+
+// Retention is enforced before Open returns, so that a process living
+// shorter than MaintenanceInterval still purges.
+func TestRetentionAtOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	mc := startClock()
+	opts := &Options{Clock: mc, KeyRetention: time.Hour}
+	q := openTest(t, dir, opts)
+	id := enqueueT(t, q, NewJob{Key: "k"})
+	l := leaseT(t, q, "")
+	if err := q.Complete(ctx, l.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mc.Add(2 * time.Hour)
+	q = openTest(t, dir, opts) // MaintenanceInterval far away: no tick
+	if _, err := q.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(%d) after Open past its retention = %v, want ErrNotFound", id, err)
+	}
+}

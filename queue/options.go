@@ -161,8 +161,8 @@ type Options struct {
 	CompactRatio float64
 	// MaintenanceInterval is how often the background compactor runs on
 	// its own: it enforces retention every time, and compacts only when
-	// the log has outgrown CompactRatio. It also runs once at Open.
-	// Defaults to 1m.
+	// the log has outgrown CompactRatio. Retention is also enforced once
+	// before Open returns. Defaults to 1m.
 	MaintenanceInterval time.Duration
 	// DeadMaxAge purges dead jobs this long after they died. Defaults to 0
 	// (dead jobs stay until requeued or purged).

@@ -120,6 +120,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 	}
 	q.cond = sync.NewCond(&q.mu)
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
+		q.sweepAtOpen()
 		q.bg.Add(1)
 		go q.maintain()
 	}
