@@ -14,21 +14,31 @@ import (
 
 // TestDuplicateOutlivesPurge: an enqueue whose key is held by a finished
 // job answers Duplicate from that job's state without reserving the job; a
-// Purge of the job that starts while the enqueue's entry is in flight finds
-// the job free, reserves it, and its entry, later in the log, may be
-// applied first. Readers then see the job purged and the enqueue's other
-// job not there yet, and then the enqueue reports the purged job as the
-// holder of its key: no order of the two calls gives what everyone saw
-// (the duplicate needs the enqueue before the purge, the readers need it
-// after). TestLinearizable's seeds 377944667 and 377944831 (under -race)
-// are this with an Enqueue and a Purge of a cancelled job; the background
-// sweep, which also reserves only free jobs, can take the Purge's place.
+// purge of the job that starts while the enqueue's entry is in flight (a
+// Purge call, or the retention sweep once the clock has moved past the
+// job's retention) finds the job free, reserves it, and its entry, later in
+// the log, may be applied first. Readers then see the job purged and the
+// enqueue's other job not there yet, and then the enqueue reports the
+// purged job as the holder of its key: no order of the two gives what
+// everyone saw (the duplicate needs the enqueue before the purge, the
+// readers need it after). TestLinearizable found it as seeds 377944667,
+// 377944831, 553700831, 949495826 and 949496176 (Purge) and 553700566 and
+// 553701242 (the sweep of the background compactor or of Compact).
 //
-// The test accepts a Purge that waits for the enqueue (reported through
-// hooks.wait, as waits for a busy key are) or one that returns with the
-// enqueue's jobs already visible.
+// The test accepts a purge that waits for the enqueue (reported through
+// hooks.wait, as waits for a busy key are), one that passes over the job
+// (the sweep), or one that returns with the enqueue's jobs already visible.
 func TestDuplicateOutlivesPurge(t *testing.T) {
 	t.Parallel()
+	for _, by := range []string{"purge", "sweep"} {
+		t.Run("by="+by, func(t *testing.T) {
+			t.Parallel()
+			testDuplicateOutlivesPurge(t, by)
+		})
+	}
+}
+
+func testDuplicateOutlivesPurge(t *testing.T, by string) {
 	ctx := context.Background()
 	g := newApplyGate()
 	waited := make(chan struct{}, 1)
@@ -39,7 +49,7 @@ func TestDuplicateOutlivesPurge(t *testing.T) {
 		default:
 		}
 	}})
-	q := openTest(t, dir, &Options{CompactRatio: -1})
+	q := openTest(t, dir, &Options{CompactRatio: -1, KeyRetention: time.Minute})
 	a := enqueueT(t, q, NewJob{Key: "k", Payload: []byte("a")})
 	if err := q.Cancel(ctx, a); err != nil {
 		t.Fatal(err)
@@ -53,11 +63,18 @@ func TestDuplicateOutlivesPurge(t *testing.T) {
 	})
 	<-g.held // the enqueue's entry is durable and not applied
 	purge := async(func() error { return q.Purge(ctx, []uint64{a}) })
+	if by == "sweep" {
+		mockOf(t, q).Add(time.Minute) // job a's retention is over
+		purge = async(func() error {
+			_, err := q.Compact(ctx)
+			return err
+		})
+	}
 
 	select {
 	case err := <-purge:
 		if err != nil {
-			t.Fatalf("Purge(%d): %v", a, err)
+			t.Fatalf("%s of job %d: %v", by, a, err)
 		}
 		_, getErr := q.Get(ctx, a)
 		seen, err := q.Jobs(ctx, JobFilter{})
@@ -69,10 +86,10 @@ func TestDuplicateOutlivesPurge(t *testing.T) {
 			t.Fatalf("EnqueueBatch: %v", err)
 		}
 		if res[0] == (Enqueued{ID: a, Duplicate: true}) && errors.Is(getErr, ErrNotFound) && len(seen) == 0 {
-			t.Errorf("BUG: Purge(%d) returned and readers saw job %d gone and no job %d, while the "+
+			t.Errorf("BUG: the %s of job %d returned and readers saw job %d gone and no job %d, while the "+
 				"enqueue in flight then reported job %d as the holder of key %q: %+v. The enqueue read "+
-				"job %d before the purge reserved it, and the purge's later entry was applied first",
-				a, a, res[1].ID, a, "k", res, a)
+				"job %d before the %s reserved it, and the %s's later entry was applied first",
+				by, a, a, res[1].ID, a, "k", res, a, by, by)
 		}
 	case <-waited:
 		close(g.release)
@@ -80,10 +97,10 @@ func TestDuplicateOutlivesPurge(t *testing.T) {
 			t.Fatalf("EnqueueBatch: %v", err)
 		}
 		if err := <-purge; err != nil {
-			t.Fatalf("Purge(%d): %v", a, err)
+			t.Fatalf("%s of job %d: %v", by, a, err)
 		}
 	case <-time.After(time.Minute): // a watchdog, not a synchronisation
 		close(g.release)
-		t.Fatalf("Purge(%d) neither returned nor reported a wait (hooks.wait) while the enqueue was held", a)
+		t.Fatalf("the %s of job %d neither returned nor reported a wait (hooks.wait) while the enqueue was held", by, a)
 	}
 }
