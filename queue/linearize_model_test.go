@@ -45,15 +45,28 @@ import (
 // (see lstate.lease), so the model checks only that what it leased was
 // ready, in order.
 //
+// A power-cut image is not checked in this history but in its own (see
+// linRun.imageHistory): the calls begun before the image was taken, those
+// still in flight free to be in it or not, then the image, after which the
+// model is "crashed" and accepts anything. The queue makes an entry
+// durable before it applies it, and applies the entries in flight in any
+// order, so an image may hold an entry that no reader sees yet, and, of
+// two entries in flight, the earlier in the log while readers already see
+// the later: no single order of the calls can then put the image at a
+// point of the live history. The crash is another future of the same
+// past, which is what durable linearizability asks of it.
+//
 // Leases never expire in these histories (the lease lasts far longer than
 // the clock moves), so no call reaps: TestModel covers expiry sequentially.
 
 // lstate is one state of the model. It is never changed once a step
 // returned it; steps work on clones.
 type lstate struct {
-	m   *model
-	now int64  // the clock as the call being applied read it; not part of the state
-	key string // canonical encoding, filled by encode
+	m       *model
+	now     int64  // the clock as the call being applied read it; not part of the state
+	crashed bool   // a power-cut image was checked: every later call is accepted
+	key     string // canonical encoding, filled by encode
+	hash    uint64 // the key's hash, filled by encode
 }
 
 func newLstate(o *Options, now int64) *lstate {
@@ -72,7 +85,7 @@ func (s *lstate) clone() *lstate {
 	}
 	m.paused = maps.Clone(s.m.paused)
 	m.cov = coverage{}
-	return &lstate{m: &m, now: s.now}
+	return &lstate{m: &m, now: s.now, crashed: s.crashed}
 }
 
 // encode returns the state as a string: equal states, equal strings. It
@@ -81,6 +94,10 @@ func (s *lstate) clone() *lstate {
 // that created the job, whose ID it shares.
 func (s *lstate) encode() string {
 	if s.key != "" {
+		return s.key
+	}
+	if s.crashed {
+		s.key, s.hash = "crashed", 1
 		return s.key
 	}
 	b := make([]byte, 0, 64+96*len(s.m.jobs))
@@ -131,6 +148,9 @@ func (s *lstate) encode() string {
 		}
 	}
 	s.key = string(b)
+	h := fnv.New64a()
+	h.Write(b)
+	s.hash = h.Sum64()
 	return s.key
 }
 
@@ -154,9 +174,9 @@ func linModel(o *Options, start int64) porcupine.Model {
 		},
 		Equal: func(a, b any) bool { return a.(*lstate).encode() == b.(*lstate).encode() },
 		Hash: func(a any) uint64 {
-			h := fnv.New64a()
-			h.Write([]byte(a.(*lstate).encode()))
-			return h.Sum64()
+			s := a.(*lstate)
+			s.encode()
+			return s.hash
 		},
 		DescribeOperation: func(input, output any) string {
 			return input.(*lin).String() + " → " + output.(*lout).String()
@@ -181,6 +201,9 @@ type branch struct {
 // the clock once, at a moment between its call and its return: it is run
 // at each value the clock had then.
 func lsteps(s *lstate, op *lin, res *lout) []branch {
+	if s.crashed {
+		return []branch{{s: s}} // after the image: the calls it does not hold
+	}
 	if errors.Is(res.err, ErrFailed) {
 		return []branch{{s: s}} // a failed call changes nothing
 	}
@@ -197,6 +220,13 @@ func lsteps(s *lstate, op *lin, res *lout) []branch {
 			// The IDs it names may be limbo jobs the compactor purged.
 			for _, n := range purgeChoices(base, op.ids) {
 				out = append(out, one(n, stepIDs(n, op, res)))
+			}
+		case opCompact:
+			// Its sweep passes over the limbo jobs that a call in
+			// flight has reserved, a Purge naming them or an enqueue
+			// reusing their key: each may be left or gone.
+			for _, n := range purgeChoices(base, spared(base, op)) {
+				out = append(out, one(n, lstep(n, op, res)))
 			}
 		default:
 			out = append(out, one(base, lstep(base, op, res)))
@@ -227,6 +257,21 @@ func purgeChoices(s *lstate, ids []uint64) []*lstate {
 			g := c.clone()
 			delete(g.m.jobs, id)
 			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// spared returns the jobs of s that Compact's sweep may pass over: those
+// named by the Purge calls in flight during it (op.ids) and those holding
+// a key that an enqueue in flight during it may reuse (op.keys). The sweep
+// skips a job that a call has reserved, and only these calls reserve a
+// finished job: the reserving call then purges it.
+func spared(s *lstate, op *lin) []uint64 {
+	out := slices.Clone(op.ids)
+	for _, j := range s.m.jobs {
+		if j.key != "" && slices.Contains(op.keys, j.key) {
+			out = append(out, j.id)
 		}
 	}
 	return out
@@ -283,8 +328,9 @@ func lstep(n *lstate, op *lin, res *lout) error {
 		if res.err != nil {
 			return nil // fault runs only; a partial sweep is a limbo purge
 		}
+		spare := spared(n, op)
 		for _, id := range n.m.ids() {
-			if n.limbo(n.m.jobs[id]) {
+			if n.limbo(n.m.jobs[id]) && !slices.Contains(spare, id) {
 				delete(n.m.jobs, id)
 			}
 		}
@@ -296,7 +342,12 @@ func lstep(n *lstate, op *lin, res *lout) error {
 		return n.stats(res.stats)
 	case opDead:
 		return n.dead(res.jobs)
-	case opImage, opFinal:
+	case opImage:
+		if err := n.reopened(op, res); err != nil {
+			return err
+		}
+		n.crashed = true
+	case opFinal:
 		return n.reopened(op, res)
 	default:
 		return fmt.Errorf("unknown call %q", op.kind)

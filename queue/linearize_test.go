@@ -45,8 +45,9 @@ import (
 // voided). porcupine (github.com/anishathalye/porcupine) then searches for
 // a linearization: an order of the calls, consistent with real time, in
 // which the sequential model (linearize_model_test.go, built on TestModel's
-// model) gives exactly the outputs recorded, the images included, and ends
-// in the state the reopened queue holds. A real checker rather than a
+// model) gives exactly the outputs recorded and ends in the state the
+// reopened queue holds. Each image is checked in a history of its own
+// (see imageHistory): the calls begun before it was taken, then the image. A real checker rather than a
 // hand-written one: the space of orders is what it is built to search,
 // with memoization of (calls linearized, state), and its partial
 // linearizations and HTML visualization explain a failure.
@@ -173,7 +174,8 @@ type lin struct {
 	failKind string
 	ferr     error
 	d        time.Duration
-	ids      []uint64
+	ids      []uint64 // Compact: the jobs that Purge calls in flight during it name
+	keys     []string // Compact: the keys that enqueues in flight during it name
 	ropts    RequeueOptions
 	nows     []int64 // the clock values the call may have read
 	clock    int64   // images and the final reopen: the clock they were taken at
@@ -339,7 +341,8 @@ type linRun struct {
 	images  []*linImage
 
 	mu        sync.Mutex
-	history   []porcupine.Operation
+	history   []porcupine.Operation // the calls and the final reopen
+	imageOps  []porcupine.Operation // the images, each checked on its own
 	problems  []string
 	clockVals []int64  // every value the clock took
 	ids       []uint64 // job IDs seen
@@ -423,25 +426,73 @@ func runLinearizable(t *testing.T, seed uint64, tally *linTally) {
 		fail("%d problems:\n\t%s", len(r.problems), strings.Join(firstDistinct(r.problems, 6), "\n\t"))
 	}
 	model := linModel(r.opts, epoch.UnixNano())
-	res := porcupine.CheckOperationsTimeout(model, r.history, linSearch)
-	switch res {
-	case porcupine.Unknown:
-		tally.mu.Lock()
-		tally.unknown++
-		tally.mu.Unlock()
-		t.Logf("seed %d: the linearizability search timed out (inconclusive)", seed)
-	case porcupine.Illegal:
-		path := filepath.Join(os.TempDir(), fmt.Sprintf("walq-linearize-%d.html", seed))
-		n, hist := len(r.history), r.dump()
-		info := r.shortestIllegal(model)
-		if err := porcupine.VisualizePath(model, info, path); err != nil {
-			path = "(visualization failed: " + err.Error() + ")"
-		}
-		fail("history of %d calls is not linearizable; history: %s; visualization of the shortest failing prefix: %s\n%s",
-			n, hist, path, r.explain(info))
+	checks := []linCheck{{"", "history", r.history}}
+	for i, img := range r.imageOps {
+		checks = append(checks, linCheck{fmt.Sprintf("-image%d", i), "history up to " + img.Input.(*lin).String(), r.imageHistory(img)})
 	}
-	t.Logf("seed %d: %d calls, %d images, %d failed by faults, %d compactions: %s",
-		seed, len(r.history), len(r.images), r.failed, compactions, res)
+	results := make([]porcupine.CheckResult, len(checks))
+	for i, c := range checks {
+		res := porcupine.CheckOperationsTimeout(model, c.ops, linSearch)
+		results[i] = res
+		switch res {
+		case porcupine.Unknown:
+			tally.mu.Lock()
+			tally.unknown++
+			tally.mu.Unlock()
+			t.Logf("seed %d: the linearizability search of the %s timed out (inconclusive): %s",
+				seed, c.what, dump(c.ops, fmt.Sprintf("%d%s", seed, c.name)))
+		case porcupine.Illegal:
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("walq-linearize-%d%s.html", seed, c.name))
+			hist := dump(c.ops, fmt.Sprintf("%d%s", seed, c.name))
+			short, info := shortestIllegal(model, c.ops)
+			if err := porcupine.VisualizePath(model, info, path); err != nil {
+				path = "(visualization failed: " + err.Error() + ")"
+			}
+			fail("%s of %d calls is not linearizable; history: %s; visualization of the shortest failing prefix: %s\n%s",
+				c.what, len(c.ops), hist, path, r.explain(short, info))
+		}
+	}
+	t.Logf("seed %d: %d calls, %d images, %d failed by faults, %d compactions: %v",
+		seed, len(r.history), len(r.images), r.failed, compactions, results)
+}
+
+// linCheck is one history a run checks: the live one, or one per image.
+type linCheck struct {
+	name string // a suffix for file names: "" or "-image<i>"
+	what string
+	ops  []porcupine.Operation
+}
+
+// imageHistory returns the history a power-cut image is checked in: every
+// call begun before the image was taken, the image, and nothing later. A
+// call that had not returned by then gets no return (porcupine: one after
+// every other), so it may come before the image (its entry is in it) or
+// after, where the model, crashed, accepts any call: in the world of the
+// image it never happened. A call that returned before is durable, so it
+// comes before the image. A call begun after cannot be in it.
+//
+// The image is not a call of the live history: the queue makes an entry
+// durable before it applies it (and applies the entries in flight in any
+// order), so an image may hold entries that readers after it do not see
+// yet, or an entry whose call readers see only after a later entry. An
+// interval [taken, end of history) for the image in the one history would
+// still ask that the image be the state after some prefix of one order
+// that the readers also agree with, which the second case breaks without
+// any call having been wrong. This is durable linearizability: every
+// crash is a future of the same past, checked on its own.
+func (r *linRun) imageHistory(img porcupine.Operation) []porcupine.Operation {
+	const never = 1 << 62
+	var ops []porcupine.Operation
+	for _, op := range r.history {
+		if op.Call > img.Call {
+			continue
+		}
+		if op.Return > img.Call {
+			op.Return = never
+		}
+		ops = append(ops, op)
+	}
+	return append(ops, img)
 }
 
 // writeHook runs before the committer writes group [first, last]: every
@@ -596,10 +647,43 @@ func (r *linRun) finish() int {
 		Input: &lin{kind: opFinal, clock: now, what: "reopen after Close"}, Output: final})
 	for i, img := range r.images {
 		res := r.reopen(img.dir, img.clock, "power-cut image "+img.what)
-		r.history = append(r.history, porcupine.Operation{ClientId: linClients + 1 + i, Call: img.call, Return: img.ret,
+		r.imageOps = append(r.imageOps, porcupine.Operation{ClientId: linClients + 1 + i, Call: img.call, Return: img.ret,
 			Input: &lin{kind: opImage, clock: img.clock, what: img.what}, Output: res})
 	}
+	r.noteSpared()
 	return int(r.compactions.Load())
+}
+
+// noteSpared gives every Compact call what its sweep may pass over: the
+// IDs that Purge calls in flight during it name and the keys that enqueues
+// in flight during it name (see spared).
+func (r *linRun) noteSpared() {
+	for _, op := range r.history {
+		in := op.Input.(*lin)
+		if in.kind != opCompact {
+			continue
+		}
+		for _, o := range r.history {
+			if o.Call > op.Return || o.Return < op.Call {
+				continue
+			}
+			oin := o.Input.(*lin)
+			switch oin.kind {
+			case opPurge:
+				in.ids = append(in.ids, oin.ids...)
+			case opEnqueue, opComplete:
+				for _, nj := range oin.jobs {
+					in.keys = append(in.keys, nj.Key)
+				}
+			case opCompleteBatch:
+				for _, c := range oin.cs {
+					for _, nj := range c.Then {
+						in.keys = append(in.keys, nj.Key)
+					}
+				}
+			}
+		}
+	}
 }
 
 // reopen opens dir with the clock at `at` and reports every job (with
@@ -647,8 +731,8 @@ func (r *linRun) reopen(dir string, at int64, what string) *lout {
 // time, that is already not linearizable, makes it the run's history, and
 // returns porcupine's account of it: the last call of that prefix is one
 // the model cannot place.
-func (r *linRun) shortestIllegal(model porcupine.Model) porcupine.LinearizationInfo {
-	ops := slices.Clone(r.history)
+func shortestIllegal(model porcupine.Model, history []porcupine.Operation) ([]porcupine.Operation, porcupine.LinearizationInfo) {
+	ops := slices.Clone(history)
 	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
 	lo, hi := 1, len(ops) // ops[:hi] is illegal
 	for lo < hi {
@@ -659,15 +743,14 @@ func (r *linRun) shortestIllegal(model porcupine.Model) porcupine.LinearizationI
 			lo = mid + 1
 		}
 	}
-	r.history = ops[:hi]
-	_, info := porcupine.CheckOperationsVerbose(model, r.history, 3*time.Second)
-	return info
+	_, info := porcupine.CheckOperationsVerbose(model, ops[:hi], 3*time.Second)
+	return ops[:hi], info
 }
 
 // explain describes why porcupine found no linearization: the longest
 // order it found, then, for each call that could have come next, why the
 // model refuses it in every state that order leaves.
-func (r *linRun) explain(info porcupine.LinearizationInfo) string {
+func (r *linRun) explain(history []porcupine.Operation, info porcupine.LinearizationInfo) string {
 	parts := info.PartialLinearizations()
 	if len(parts) == 0 || len(parts[0]) == 0 {
 		return "(no partial linearization)"
@@ -681,12 +764,12 @@ func (r *linRun) explain(info porcupine.LinearizationInfo) string {
 	var b strings.Builder
 	states := []*lstate{newLstate(r.opts, epoch.UnixNano())}
 	done := map[int]bool{}
-	last := r.history[len(r.history)-1]
+	last := history[len(history)-1]
 	fmt.Fprintf(&b, "the shortest prefix (by call time) that is not linearizable ends with [c%d %d-%d] %v → %v\n",
 		last.ClientId, last.Call, last.Return, last.Input, last.Output)
-	fmt.Fprintf(&b, "longest linearization of that prefix: %d of %d calls; its last calls:\n", len(longest), len(r.history))
+	fmt.Fprintf(&b, "longest linearization of that prefix: %d of %d calls; its last calls:\n", len(longest), len(history))
 	for i, id := range longest {
-		op := r.history[id]
+		op := history[id]
 		var next []*lstate
 		for _, s := range states {
 			for _, br := range lsteps(s, op.Input.(*lin), op.Output.(*lout)) {
@@ -704,13 +787,13 @@ func (r *linRun) explain(info porcupine.LinearizationInfo) string {
 	// The calls that could come next: not linearized, called before every
 	// other pending call returned.
 	minRet := int64(1 << 62)
-	for id, op := range r.history {
+	for id, op := range history {
 		if !done[id] {
 			minRet = min(minRet, op.Return)
 		}
 	}
-	b.WriteString("no call can come next:\n")
-	for id, op := range r.history {
+	b.WriteString("after that order (others may fail elsewhere), no call can come next:\n")
+	for id, op := range history {
 		if done[id] || op.Call > minRet {
 			continue
 		}
@@ -726,15 +809,16 @@ func (r *linRun) explain(info porcupine.LinearizationInfo) string {
 	return b.String()
 }
 
-// dump writes the history, in call order, to a file and returns its path.
-func (r *linRun) dump() string {
-	ops := slices.Clone(r.history)
+// dump writes the history, in call order, to a file named after name and
+// returns its path.
+func dump(history []porcupine.Operation, name string) string {
+	ops := slices.Clone(history)
 	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
 	var b strings.Builder
 	for _, op := range ops {
 		fmt.Fprintf(&b, "[c%d %d-%d] %v → %v\n", op.ClientId, op.Call, op.Return, op.Input, op.Output)
 	}
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("walq-linearize-%d.txt", r.seed))
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("walq-linearize-%s.txt", name))
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return "(" + err.Error() + ")"
 	}

@@ -1,0 +1,106 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// Regression tests for histories TestLinearizable found not linearizable
+// that are the engine's doing, each reduced to the shortest deterministic
+// sequence: the apply hook holds an entry after it is durable and before
+// it is applied.
+
+// TestDuplicateOutlivesPurge: an enqueue whose key is held by a finished
+// job answers Duplicate from that job's state without reserving the job; a
+// purge of the job that starts while the enqueue's entry is in flight (a
+// Purge call, or the retention sweep once the clock has moved past the
+// job's retention) finds the job free, reserves it, and its entry, later in
+// the log, may be applied first. Readers then see the job purged and the
+// enqueue's other job not there yet, and then the enqueue reports the
+// purged job as the holder of its key: no order of the two gives what
+// everyone saw (the duplicate needs the enqueue before the purge, the
+// readers need it after). TestLinearizable found it as seeds 377944667,
+// 377944831, 553700831, 949495826 and 949496176 (Purge) and 553700566 and
+// 553701242 (the sweep of the background compactor or of Compact).
+//
+// The test accepts a purge that waits for the enqueue (reported through
+// hooks.wait, as waits for a busy key are), one that passes over the job
+// (the sweep), or one that returns with the enqueue's jobs already visible.
+func TestDuplicateOutlivesPurge(t *testing.T) {
+	t.Parallel()
+	for _, by := range []string{"purge", "sweep"} {
+		t.Run("by="+by, func(t *testing.T) {
+			t.Parallel()
+			testDuplicateOutlivesPurge(t, by)
+		})
+	}
+}
+
+func testDuplicateOutlivesPurge(t *testing.T, by string) {
+	ctx := context.Background()
+	g := newApplyGate()
+	waited := make(chan struct{}, 1)
+	dir := t.TempDir()
+	inject(t, dir, &hooks{noBackground: true, apply: g.hook, wait: func() {
+		select {
+		case waited <- struct{}{}:
+		default:
+		}
+	}})
+	q := openTest(t, dir, &Options{CompactRatio: -1, KeyRetention: time.Minute})
+	a := enqueueT(t, q, NewJob{Key: "k", Payload: []byte("a")})
+	if err := q.Cancel(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+
+	g.arm()
+	var res []Enqueued
+	enq := async(func() (err error) {
+		res, err = q.EnqueueBatch(ctx, []NewJob{{Key: "k", Payload: []byte("dup")}, {Payload: []byte("x")}})
+		return err
+	})
+	<-g.held // the enqueue's entry is durable and not applied
+	purge := async(func() error { return q.Purge(ctx, []uint64{a}) })
+	if by == "sweep" {
+		mockOf(t, q).Add(time.Minute) // job a's retention is over
+		purge = async(func() error {
+			_, err := q.Compact(ctx)
+			return err
+		})
+	}
+
+	select {
+	case err := <-purge:
+		if err != nil {
+			t.Fatalf("%s of job %d: %v", by, a, err)
+		}
+		_, getErr := q.Get(ctx, a)
+		seen, err := q.Jobs(ctx, JobFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(g.release)
+		if err := <-enq; err != nil {
+			t.Fatalf("EnqueueBatch: %v", err)
+		}
+		if res[0] == (Enqueued{ID: a, Duplicate: true}) && errors.Is(getErr, ErrNotFound) && len(seen) == 0 {
+			t.Errorf("BUG: the %s of job %d returned and readers saw job %d gone and no job %d, while the "+
+				"enqueue in flight then reported job %d as the holder of key %q: %+v. The enqueue read "+
+				"job %d before the %s reserved it, and the %s's later entry was applied first",
+				by, a, a, res[1].ID, a, "k", res, a, by, by)
+		}
+	case <-waited:
+		close(g.release)
+		if err := <-enq; err != nil {
+			t.Fatalf("EnqueueBatch: %v", err)
+		}
+		if err := <-purge; err != nil {
+			t.Fatalf("%s of job %d: %v", by, a, err)
+		}
+	case <-time.After(time.Minute): // a watchdog, not a synchronisation
+		close(g.release)
+		t.Fatalf("the %s of job %d neither returned nor reported a wait (hooks.wait) while the enqueue was held", by, a)
+	}
+}
