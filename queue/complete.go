@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 )
 
@@ -279,6 +280,7 @@ func (q *Queue) changeLeases(ctx context.Context, c leaseChange) ([]error, error
 	// Wait for in-flight operations on these jobs and keys before
 	// reserving any, so that two calls can never wait on each other.
 	for q.anyBusy(ids) || q.keysBusy(c.follow) {
+		q.inject(fault.Op{Kind: fault.Wait})
 		q.cond.Wait()
 		if q.closed {
 			return nil, ErrClosed

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/index"
+	"github.com/walq/walq/internal/fault"
 	wlog "github.com/walq/walq/log"
 )
 
@@ -155,6 +156,7 @@ func (q *Queue) changeJobs(ctx context.Context, ids []uint64, want index.State, 
 	// them one by one while waiting could deadlock against another bulk
 	// call.
 	for q.anyBusy(ids) {
+		q.inject(fault.Op{Kind: fault.Wait})
 		q.cond.Wait()
 		if q.closed {
 			return ErrClosed

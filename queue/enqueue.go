@@ -50,6 +50,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, er
 	var e entry
 	res := q.addJobs(&e, jobs, q.now())
 	if len(e.recs) == 0 {
+		q.unreserve(e.busy) // all duplicates: answered now, nothing to hold
 		return res, nil
 	}
 	if err := q.commitEntry(&e); err != nil {
@@ -93,8 +94,15 @@ func (q *Queue) addJobs(e *entry, jobs []NewJob, now int64) []Enqueued {
 			}
 			if j := q.idx.Key(nj.Key); j != nil {
 				if j.Busy || !q.retentionOver(j, now) {
-					// Busy here means reserved by this very call
-					// (a job being completed), never past retention.
+					// The answer reads j, and must still hold when
+					// this entry becomes visible: reserve j (unless
+					// this very call already has, as a job it
+					// completes), so that no purge, sweep or key
+					// reuse changes it in between.
+					if !j.Busy {
+						q.idx.Reserve(j)
+						e.busy = append(e.busy, j)
+					}
 					res[i] = Enqueued{ID: j.ID, Duplicate: true}
 					continue
 				}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -102,5 +103,40 @@ func testDuplicateOutlivesPurge(t *testing.T, by string) {
 	case <-time.After(time.Minute): // a watchdog, not a synchronisation
 		close(g.release)
 		t.Fatalf("the %s of job %d neither returned nor reported a wait (hooks.wait) while the enqueue was held", by, a)
+	}
+}
+
+// A ready job reserved only to answer a duplicate (a follow-up whose key
+// it holds, in an entry that enqueues nothing new) is ready again when the
+// entry is applied: a leaser that found nothing meanwhile must be woken.
+func TestDuplicateHolderWakesLeaser(t *testing.T) {
+	ctx := context.Background()
+	g := newApplyGate()
+	dir := t.TempDir()
+	inject(t, dir, &hooks{noBackground: true, apply: g.hook})
+	q := openTest(t, dir, &Options{CompactRatio: -1})
+	holder := enqueueT(t, q, NewJob{Queue: "h", Key: "k"})
+	enqueueT(t, q, NewJob{Queue: "w"})
+	l := leaseT(t, q, "w")
+	g.arm()
+	done := async(func() error {
+		res, err := q.CompleteAndEnqueue(ctx, l.Token, nil, []NewJob{{Queue: "h", Key: "k"}})
+		if err == nil && res[0] != (Enqueued{ID: holder, Duplicate: true}) {
+			err = fmt.Errorf("follow-up = %+v, want a duplicate of job %d", res[0], holder)
+		}
+		return err
+	})
+	<-g.held
+	ls, wake, _, err := q.tryLease(ctx, "h", 1)
+	if err != nil || len(ls) != 0 {
+		t.Fatalf("tryLease while the holder is reserved = %d leases, %v", len(ls), err)
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	receive(t, wake, "the wake-up of a leaser after the duplicate's holder was given back")
+	if got := leaseT(t, q, "h"); got.Job.ID != holder {
+		t.Fatalf("leased job %d, want %d", got.Job.ID, holder)
 	}
 }

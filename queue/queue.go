@@ -222,15 +222,22 @@ func (q *Queue) now() int64 { return q.opts.Clock.Now().UnixNano() }
 // durability and holds it again when it returns.
 func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	defer func() {
+		// A pending job comes back to scheduling here (a failed entry,
+		// a carry, a job read for a duplicate answer): wake leasers
+		// that found nothing while it was reserved.
+		wake := false
 		for _, j := range busy {
 			q.idx.Unreserve(j)
+			wake = wake || j.State == index.Pending
+		}
+		if wake {
+			q.wakeLeasers()
 		}
 		q.cond.Broadcast()
 	}()
 	q.recoverLog()
 	p, err := q.log.Submit(recs)
 	if err != nil {
-		q.wakeAfterFailure(busy)
 		return q.logErr(err)
 	}
 	// Until the entry is applied, compaction must not cut the log at or
@@ -245,7 +252,6 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		delete(q.inflight, p.Index())
 	}
 	if err != nil {
-		q.wakeAfterFailure(busy)
 		return q.logErr(err)
 	}
 	queues := q.queueOf(recs)
@@ -269,13 +275,9 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	return nil
 }
 
-// wakeAfterFailure wakes blocked leasers when a failed commit gave jobs
-// back: a job reserved for the failed entry is ready again without any
-// record having been applied.
-func (q *Queue) wakeAfterFailure(busy []*index.Job) {
-	if len(busy) == 0 {
-		return
-	}
+// wakeLeasers wakes every Lease call sleeping for work. The caller holds
+// q.mu.
+func (q *Queue) wakeLeasers() {
 	close(q.wake)
 	q.wake = make(chan struct{})
 }
@@ -333,8 +335,7 @@ func (q *Queue) notify(recs []wlog.Record) {
 		}
 	}
 	if wake {
-		close(q.wake)
-		q.wake = make(chan struct{})
+		q.wakeLeasers()
 	}
 }
 
