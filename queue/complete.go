@@ -288,26 +288,41 @@ func (q *Queue) changeLeases(ctx context.Context, c leaseChange) ([]error, error
 	}
 	now := q.now()
 	errs := make([]error, len(c.toks))
-	es := []*entry{{inBatch: map[string]uint64{}}}
-	owner := make([][]int, 1) // token positions written in each entry
-	used := 0
+	// First reserve every job the tokens name, so that the records built
+	// next (follow-up jobs whose keys these very jobs hold, say) see them
+	// as this call's own.
+	held := make([]*index.Job, len(c.toks))
+	expired := make([]bool, len(c.toks))
+	seen := make(map[uint64]bool, len(c.toks))
 	for i, tok := range c.toks {
-		j := q.idx.Job(tok.Job)
 		if c.invalid != nil && c.invalid[i] != nil {
 			errs[i] = c.invalid[i]
 			continue
 		}
-		if j != nil && j.Busy { // the same job twice in one batch
+		if seen[tok.Job] { // the same job twice in one batch
 			errs[i] = fmt.Errorf("%w: job %d attempt %d", ErrLeaseLost, tok.Job, tok.Attempt)
 			continue
 		}
+		j := q.idx.Job(tok.Job)
+		errs[i] = q.checkLease(j, tok, now)
+		expired[i] = errors.Is(errs[i], ErrLeaseExpired)
+		if errs[i] == nil || expired[i] {
+			seen[tok.Job] = true
+			q.idx.Reserve(j)
+			held[i] = j
+		}
+	}
+	es := []*entry{{inBatch: map[string]uint64{}}}
+	owner := make([][]int, 1) // token positions written in each entry
+	used := 0
+	for i, j := range held {
+		if j == nil {
+			continue
+		}
 		e := es[len(es)-1]
-		if errs[i] = q.checkLease(j, tok, now); errs[i] != nil {
-			if errors.Is(errs[i], ErrLeaseExpired) {
-				q.idx.Reserve(j)
-				e.busy = append(e.busy, j)
-				e.recs = append(e.recs, q.expireRecord(j, now))
-			}
+		if expired[i] { // recorded as expired, in the same entry
+			e.busy = append(e.busy, j)
+			e.recs = append(e.recs, q.expireRecord(j, now))
 			continue
 		}
 		n := c.op.size(i)
@@ -316,7 +331,6 @@ func (q *Queue) changeLeases(ctx context.Context, c leaseChange) ([]error, error
 			es, owner, used = append(es, e), append(owner, nil), 0
 		}
 		used += n
-		q.idx.Reserve(j)
 		e.busy = append(e.busy, j)
 		c.op.add(e, i, j, now)
 		owner[len(owner)-1] = append(owner[len(owner)-1], i)

@@ -140,3 +140,29 @@ func TestDuplicateHolderWakesLeaser(t *testing.T) {
 		t.Fatalf("leased job %d, want %d", got.Job.ID, holder)
 	}
 }
+
+// A batch completing job A with a follow-up whose key job B holds, and
+// completing job B too: B is the batch's own, so its token is not "lost"
+// because the follow-up's duplicate answer reserved it first.
+func TestBatchFollowUpKeyHeldByBatchJob(t *testing.T) {
+	ctx := context.Background()
+	q := openTest(t, noBackgroundDir(t), &Options{CompactRatio: -1})
+	a := enqueueT(t, q, NewJob{})
+	b := enqueueT(t, q, NewJob{Key: "k"})
+	la, lb := leaseT(t, q, ""), leaseT(t, q, "")
+	if la.Job.ID != a || lb.Job.ID != b {
+		t.Fatalf("leased %d, %d; want %d, %d", la.Job.ID, lb.Job.ID, a, b)
+	}
+	errs, err := q.CompleteBatch(ctx, []Completion{
+		{Token: la.Token, Then: []NewJob{{Key: "k"}}},
+		{Token: lb.Token},
+	})
+	if err != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("CompleteBatch = %v, %v; want both completed", errs, err)
+	}
+	for _, id := range []uint64{a, b} {
+		if j := getT(t, q, id); j.State != StateCompleted {
+			t.Fatalf("job %d is %s, want completed", id, j.State)
+		}
+	}
+}
