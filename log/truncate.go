@@ -34,6 +34,12 @@ func (l *Log) TruncateFrontAt(gen, index uint64) (uint64, error) {
 func (l *Log) truncateFront(index uint64, checkGen bool, gen uint64) (uint64, error) {
 	l.truncMu.Lock()
 	defer l.truncMu.Unlock()
+	// readMu for the whole truncation: readers check FirstIndex before
+	// reading, and holding it lets any read that passed the check finish
+	// before its file goes; and Recover takes it too, so no recovery can
+	// slip in between the generation check and the removal.
+	l.readMu.Lock()
+	defer l.readMu.Unlock()
 	l.mu.Lock()
 	if err := l.writableLocked(); err != nil {
 		l.mu.Unlock()
@@ -64,10 +70,6 @@ func (l *Log) truncateFront(index uint64, checkGen bool, gen uint64) (uint64, er
 	if err := l.syncWritten(); err != nil {
 		return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
 	}
-	// Readers check FirstIndex before reading; holding readMu lets any read
-	// that passed the check finish before its file goes.
-	l.readMu.Lock()
-	defer l.readMu.Unlock()
 	for _, s := range victims {
 		if err := os.Remove(s.path); err != nil && !os.IsNotExist(err) {
 			return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))

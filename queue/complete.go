@@ -335,20 +335,31 @@ func (q *Queue) changeLeases(ctx context.Context, c leaseChange) ([]error, error
 		c.op.add(e, i, j, now)
 		owner[len(owner)-1] = append(owner[len(owner)-1], i)
 	}
+	// Later entries may depend on earlier ones (a follow-up answered as a
+	// duplicate of a job an earlier entry creates; a key holder an earlier
+	// entry reserved), so every job stays reserved until the last entry is
+	// applied, and after a failed entry the later ones are not written:
+	// what is committed is always a prefix of the entries.
+	var busy []*index.Job
+	for _, e := range es {
+		busy, e.busy = append(busy, e.busy...), nil
+	}
+	defer q.unreserve(busy)
 	var failed error
 	wrote := false
 	for k, e := range es {
-		if len(e.recs) == 0 {
-			continue
+		if failed == nil && len(e.recs) > 0 {
+			if failed = q.commitEntry(e); failed == nil {
+				wrote = true
+				continue
+			}
+		} else {
+			q.releaseKeys(e.keys)
 		}
-		err := q.commitEntry(e)
-		if err == nil {
-			wrote = true
-			continue
-		}
-		failed = err
 		for _, i := range owner[k] {
-			errs[i] = err
+			if failed != nil {
+				errs[i] = failed
+			}
 		}
 	}
 	if failed != nil && !wrote {

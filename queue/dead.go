@@ -195,8 +195,16 @@ func (q *Queue) anyBusy(ids []uint64) bool {
 }
 
 func (q *Queue) unreserve(jobs []*index.Job) {
+	// A pending job comes back to scheduling here (after a failed entry,
+	// a carry, a duplicate answer): wake leasers that found nothing while
+	// it was reserved.
+	wake := false
 	for _, j := range jobs {
 		q.idx.Unreserve(j)
+		wake = wake || j.State == index.Pending
+	}
+	if wake {
+		q.wakeLeasers()
 	}
 	q.cond.Broadcast()
 }

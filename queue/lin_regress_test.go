@@ -1,9 +1,11 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -164,5 +166,55 @@ func TestBatchFollowUpKeyHeldByBatchJob(t *testing.T) {
 		if j := getT(t, q, id); j.State != StateCompleted {
 			t.Fatalf("job %d is %s, want completed", id, j.State)
 		}
+	}
+}
+
+// A CompleteBatch split over two entries by size: a follow-up of the
+// second completion is answered as a duplicate of a job the first entry
+// creates. If the first entry is not written (a failed fsync, or an entry
+// over the size limit), the second must not be either: its follow-up would
+// name a job that never existed (found by review).
+func TestSplitBatchCommitsAPrefix(t *testing.T) {
+	for _, how := range []string{"fsync", "too-large"} {
+		t.Run("first-entry="+how, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			var arm atomic.Bool
+			inject(t, dir, &hooks{noBackground: true, sync: func(first, last uint64) error {
+				if arm.CompareAndSwap(true, false) {
+					return errors.New("injected fsync failure")
+				}
+				return nil
+			}})
+			q := openTest(t, dir, &Options{CompactRatio: -1})
+			for range 2 {
+				enqueueT(t, q, NewJob{Payload: []byte("x")})
+			}
+			ls, err := q.TryLeaseN(ctx, "", 2)
+			if err != nil || len(ls) != 2 {
+				t.Fatal(ls, err)
+			}
+			var thenA []NewJob
+			switch how {
+			case "fsync":
+				thenA = []NewJob{{Key: "k", Payload: bytes.Repeat([]byte("p"), 10<<20)}}
+				arm.Store(true)
+			case "too-large":
+				for range 5 {
+					thenA = append(thenA, NewJob{Payload: bytes.Repeat([]byte("p"), 14<<20)})
+				}
+				thenA[0].Key = "k"
+			}
+			errs, err := q.CompleteBatch(ctx, []Completion{
+				{Token: ls[0].Token, Then: thenA},
+				{Token: ls[1].Token, Then: []NewJob{{Key: "k", Payload: bytes.Repeat([]byte("b"), 10<<20)}}},
+			})
+			if err == nil && errs[1] == nil {
+				if _, gerr := q.GetByKey(ctx, "k"); gerr != nil {
+					t.Fatalf("completion 2 succeeded (errs %v) but its follow-up with key k does not exist: %v", errs, gerr)
+				}
+			}
+			enqueueT(t, q, NewJob{}) // the log recovers from the injected failure
+		})
 	}
 }

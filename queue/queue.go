@@ -221,20 +221,7 @@ func (q *Queue) now() int64 { return q.opts.Clock.Now().UnixNano() }
 // end here, whatever happens). commit releases q.mu while it waits for
 // durability and holds it again when it returns.
 func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
-	defer func() {
-		// A pending job comes back to scheduling here (a failed entry,
-		// a carry, a job read for a duplicate answer): wake leasers
-		// that found nothing while it was reserved.
-		wake := false
-		for _, j := range busy {
-			q.idx.Unreserve(j)
-			wake = wake || j.State == index.Pending
-		}
-		if wake {
-			q.wakeLeasers()
-		}
-		q.cond.Broadcast()
-	}()
+	defer q.unreserve(busy)
 	q.recoverLog()
 	p, err := q.log.Submit(recs)
 	if err != nil {
