@@ -52,7 +52,7 @@ type Result struct {
 	Pending int
 	// PeakRSS is the median over runs of the peak resident set size, in
 	// bytes, of the process that ran the workload (each run in a process
-	// of its own; getrusage ru_maxrss), and PeakRSSRuns has every run's.
+	// of its own; VmHWM, Linux only), and PeakRSSRuns has every run's.
 	// It counts the harness too: the ledger, and for W1, W2 and W7 the
 	// payloads made before the timed part. 0 when unknown (runs in
 	// process, or not Linux).

@@ -114,7 +114,7 @@ func (c Config) withDefaults() (config, error) {
 // Unless cfg.InProcess is set, each trial (one run of one workload against
 // one target) runs in a child process of its own, a copy of this binary
 // started with cfg.ChildArgs, so that the peak RSS it reports
-// (getrusage's ru_maxrss) is that workload's alone. In such a child, Run
+// (VmHWM in /proc/self/status) is that workload's alone. In such a child, Run
 // runs the one trial it was started for, writes what it measured for the
 // parent and exits the process; it never returns.
 func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {

@@ -44,7 +44,7 @@ func writeBenchTable(w io.Writer, rep *bench.Report) {
 		writeBenchBlock(tw, rep, id)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "Peak RSS is the ru_maxrss of the process that ran the run (each run has its own; median over")
+	fmt.Fprintln(w, "Peak RSS is the VmHWM of the process that ran the run (each run has its own; median over")
 	fmt.Fprintln(w, "runs; the harness's payloads and ledger included). Ratios compare walq with this disk's own")
 	fmt.Fprintln(w, "limits. The project's targets, and runs on reference machines to compare with, are in BENCHMARKS.md.")
 }
