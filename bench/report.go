@@ -50,6 +50,14 @@ type Result struct {
 	RSSPerJob float64
 	// Pending is how many pending jobs W5 and W6 opened (median).
 	Pending int
+	// PeakRSS is the median over runs of the peak resident set size, in
+	// bytes, of the process that ran the workload (each run in a process
+	// of its own; VmHWM, Linux only), and PeakRSSRuns has every run's.
+	// It counts the harness too: the ledger, and for W1, W2 and W7 the
+	// payloads made before the timed part. 0 when unknown (runs in
+	// process, or not Linux).
+	PeakRSS     float64
+	PeakRSSRuns []float64 `json:",omitempty"`
 	// Latency is W7's distribution (medians of each percentile).
 	Latency *Latency
 	// Skipped says why the workload does not apply to the target; the
@@ -76,6 +84,9 @@ type Latency struct {
 func (r *Result) add(s sample) {
 	r.Samples = append(r.Samples, s.value)
 	r.rss = append(r.rss, s.rss)
+	if s.peakRSS > 0 {
+		r.PeakRSSRuns = append(r.PeakRSSRuns, float64(s.peakRSS))
+	}
 	r.pending = append(r.pending, float64(s.pending))
 	if s.lat != nil {
 		r.lats = append(r.lats, s.lat)
@@ -85,6 +96,7 @@ func (r *Result) add(s sample) {
 func (r *Result) finish() {
 	r.Median = median(r.Samples)
 	r.RSSPerJob = median(r.rss)
+	r.PeakRSS = median(r.PeakRSSRuns)
 	r.Pending = int(median(r.pending))
 	if len(r.lats) == 0 {
 		return
@@ -190,6 +202,18 @@ func commas(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// mib formats a byte count in MiB.
+func mib(b float64) string { return num(b / (1 << 20)) }
+
+// PeakRSSText is the row's peak RSS in MiB ("62.3 MiB"), or "–" if
+// unknown.
+func (r *Result) PeakRSSText() string {
+	if r.PeakRSS <= 0 {
+		return "–"
+	}
+	return mib(r.PeakRSS) + " MiB"
 }
 
 // ms formats a duration in milliseconds.

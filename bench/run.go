@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -39,6 +40,17 @@ type Config struct {
 	// Sizes bound each workload; zero fields take the defaults for the
 	// mode.
 	Sizes Sizes
+	// InProcess runs every trial in this process instead of each in a
+	// child process of its own; results then have no peak RSS. Test
+	// doubles that keep their state in memory need it. Defaults to false.
+	InProcess bool
+	// ChildArgs are the arguments each trial's child process (a copy of
+	// this binary, from os.Executable) is started with; the child must
+	// reach Run with the same Config, which then runs the one trial and
+	// exits. Defaults to os.Args[1:], except in a test binary
+	// (testing.Testing), where a nil ChildArgs means InProcess: started
+	// with its own arguments, the binary would run its tests again.
+	ChildArgs []string
 }
 
 type config struct {
@@ -61,6 +73,9 @@ func (c Config) withDefaults() (config, error) {
 		}
 	}
 	out.Sizes = c.Sizes.withDefaults(c.Quick)
+	if out.ChildArgs == nil && testing.Testing() {
+		out.InProcess = true
+	}
 	if len(out.Targets) == 0 {
 		durs := out.Durability
 		if len(durs) == 0 {
@@ -95,10 +110,20 @@ func (c Config) withDefaults() (config, error) {
 // noise on the shared machine falls on all of them alike. It writes a line
 // of progress per measurement to progress (nil for none). Any failed
 // verification ends the run with an error and no report.
+//
+// Unless cfg.InProcess is set, each trial (one run of one workload against
+// one target) runs in a child process of its own, a copy of this binary
+// started with cfg.ChildArgs, so that the peak RSS it reports
+// (VmHWM in /proc/self/status) is that workload's alone. In such a child, Run
+// runs the one trial it was started for, writes what it measured for the
+// parent and exits the process; it never returns.
 func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if path := os.Getenv(childEnv); path != "" && !c.InProcess {
+		os.Exit(serveTrial(ctx, c, path))
 	}
 	if progress == nil {
 		progress = io.Discard
@@ -200,7 +225,7 @@ func (r *runner) trial(ctx context.Context, t Target, w Workload) (sample, error
 			return sample{}, err
 		}
 		tr.fix = fx
-		return tr.run(ctx)
+		return r.exec(ctx, tr)
 	case w.kind == kindLatency:
 		rate, basis, err := r.offeredRate(ctx, t, w)
 		if err != nil {
@@ -214,7 +239,16 @@ func (r *runner) trial(ctx context.Context, t Target, w Workload) (sample, error
 	}
 	defer os.RemoveAll(dir)
 	tr.dir = dir
-	return tr.run(ctx)
+	return r.exec(ctx, tr)
+}
+
+// exec runs a prepared trial in a child process, or here if the
+// configuration says so.
+func (r *runner) exec(ctx context.Context, tr *trial) (sample, error) {
+	if r.c.InProcess {
+		return tr.run(ctx)
+	}
+	return r.inChild(ctx, tr)
 }
 
 func (r *runner) newDir() (string, error) {
@@ -327,14 +361,22 @@ func (s sample) describe(w Workload) string {
 	switch {
 	case s.lat != nil:
 		return fmt.Sprintf("p50 %s, p99 %s, p99.9 %s ms at %s jobs/s offered (%s; %s achieved), %d jobs",
-			ms(s.lat.p50), ms(s.lat.p99), ms(s.lat.p999), num(s.lat.offered), s.lat.basis, num(s.lat.achieved), s.lat.n)
+			ms(s.lat.p50), ms(s.lat.p99), ms(s.lat.p999), num(s.lat.offered), s.lat.basis, num(s.lat.achieved), s.lat.n) + s.rssText()
 	case w.kind == kindMemory:
-		return fmt.Sprintf("%s B/job Go heap, %s B/job resident, %s pending", num(s.value), num(s.rss), num(float64(s.pending)))
+		return fmt.Sprintf("%s B/job Go heap, %s B/job resident, %s pending%s", num(s.value), num(s.rss), num(float64(s.pending)), s.rssText())
 	case w.kind == kindRecover:
-		return fmt.Sprintf("%s ms, %s pending", num(s.value), num(float64(s.pending)))
+		return fmt.Sprintf("%s ms, %s pending%s", num(s.value), num(float64(s.pending)), s.rssText())
 	default:
-		return fmt.Sprintf("%s %s", num(s.value), w.Unit)
+		return fmt.Sprintf("%s %s%s", num(s.value), w.Unit, s.rssText())
 	}
+}
+
+// rssText is the sample's peak RSS for a progress line, or "" if unknown.
+func (s sample) rssText() string {
+	if s.peakRSS <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(", peak RSS %s MiB", mib(float64(s.peakRSS)))
 }
 
 // Machine describes where the benchmark ran.

@@ -27,7 +27,7 @@ func TestRunEveryWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Dir: t.TempDir(), Runs: 1, Sizes: tiny, Targets: []Target{walq, memTarget(faultNone)}}
+	cfg := Config{Dir: t.TempDir(), Runs: 1, Sizes: tiny, Targets: []Target{walq, memTarget(faultNone)}, InProcess: true}
 	rep, err := Run(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestRunCatchesBrokenBackend(t *testing.T) {
 			t.Parallel()
 			sz := tiny
 			sz.LatencyDuration = 50 * time.Millisecond
-			cfg := Config{Dir: t.TempDir(), Runs: 3, Sizes: sz, Targets: []Target{memTarget(tc.fault)}, Workloads: []string{tc.workload}}
+			cfg := Config{Dir: t.TempDir(), Runs: 3, Sizes: sz, Targets: []Target{memTarget(tc.fault)}, Workloads: []string{tc.workload}, InProcess: true}
 			rep, err := Run(context.Background(), cfg, nil)
 			if err == nil {
 				t.Fatalf("Run succeeded on a broken backend: %+v", rep.Results)

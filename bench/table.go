@@ -160,16 +160,16 @@ func (rep *Report) writeBlock(tw *tabwriter.Writer, id string) {
 			// A line without tabs ends tabwriter's column blocks, so each
 			// workload's rows align among themselves.
 			fmt.Fprintf(tw, "%s  %s\n", id, res.Title)
-			fmt.Fprintf(tw, "  target\tmedian\tmin … max\tdetail\tvs raw limit\tvs walq\n")
+			fmt.Fprintf(tw, "  target\tmedian\tmin … max\tpeak RSS\tdetail\tvs raw limit\tvs walq\n")
 			first = false
 		}
 		if res.Skipped != "" {
-			fmt.Fprintf(tw, "  %s\tn/a\t\t%s\t\t\n", res.Label(), res.Skipped)
+			fmt.Fprintf(tw, "  %s\tn/a\t\t\t%s\t\t\n", res.Label(), res.Skipped)
 			continue
 		}
 		lo, hi := slices.Min(res.Samples), slices.Max(res.Samples)
-		fmt.Fprintf(tw, "  %s\t%s %s\t%s … %s\t%s\t%s\t%s\n", res.Label(), num(res.Median), res.Unit, num(lo), num(hi),
-			detail(res), rep.VsRaw(res), rep.vsWalq(res))
+		fmt.Fprintf(tw, "  %s\t%s %s\t%s … %s\t%s\t%s\t%s\t%s\n", res.Label(), num(res.Median), res.Unit, num(lo), num(hi),
+			res.PeakRSSText(), detail(res), rep.VsRaw(res), rep.vsWalq(res))
 	}
 	fmt.Fprintln(tw)
 }

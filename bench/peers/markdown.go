@@ -34,7 +34,7 @@ func markdown(rep *bench.Report, command string) []byte {
 	fmt.Fprintf(&b, "| sequential write (1 MiB writes, one fdatasync) | %s MB/s (runs %s) |\n", commaf(bl.WriteBandwidth.Median/1e6), samples(bl.WriteBandwidth.Samples, 1e6))
 	fmt.Fprintf(&b, "| whole run | %s |\n\n", rep.Elapsed.Round(1e9))
 	fmt.Fprintf(&b, "## Results\n\n")
-	fmt.Fprintf(&b, "\"vs raw limit\" relates a rate to the serial fdatasync rate (or, for W3, the payload bytes to the sequential bandwidth); \"vs walq\" compares each peer with walq in the same durability class (ahead = walq is better by that factor). `sync` rows acknowledge only what is fsynced; `relaxed` rows (walq Interval, SQLite synchronous=NORMAL) survive a process crash at once and a power loss after a short delay; W5–W7 run in the sync class only.\n\n")
+	fmt.Fprintf(&b, "\"vs raw limit\" relates a rate to the serial fdatasync rate (or, for W3, the payload bytes to the sequential bandwidth); \"vs walq\" compares each peer with walq in the same durability class (ahead = walq is better by that factor). `sync` rows acknowledge only what is fsynced; `relaxed` rows (walq Interval, SQLite synchronous=NORMAL) survive a process crash at once and a power loss after a short delay; W5–W7 run in the sync class only. \"peak RSS\" is the VmHWM of the process that ran the row: each run of each workload against each backend runs in a child process of its own, and the median over runs is shown; it counts the harness too (the ledger, and W1, W2 and W7's payloads made before the timed part), and for bbolt the pages of its mmapped file that were touched.\n\n")
 	fmt.Fprintf(&b, "```text\n")
 	var t bytes.Buffer
 	rep.WriteTable(&t)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 // drain and recovery workloads. Each workload verifies its own result
 // (every job stored and completed exactly once), so an adapter that loses,
 // duplicates or corrupts a job fails here rather than reporting a number.
+// Each trial runs in a process of its own and reports its peak RSS.
 func TestPeersVerify(t *testing.T) {
 	targets, err := buildTargets([]string{"walq", "goqite", "bbolt", "river"}, []string{bench.Sync})
 	if err != nil {
@@ -26,6 +28,9 @@ func TestPeersVerify(t *testing.T) {
 		Targets:   targets,
 		Runs:      1,
 		Quick:     true,
+		// Each trial runs in a child process (this test binary, running
+		// this test only), as `go run .` runs them.
+		ChildArgs: []string{"-test.run=^TestPeersVerify$"},
 		Sizes: bench.Sizes{
 			EnqueueJobs: 200, BatchJobs: 2_000, DrainJobs: 500, RecoverJobs: 500,
 			MaxDuration: 300 * time.Millisecond, BaselineDuration: 50 * time.Millisecond, BaselineBytes: 1 << 20,
@@ -44,6 +49,9 @@ func TestPeersVerify(t *testing.T) {
 		}
 		if r.Median <= 0 || len(r.Samples) != 1 {
 			t.Errorf("%s %s/%s: median %v over %d samples", r.Workload, r.Target, r.Durability, r.Median, len(r.Samples))
+		}
+		if runtime.GOOS == "linux" && r.PeakRSS < 1<<20 {
+			t.Errorf("%s %s/%s: peak RSS %v, want that of its child process", r.Workload, r.Target, r.Durability, r.PeakRSS)
 		}
 		seen[r.Target]++
 	}

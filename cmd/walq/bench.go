@@ -17,7 +17,9 @@ worker runtime (W4, W4rt), opening a directory of pending jobs (W5), heap
 bytes per pending job (W6) and enqueue-to-handler latency at half of W2's
 rate (W7). The disk's own limits (serial append+fdatasync, sequential
 write) are measured in the same directory in the same run, and every row
-is reported as a median and as a ratio to them.
+is reported as a median and as a ratio to them. Each run of each workload
+runs in a child process of its own, and its row shows that process's peak
+RSS (VmHWM, Linux only).
 
 Every workload verifies its result (every job stored and completed exactly
 once) so a broken run reports an error, not a number. The benchmark works

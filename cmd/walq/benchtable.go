@@ -44,8 +44,9 @@ func writeBenchTable(w io.Writer, rep *bench.Report) {
 		writeBenchBlock(tw, rep, id)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "Ratios compare walq with this disk's own limits. The project's targets, and runs on reference")
-	fmt.Fprintln(w, "machines to compare with, are in BENCHMARKS.md.")
+	fmt.Fprintln(w, "Peak RSS is the VmHWM of the process that ran the run (each run has its own; median over")
+	fmt.Fprintln(w, "runs; the harness's payloads and ledger included). Ratios compare walq with this disk's own")
+	fmt.Fprintln(w, "limits. The project's targets, and runs on reference machines to compare with, are in BENCHMARKS.md.")
 }
 
 // writeBenchBlock prints one workload's rows.
@@ -59,16 +60,16 @@ func writeBenchBlock(tw *tabwriter.Writer, rep *bench.Report, id string) {
 		if first {
 			// A line without tabs ends tabwriter's column block.
 			fmt.Fprintf(tw, "%s  %s\n", id, res.Title)
-			fmt.Fprintf(tw, "  backend\tmedian\tmin … max\tdetail\tvs raw limit\n")
+			fmt.Fprintf(tw, "  backend\tmedian\tmin … max\tpeak RSS\tdetail\tvs raw limit\n")
 			first = false
 		}
 		if res.Skipped != "" {
-			fmt.Fprintf(tw, "  %s\tn/a\t\t%s\t\n", res.Label(), res.Skipped)
+			fmt.Fprintf(tw, "  %s\tn/a\t\t\t%s\t\n", res.Label(), res.Skipped)
 			continue
 		}
 		lo, hi := slices.Min(res.Samples), slices.Max(res.Samples)
-		fmt.Fprintf(tw, "  %s\t%s %s\t%s … %s\t%s\t%s\n", res.Label(), benchNum(res.Median), res.Unit, benchNum(lo), benchNum(hi),
-			benchDetail(res), rep.VsRaw(res))
+		fmt.Fprintf(tw, "  %s\t%s %s\t%s … %s\t%s\t%s\t%s\n", res.Label(), benchNum(res.Median), res.Unit, benchNum(lo), benchNum(hi),
+			res.PeakRSSText(), benchDetail(res), rep.VsRaw(res))
 	}
 	fmt.Fprintln(tw)
 }
