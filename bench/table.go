@@ -124,32 +124,54 @@ func (rep *Report) workloadIDs() []string {
 
 // WriteTable renders the report as aligned text: the machine and its raw
 // limits, a block per workload with a row per target (median, range over
-// runs, ratio to the raw limit and to walq in the same durability class),
-// the targets met and missed, and how each target was configured.
-func (rep *Report) WriteTable(w io.Writer) {
+// runs, peak RSS, ratio to the raw limit and to walq in the same durability
+// class), the targets met and missed, and how each target was configured.
+func (rep *Report) WriteTable(w io.Writer) { rep.writeTable(w, false) }
+
+// WriteMachineTable renders the figures for the machine they ran on:
+// medians, ranges, peak RSS and ratios to this disk's own limits. It judges
+// nothing against walq's targets, which belong to the project's reference
+// runs (BENCHMARKS.md), not to a user's disk. walq bench prints it.
+func (rep *Report) WriteMachineTable(w io.Writer) { rep.writeTable(w, true) }
+
+func (rep *Report) writeTable(w io.Writer, machine bool) {
 	m := rep.Machine
 	fmt.Fprintf(w, "walq bench · %s · %s/%s · %d CPUs · %s", rep.Date.Format("2006-01-02 15:04 MST"), m.OS, m.Arch, m.CPUs, m.GoVersion)
 	if m.Kernel != "" {
 		fmt.Fprintf(w, " · kernel %s", m.Kernel)
 	}
-	mode := ""
+	mode, limits := "", "raw limits"
 	if rep.Quick {
 		mode = " (quick)"
 	}
+	if machine {
+		if rep.Quick {
+			mode = " (quick: small sizes)"
+		}
+		limits = "raw limits of this disk"
+	}
 	fmt.Fprintf(w, "\n%d run(s) per row%s, medians; every row and baseline in %s\n", rep.Runs, mode, m.Dir)
 	b := rep.Baseline
-	fmt.Fprintf(w, "raw limits: %s fdatasync/s (serial 256 B append+fdatasync; p50 %s ms, p99 %s ms) · %s MB/s sequential write\n\n",
-		num(b.FsyncRate.Median), ms(b.FsyncP50), ms(b.FsyncP99), num(b.WriteBandwidth.Median/1e6))
+	fmt.Fprintf(w, "%s: %s fdatasync/s (serial 256 B append+fdatasync; p50 %s ms, p99 %s ms) · %s MB/s sequential write\n\n",
+		limits, num(b.FsyncRate.Median), ms(b.FsyncP50), ms(b.FsyncP99), num(b.WriteBandwidth.Median/1e6))
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, id := range rep.workloadIDs() {
-		rep.writeBlock(tw, id)
+		rep.writeBlock(tw, id, machine)
 	}
 	tw.Flush()
+	if machine {
+		fmt.Fprintln(w, "Peak RSS is the VmHWM of the process that ran the run (each run has its own; median over")
+		fmt.Fprintln(w, "runs; the harness's payloads and ledger included). Ratios compare walq with this disk's own")
+		fmt.Fprintln(w, "limits. The project's targets, and runs on reference machines to compare with, are in BENCHMARKS.md.")
+		return
+	}
 	rep.writeGoals(w)
 	rep.writeConfigs(w)
 }
 
-func (rep *Report) writeBlock(tw *tabwriter.Writer, id string) {
+// writeBlock prints one workload's rows; for the machine table without the
+// comparison with walq's own row.
+func (rep *Report) writeBlock(tw *tabwriter.Writer, id string, machine bool) {
 	first := true
 	for i := range rep.Results {
 		res := &rep.Results[i]
@@ -160,16 +182,28 @@ func (rep *Report) writeBlock(tw *tabwriter.Writer, id string) {
 			// A line without tabs ends tabwriter's column blocks, so each
 			// workload's rows align among themselves.
 			fmt.Fprintf(tw, "%s  %s\n", id, res.Title)
-			fmt.Fprintf(tw, "  target\tmedian\tmin … max\tpeak RSS\tdetail\tvs raw limit\tvs walq\n")
+			if machine {
+				fmt.Fprintf(tw, "  backend\tmedian\tmin … max\tpeak RSS\tdetail\tvs raw limit\n")
+			} else {
+				fmt.Fprintf(tw, "  target\tmedian\tmin … max\tpeak RSS\tdetail\tvs raw limit\tvs walq\n")
+			}
 			first = false
 		}
 		if res.Skipped != "" {
-			fmt.Fprintf(tw, "  %s\tn/a\t\t\t%s\t\t\n", res.Label(), res.Skipped)
+			if machine {
+				fmt.Fprintf(tw, "  %s\tn/a\t\t\t%s\t\n", res.Label(), res.Skipped)
+			} else {
+				fmt.Fprintf(tw, "  %s\tn/a\t\t\t%s\t\t\n", res.Label(), res.Skipped)
+			}
 			continue
 		}
 		lo, hi := slices.Min(res.Samples), slices.Max(res.Samples)
-		fmt.Fprintf(tw, "  %s\t%s %s\t%s … %s\t%s\t%s\t%s\t%s\n", res.Label(), num(res.Median), res.Unit, num(lo), num(hi),
-			res.PeakRSSText(), detail(res), rep.VsRaw(res), rep.vsWalq(res))
+		row := fmt.Sprintf("  %s\t%s %s\t%s … %s\t%s\t%s\t%s", res.Label(), num(res.Median), res.Unit, num(lo), num(hi),
+			res.PeakRSSText(), detail(res, machine), rep.VsRaw(res))
+		if !machine {
+			row += "\t" + rep.vsWalq(res)
+		}
+		fmt.Fprintln(tw, row)
 	}
 	fmt.Fprintln(tw)
 }
@@ -182,13 +216,23 @@ func (rep *Report) vsWalq(res *Result) string {
 	return advantageText(Advantage(rep.Find(res.Workload, "walq/"+res.Durability), res))
 }
 
-func detail(res *Result) string {
+// detail says what a row's median was measured over; the machine table
+// words it for a reader without the project's context.
+func detail(res *Result, machine bool) string {
 	switch {
+	case res.Latency != nil && machine:
+		l := res.Latency
+		return fmt.Sprintf("p50 %s · p99 %s · p99.9 %s ms · %s/s offered (%s), %s achieved",
+			ms(l.P50), ms(l.P99), ms(l.P999), num(l.Offered), l.Basis, num(l.Achieved))
 	case res.Latency != nil:
 		l := res.Latency
 		return fmt.Sprintf("p50 %s · p99.9 %s ms · %s/s offered (%s), %s achieved", ms(l.P50), ms(l.P999), num(l.Offered), l.Basis, num(l.Achieved))
+	case res.Workload == "W6" && machine:
+		return fmt.Sprintf("heap, at %s pending jobs; resident %s B/job", num(float64(res.Pending)), num(res.RSSPerJob))
 	case res.Workload == "W6":
 		return fmt.Sprintf("resident %s B/job · %s pending", num(res.RSSPerJob), num(float64(res.Pending)))
+	case res.Workload == "W5" && machine:
+		return num(float64(res.Pending)) + " pending jobs"
 	case res.Workload == "W5":
 		return num(float64(res.Pending)) + " pending"
 	}

@@ -78,7 +78,7 @@ func runBench(a *app, c *command, args []string) error {
 	if *asJSON {
 		return writeJSON(a.stdout, rep)
 	}
-	writeBenchTable(a.stdout, rep)
+	rep.WriteMachineTable(a.stdout)
 	return nil
 }
 

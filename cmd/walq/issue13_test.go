@@ -269,7 +269,7 @@ func TestBenchTableNoTargets(t *testing.T) {
 		t.Fatalf("the fixture report misses no target; the test proves nothing:\n%s", theirs.String())
 	}
 	var out strings.Builder
-	writeBenchTable(&out, rep)
+	rep.WriteMachineTable(&out)
 	got := out.String()
 	for _, bad := range []string{"MISSED", "met", "targets ("} {
 		if strings.Contains(got, bad) {
