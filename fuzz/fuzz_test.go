@@ -108,11 +108,12 @@ func allocated() uint64 {
 func cloneRecord(r *wlog.Record) wlog.Record {
 	c := *r
 	c.Payload, c.Result = bytes.Clone(r.Payload), bytes.Clone(r.Result)
+	c.Meta = bytes.Clone(r.Meta)
 	c.History = slices.Clone(r.History)
 	if len(c.History) == 0 {
 		c.History = nil
 	}
-	c.PayloadAt, c.ResultAt = 0, 0
+	c.PayloadAt, c.ResultAt, c.MetaAt = 0, 0, 0
 	return c
 }
 

@@ -123,6 +123,21 @@ func decodeSeeds(t *testing.T) map[string][]any {
 		t.Fatal(err)
 	}
 	seeds["every-kind"] = []any{all, uint64(1)}
+	// Metadata (tag 22) after the payload, in both records that carry it.
+	meta := wlog.EncodeMeta(map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tenant": "acme"})
+	for _, r := range recs {
+		if r.Kind == wlog.KindEnqueued || r.Kind == wlog.KindCarry {
+			r.Meta = meta
+			data, err := wlog.EncodeEntry(7, []wlog.Record{r, {Kind: wlog.KindLeased, Job: 42, At: seedAt}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seeds["meta-"+r.Kind.String()] = []any{data, uint64(7)}
+		}
+	}
+	// A meta field whose map claims 2^31 entries, and one holding a bin.
+	seeds["hostile-meta"] = []any{sealed(9, 1, []byte{0x91, 0x82, 0x01, 0x01, 0x16, 0xdf, 0x7f, 0xff, 0xff, 0xff, 0xa1, 'a'}), uint64(9)}
+	seeds["meta-bin-value"] = []any{sealed(9, 1, []byte{0x91, 0x82, 0x01, 0x01, 0x16, 0x81, 0xa1, 'a', 0xc4, 0x01, 'b'}), uint64(9)}
 	seeds["wrong-index"] = []any{all, uint64(2)}
 	seeds["truncated-half"] = []any{all[:len(all)/2], uint64(1)}
 	seeds["truncated-header"] = []any{all[:3], uint64(1)}

@@ -42,6 +42,10 @@ const (
 	tagCreated     = 19
 	tagFinished    = 20
 	tagNextID      = 21
+	tagMeta        = 22
+
+	// tagMax is the largest known tag.
+	tagMax = tagMeta
 )
 
 // An attempt in a history is a msgpack array of attemptFields values
@@ -165,6 +169,7 @@ func (w *recordWriter) record(r *Record) offsets {
 	var at offsets
 	at.result = w.putBytes(tagResult, r.Result)
 	at.payload = w.putBytes(tagPayload, r.Payload)
+	w.putMeta(r.Meta) // right after the payload: see PayloadMeta
 	w.putHistory(r.History)
 	return at
 }
@@ -184,6 +189,7 @@ func fieldCount(r *Record) int {
 	}
 	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "")
 	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
+	n += nonZero(len(r.Meta) > 0)
 	return n
 }
 

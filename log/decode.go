@@ -228,7 +228,7 @@ func decodeRecord(d *reader, names map[string]string, r *Record) error {
 		if err != nil {
 			return err
 		}
-		if tag == 0 || tag > tagNextID {
+		if tag == 0 || tag > tagMax {
 			return corruptf(nil, "unknown field tag %d", tag)
 		}
 		if seen&(1<<tag) != 0 {
@@ -275,6 +275,8 @@ func decodeField(d *reader, names map[string]string, r *Record, tag uint64) erro
 		r.State = uint8(v)
 	case tagHistory:
 		r.History, err = decodeHistory(d, r.History)
+	case tagMeta:
+		r.Meta, r.MetaAt, err = d.meta()
 	default:
 		*intField(r, tag), err = d.int()
 	}

@@ -10,7 +10,8 @@ type Kind uint8
 // change); see DESIGN.md for the state machine they drive.
 const (
 	// KindEnqueued creates a job: Job, At, Queue, Key, Payload, Priority,
-	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout.
+	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout, and Meta if
+	// the job has metadata.
 	KindEnqueued Kind = 1
 	// KindLeased starts attempt Attempt of Job at At, held until Deadline.
 	KindLeased Kind = 2
@@ -147,6 +148,10 @@ type Record struct {
 	Created     int64
 	Finished    int64
 	NextID      uint64
+	// Meta is the job's metadata (KindEnqueued and KindCarry), as the
+	// msgpack map EncodeMeta makes; nil for none. The encoder writes it
+	// verbatim after checking its shape, right after Payload.
+	Meta []byte
 
 	// PayloadAt and ResultAt are the offsets of Payload and Result within
 	// the entry's bytes, set by the encoder and the decoder so that a
@@ -154,4 +159,7 @@ type Record struct {
 	// are not encoded.
 	PayloadAt int
 	ResultAt  int
+	// MetaAt is the offset of Meta within the entry's bytes, set by the
+	// decoder. It is not encoded.
+	MetaAt int
 }
