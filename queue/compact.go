@@ -354,15 +354,16 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 	recs := make([]wlog.Record, len(jobs))
 	var err error
 	for i, j := range jobs {
-		var payload, result []byte
-		if payload, err = q.readLoc(ls[i].payload); err != nil {
+		var payload, meta, result []byte
+		if payload, meta, err = q.readPayload(ls[i].payload); err != nil {
 			break
 		}
 		if result, err = q.readLoc(ls[i].result); err != nil {
 			break
 		}
 		recs[i] = carryRecord(j, payload, result)
-		st.CarriedBytes += int64(len(payload) + len(result))
+		recs[i].Meta = meta
+		st.CarriedBytes += int64(len(payload) + len(result) + len(meta))
 	}
 	q.readGate.RUnlock()
 	q.mu.Lock()

@@ -236,7 +236,7 @@ type completeOp struct {
 func (o *completeOp) size(i int) int {
 	n := len(o.cs[i].Result)
 	for _, nj := range o.cs[i].Then {
-		n += len(nj.Payload) + len(nj.Key)
+		n += len(nj.Payload) + len(nj.Key) + metaSize(nj.Meta)
 	}
 	return n
 }

@@ -200,6 +200,11 @@ func (q *Queue) validate(nj *NewJob) error {
 	if err := checkQueueName("NewJob.Queue", nj.Queue); err != nil {
 		return err
 	}
+	if len(nj.Meta) > 0 {
+		if err := checkMeta(nj.Meta); err != nil {
+			return err
+		}
+	}
 	if nj.Backoff != nil {
 		if nj.Backoff.Base < 0 || nj.Backoff.Cap < 0 {
 			return fmt.Errorf("%w: NewJob.Backoff: negative duration", ErrInvalid)
@@ -238,6 +243,9 @@ func (q *Queue) enqueueRecord(nj *NewJob, id uint64, now int64) wlog.Record {
 	}
 	if r.Payload == nil {
 		r.Payload = []byte{}
+	}
+	if len(nj.Meta) > 0 {
+		r.Meta = wlog.EncodeMeta(nj.Meta)
 	}
 	if b := nj.Backoff; b != nil {
 		r.BackoffBase, r.BackoffCap = int64(b.Base), int64(b.Cap)

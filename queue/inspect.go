@@ -26,12 +26,16 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 	if j.X != nil && j.X.HasResult {
 		result = j.X.Result
 	}
-	b, err := q.readLocs(j.Payload, result)
+	var meta []byte
+	var err error
+	out.Payload, meta, out.Result, err = q.readJob(j.Payload, result)
 	q.end()
 	if err != nil {
 		return nil, err
 	}
-	out.Payload, out.Result = b[0], b[1]
+	if out.Meta, err = decodeMeta(id, meta); err != nil {
+		return nil, err
+	}
 	if out.HasResult && out.Result == nil {
 		out.Result = []byte{}
 	}

@@ -72,6 +72,13 @@ type NewJob struct {
 	// Timeout is the per-attempt time limit the worker runtime applies.
 	// Defaults to 0 (the runtime's default).
 	Timeout time.Duration
+	// Meta is string metadata (headers) stored with the job and returned
+	// with it by Lease and Get: trace context, a tenant, a request ID. At
+	// most MaxMetaEntries entries and MaxMetaBytes bytes of keys and
+	// values; keys are 1 to 255 bytes, keys and values valid UTF-8 (see
+	// MetaError). The map is not kept: the queue stores a copy. Defaults
+	// to none.
+	Meta map[string]string
 }
 
 // Enqueued is the outcome of enqueueing one job.
@@ -140,6 +147,10 @@ type Job struct {
 	// HistoryDropped counts the attempts left out of History, between
 	// its first HistoryFirst entries and the rest.
 	HistoryDropped int
+	// Meta is the job's metadata (NewJob.Meta), nil if it has none; nil in
+	// listings, which leave it out with the payload. Each Job has its own
+	// map.
+	Meta map[string]string
 }
 
 // A job's history is bounded so that a job retried or snoozed without end

@@ -158,12 +158,15 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	for i, j := range jobs {
 		locs[i] = j.Payload
 	}
-	payloads, err := q.readLocs(locs...)
+	payloads, metas, err := q.readPayloads(locs...)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	for i := range ls {
 		ls[i].Job.Payload = payloads[i]
+		if ls[i].Job.Meta, err = decodeMeta(ls[i].Job.ID, metas[i]); err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	return ls, nil, 0, nil
 }

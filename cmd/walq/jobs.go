@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/walq/walq/queue"
@@ -201,6 +203,8 @@ type showJSON struct {
 	jobJSON
 	Payload  *bytesJSON    `json:"payload"`
 	Result   *bytesJSON    `json:"result"`
+	// Meta is the job's metadata, left out when it has none.
+	Meta map[string]string `json:"meta,omitempty"`
 	Attempts []attemptJSON `json:"attempts"`
 	// AttemptsDropped counts attempts the bounded history left out
 	// between the first and the last ones kept.
@@ -307,6 +311,7 @@ func writePayloadFile(path string, b []byte, force bool) error {
 
 func toShowJSON(j *queue.Job, recs []entryRecord) showJSON {
 	out := showJSON{jobJSON: toJobJSON(j), Payload: encodeBytes(j.Payload), Attempts: []attemptJSON{}, Records: []recordJSON{}}
+	out.Meta = j.Meta
 	if j.HasResult {
 		out.Result = encodeBytes(j.Result)
 	}
@@ -376,6 +381,9 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 		t.row("timeout", humanDuration(j.Timeout))
 	}
 	t.row("last error", orDash(j.LastError))
+	for _, k := range slices.Sorted(maps.Keys(j.Meta)) {
+		t.row("meta "+k, j.Meta[k])
+	}
 	t.row("payload", describeBytes(j.Payload))
 	t.flush()
 	if len(j.Payload) > 0 {

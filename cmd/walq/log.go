@@ -48,6 +48,7 @@ func cloneRecord(r *wlog.Record) wlog.Record {
 		c.Result = bytes.Clone(r.Result)
 	}
 	c.History = append([]wlog.Attempt(nil), r.History...)
+	c.Meta = bytes.Clone(r.Meta)
 	return c
 }
 
@@ -320,6 +321,8 @@ type recordJSON struct {
 	Created        *string       `json:"created,omitempty"`
 	Finished       *string       `json:"finished,omitempty"`
 	NextID         uint64        `json:"next_id,omitempty"`
+	// Meta is a job's metadata (enqueued and carry records).
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 // historyJSON is one attempt restated by a carry record.
@@ -347,6 +350,7 @@ func toRecordJSON(e *entryRecord) recordJSON {
 	if r.Result != nil {
 		out.Result = encodeBytes(r.Result)
 	}
+	out.Meta, _ = wlog.DecodeMeta(r.Meta) // the decoder checked its shape
 	if r.State != 0 {
 		out.State = recordState(r)
 	}
