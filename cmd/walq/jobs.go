@@ -201,11 +201,11 @@ walq show /var/lib/myapp/queue 42 --payload-out payload.bin`,
 // its attempts, and its records in the log.
 type showJSON struct {
 	jobJSON
-	Payload  *bytesJSON    `json:"payload"`
-	Result   *bytesJSON    `json:"result"`
+	Payload *bytesJSON `json:"payload"`
+	Result  *bytesJSON `json:"result"`
 	// Meta is the job's metadata, left out when it has none.
-	Meta map[string]string `json:"meta,omitempty"`
-	Attempts []attemptJSON `json:"attempts"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Attempts []attemptJSON     `json:"attempts"`
 	// AttemptsDropped counts attempts the bounded history left out
 	// between the first and the last ones kept.
 	AttemptsDropped int          `json:"attempts_dropped"`
