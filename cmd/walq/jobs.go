@@ -69,6 +69,8 @@ type jobListJSON struct {
 	// Partial is set when --partial read only the valid prefix of a
 	// damaged log.
 	Partial *partialJSON `json:"partial,omitempty"`
+	// Meta is the job's metadata, left out when it has none.
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 func runJobs(a *app, c *command, args []string) error {
@@ -201,10 +203,8 @@ walq show /var/lib/myapp/queue 42 --payload-out payload.bin`,
 // its attempts, and its records in the log.
 type showJSON struct {
 	jobJSON
-	Payload *bytesJSON `json:"payload"`
-	Result  *bytesJSON `json:"result"`
-	// Meta is the job's metadata, left out when it has none.
-	Meta     map[string]string `json:"meta,omitempty"`
+	Payload  *bytesJSON    `json:"payload"`
+	Result   *bytesJSON    `json:"result"`
 	Attempts []attemptJSON     `json:"attempts"`
 	// AttemptsDropped counts attempts the bounded history left out
 	// between the first and the last ones kept.
