@@ -205,7 +205,7 @@ type showJSON struct {
 	jobJSON
 	Payload  *bytesJSON    `json:"payload"`
 	Result   *bytesJSON    `json:"result"`
-	Attempts []attemptJSON     `json:"attempts"`
+	Attempts []attemptJSON `json:"attempts"`
 	// AttemptsDropped counts attempts the bounded history left out
 	// between the first and the last ones kept.
 	AttemptsDropped int          `json:"attempts_dropped"`
