@@ -69,8 +69,6 @@ type jobListJSON struct {
 	// Partial is set when --partial read only the valid prefix of a
 	// damaged log.
 	Partial *partialJSON `json:"partial,omitempty"`
-	// Meta is the job's metadata, left out when it has none.
-	Meta map[string]string `json:"meta,omitempty"`
 }
 
 func runJobs(a *app, c *command, args []string) error {
@@ -213,6 +211,8 @@ type showJSON struct {
 	// Partial is set when --partial read only the valid prefix of a
 	// damaged log.
 	Partial *partialJSON `json:"partial,omitempty"`
+	// Meta is the job's metadata, left out when it has none.
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 // attemptJSON is one attempt of a job.
