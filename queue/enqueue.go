@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/walq/walq/index"
 	"github.com/walq/walq/internal/fault"
@@ -29,6 +30,16 @@ func (q *Queue) Enqueue(ctx context.Context, job NewJob) (Enqueued, error) {
 // or none does. It returns one result per job, in order. A key repeated
 // within the batch yields one job; later occurrences are duplicates of it.
 func (q *Queue) EnqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, error) {
+	if q.enqueue != nil {
+		// The middleware may change the jobs: give it a copy of the
+		// caller's slice.
+		return q.enqueue(ctx, slices.Clone(jobs))
+	}
+	return q.enqueueBatch(ctx, jobs)
+}
+
+// enqueueBatch is EnqueueBatch inside its middleware.
+func (q *Queue) enqueueBatch(ctx context.Context, jobs []NewJob) ([]Enqueued, error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -170,6 +171,11 @@ type Options struct {
 	// DeadMaxCount purges the oldest dead jobs beyond this many. Defaults
 	// to 0 (no limit).
 	DeadMaxCount int
+	// EnqueueMiddleware wraps every Enqueue and EnqueueBatch call, the
+	// first outermost: a producer-side hook that can add metadata (trace
+	// context) to the jobs, time the call or record its outcome. See
+	// EnqueueMiddleware. Defaults to none (and then costs nothing).
+	EnqueueMiddleware []EnqueueMiddleware
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -183,6 +189,10 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.MaxAttempts < 0 {
 		return c, fmt.Errorf("%w: Options.MaxAttempts: %d is negative", ErrInvalid, c.MaxAttempts)
 	}
+	if err := checkEnqueueMiddleware(c.EnqueueMiddleware); err != nil {
+		return c, err
+	}
+	c.EnqueueMiddleware = slices.Clone(c.EnqueueMiddleware)
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
 	}

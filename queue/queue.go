@@ -65,6 +65,10 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
+
+	// enqueue is Options.EnqueueMiddleware around enqueueBatch; nil
+	// without middleware.
+	enqueue EnqueueFunc
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -119,6 +123,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		compactCh: make(chan struct{}, 1),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	q.enqueue = chainEnqueue(o.EnqueueMiddleware, q.enqueueBatch)
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.sweepAtOpen()
 		q.bg.Add(1)
