@@ -73,6 +73,10 @@ type Options struct {
 	// trouble (lease, heartbeat and completion failures). Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Middleware wraps the handler of every queue, first outermost,
+	// outside the queue's own HandlerOptions.Middleware (see Middleware).
+	// Defaults to none.
+	Middleware []Middleware
 }
 
 // HandlerOptions override Options for one queue.
@@ -82,6 +86,9 @@ type HandlerOptions struct {
 	Concurrency int
 	// Timeout overrides Options.Timeout. Defaults to 0 (the runtime's).
 	Timeout time.Duration
+	// Middleware wraps this queue's handler, first outermost, inside
+	// Options.Middleware (see Middleware). Defaults to none.
+	Middleware []Middleware
 }
 
 // Runtime runs handlers for the jobs of one queue.Queue. Its methods are
@@ -199,6 +206,10 @@ func (r *Runtime) Handle(queueName string, h Handler, opts *HandlerOptions) erro
 	}
 	if ho.Timeout == 0 {
 		ho.Timeout = r.opts.Timeout
+	}
+	h, err := wrap(r.opts.Middleware, ho.Middleware, h)
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -561,6 +572,7 @@ func (p *pool) finish(l *queue.Lease, o outcome, ctx, leaseCtx context.Context) 
 		c := queue.Completion{Token: l.Token, Result: o.result}
 		if p.r.opts.OnComplete != nil {
 			c.Then = p.r.opts.OnComplete(l.Job, o.result)
+			inheritMeta(l.Job, c.Then)
 		}
 		p.r.completer.add(pending{pool: p, lease: l, c: c})
 		return true
