@@ -19,7 +19,9 @@ type fakeTB struct {
 	fatal  bool
 }
 
-func (f *fakeTB) Errorf(format string, args ...any) { f.errors = append(f.errors, fmt.Sprintf(format, args...)) }
+func (f *fakeTB) Errorf(format string, args ...any) {
+	f.errors = append(f.errors, fmt.Sprintf(format, args...))
+}
 func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.fatal = true
 	f.Errorf(format, args...)
