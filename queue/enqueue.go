@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/walq/walq/index"
 	"github.com/walq/walq/internal/fault"
@@ -82,6 +83,7 @@ func (q *Queue) commitEntry(e *entry) error {
 // (or keysBusy) to clear, with nothing reserved while they waited.
 func (q *Queue) addJobs(e *entry, jobs []NewJob, now int64) []Enqueued {
 	res := make([]Enqueued, len(jobs))
+	e.recs = slices.Grow(e.recs, len(jobs))
 	if e.inBatch == nil {
 		e.inBatch = map[string]uint64{}
 	}
