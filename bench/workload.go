@@ -11,12 +11,12 @@ import (
 type kind int
 
 const (
-	kindEnqueue kind = iota // producers enqueue jobs, one or a batch per call
-	kindDrain               // consumers lease and complete pre-enqueued jobs
-	kindRecover             // open a directory of pending jobs, lease one
-	kindMemory              // heap bytes per pending job after open
-	kindLatency             // enqueue → handler start at a fixed offered load
-	kindWriteAmp            // log bytes written per payload byte, steady enqueue → complete
+	kindEnqueue  kind = iota // producers enqueue jobs, one or a batch per call
+	kindDrain                // consumers lease and complete pre-enqueued jobs
+	kindRecover              // open a directory of pending jobs, lease one
+	kindMemory               // heap bytes per pending job after open
+	kindLatency              // enqueue → handler start at a fixed offered load
+	kindWriteAmp             // log bytes written per payload byte, steady enqueue → complete
 )
 
 // Workload is one measured scenario. The table Workloads lists them all;
