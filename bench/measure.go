@@ -52,6 +52,8 @@ func (tr *trial) run(ctx context.Context) (sample, error) {
 		return tr.reopen(ctx)
 	case kindLatency:
 		return tr.latency(ctx)
+	case kindWriteAmp:
+		return tr.writeAmp(ctx)
 	}
 	return sample{}, fmt.Errorf("bench: workload %s has no procedure", tr.w.ID)
 }

@@ -182,7 +182,7 @@ func (r *runner) workload(ctx context.Context, w Workload) error {
 	for i, t := range r.c.Targets {
 		results[i] = &Result{Workload: w.ID, Title: w.Title, Target: t.Name, Durability: t.Durability,
 			Config: t.Config, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter}
-		if (w.stateful() || w.kind == kindLatency) && t.Durability != r.c.Targets[0].Durability {
+		if (w.stateful() || w.kind == kindLatency || w.kind == kindWriteAmp) && t.Durability != r.c.Targets[0].Durability {
 			results[i] = nil // measured in the first durability class only
 		}
 	}
@@ -366,6 +366,8 @@ func (s sample) describe(w Workload) string {
 		return fmt.Sprintf("%s B/job Go heap, %s B/job resident, %s pending%s", num(s.value), num(s.rss), num(float64(s.pending)), s.rssText())
 	case w.kind == kindRecover:
 		return fmt.Sprintf("%s ms, %s pending%s", num(s.value), num(float64(s.pending)), s.rssText())
+	case w.kind == kindWriteAmp:
+		return fmt.Sprintf("%.2f× payload bytes over %s jobs%s", s.value, num(float64(s.pending)), s.rssText())
 	default:
 		return fmt.Sprintf("%s %s%s", num(s.value), w.Unit, s.rssText())
 	}

@@ -67,6 +67,8 @@ func (rep *Report) Goals() []Goal {
 		lower("W5", fmt.Sprintf("≤ %s ms for %s pending jobs", num(math.Round(limit)), num(float64(res.Pending))), res.Median, limit, num(res.Median)+" ms")
 	}
 	lower("W6", "≤ 200 B/job", val("W6"), 200, num(val("W6"))+" B/job")
+	lower("W8", "≤ 2× payload bytes written", val("W8"), 2, fmt.Sprintf("%.2f×", val("W8")))
+	lower("W8r", "≤ 3× payload bytes written", val("W8r"), 3, fmt.Sprintf("%.2f×", val("W8r")))
 	for _, id := range []string{"W7", "W7c"} {
 		if res := rep.Find(id, label); res != nil && res.Latency != nil {
 			p99 := float64(res.Latency.P99) / float64(time.Millisecond)
@@ -231,6 +233,8 @@ func detail(res *Result, machine bool) string {
 		return fmt.Sprintf("heap, at %s pending jobs; resident %s B/job", num(float64(res.Pending)), num(res.RSSPerJob))
 	case res.Workload == "W6":
 		return fmt.Sprintf("resident %s B/job · %s pending", num(res.RSSPerJob), num(float64(res.Pending)))
+	case res.Workload == "W8" || res.Workload == "W8r":
+		return num(float64(res.Pending)) + " jobs of 256 B, 64 KiB segments"
 	case res.Workload == "W5" && machine:
 		return num(float64(res.Pending)) + " pending jobs"
 	case res.Workload == "W5":

@@ -11,11 +11,12 @@ import (
 type kind int
 
 const (
-	kindEnqueue kind = iota // producers enqueue jobs, one or a batch per call
-	kindDrain               // consumers lease and complete pre-enqueued jobs
-	kindRecover             // open a directory of pending jobs, lease one
-	kindMemory              // heap bytes per pending job after open
-	kindLatency             // enqueue → handler start at a fixed offered load
+	kindEnqueue  kind = iota // producers enqueue jobs, one or a batch per call
+	kindDrain                // consumers lease and complete pre-enqueued jobs
+	kindRecover              // open a directory of pending jobs, lease one
+	kindMemory               // heap bytes per pending job after open
+	kindLatency              // enqueue → handler start at a fixed offered load
+	kindWriteAmp             // log bytes written per payload byte, steady enqueue → complete
 )
 
 // Workload is one measured scenario. The table Workloads lists them all;
@@ -23,8 +24,8 @@ const (
 type Workload struct {
 	// ID names the workload as the issue does ("W1" … "W7"), plus
 	// "W2-8" (the 8-producer point of the producer sweep), "W4rt" (W4
-	// through the worker runtime) and "W7c" (W7 at a load the consumers
-	// can sustain).
+	// through the worker runtime), "W7c" (W7 at a load the consumers
+	// can sustain) and "W8r" (W8 with retries).
 	ID string
 	// Title says what it measures.
 	Title string
@@ -39,6 +40,7 @@ type Workload struct {
 	consumers int  // goroutines or handlers leasing (kindDrain, kindLatency)
 	runtime   bool // consume through the backend's worker runtime
 	capacity  bool // W7c: offer half the end-to-end capacity, not half of W2
+	retry     int  // W8r: one job in retry fails its first attempt
 }
 
 // Workloads lists every workload, in the order they run.
@@ -53,6 +55,8 @@ var Workloads = []Workload{
 	{ID: "W6", Title: "Go heap bytes per pending job", Unit: "B/job", LowerIsBetter: true, kind: kindMemory},
 	{ID: "W7", Title: "enqueue → handler start latency, offered 50% of W2's rate", Unit: "ms p99", LowerIsBetter: true, kind: kindLatency, producers: 64, consumers: 8, runtime: true},
 	{ID: "W7c", Title: "enqueue → handler start latency, offered 50% of end-to-end capacity 1/(1/W2 + 1/drain rate)", Unit: "ms p99", LowerIsBetter: true, kind: kindLatency, producers: 64, consumers: 8, runtime: true, capacity: true},
+	{ID: "W8", Title: "compaction write amplification, steady enqueue → complete (log bytes ÷ payload bytes)", Unit: "× payload", LowerIsBetter: true, kind: kindWriteAmp},
+	{ID: "W8r", Title: "compaction write amplification, 10% of jobs retrying once", Unit: "× payload", LowerIsBetter: true, kind: kindWriteAmp, retry: 10},
 }
 
 // stateful reports whether the workload measures stored state rather than
@@ -92,6 +96,9 @@ type Sizes struct {
 	// slow to finish is measured over what it did by then (and verified
 	// on that). Defaults to 2s (0.5s quick).
 	MaxDuration time.Duration
+	// WriteAmpJobs is how many jobs one run of W8 and W8r pushes
+	// through. Defaults to 10,000 (3,000 quick).
+	WriteAmpJobs int
 	// LatencyDuration is how long W7 offers load per run. Defaults to 2s
 	// (1s quick).
 	LatencyDuration time.Duration
@@ -124,6 +131,7 @@ func (s Sizes) withDefaults(quick bool) Sizes {
 	pick(&s.BatchJobs, 300_000, 50_000)
 	pick(&s.DrainJobs, 100_000, 20_000)
 	pick(&s.RecoverJobs, 1_000_000, 200_000)
+	pick(&s.WriteAmpJobs, 10_000, 3_000)
 	pick(&s.BaselineBytes, 256<<20, 64<<20)
 	pickD(&s.MaxDuration, 2*time.Second, 500*time.Millisecond)
 	pickD(&s.LatencyDuration, 2*time.Second, time.Second)

@@ -194,15 +194,19 @@ func (l *Log) commit(g *group) error {
 	if err := l.inject(fault.Write, g); err != nil {
 		return err
 	}
-	var b wal.Batch
+	b := &l.batch // the committer's alone; reused so that its copy of the group is not reallocated
+	b.Clear()
 	for i, buf := range g.bufs {
 		b.Write(g.first+uint64(i), buf.Bytes())
 	}
 	cycled := l.mirrorCycles(g)
-	if err := l.w.WriteBatch(&b); err != nil {
+	if err := l.w.WriteBatch(b); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	if cycled {
+		// tidwall/wal keeps a segment it closes in its read cache; we
+		// never read through that cache (see cold.go), so free it.
+		l.w.ClearCache()
 		if err := l.switchTail(); err != nil {
 			return err
 		}
@@ -210,6 +214,9 @@ func (l *Log) commit(g *group) error {
 	var n int
 	for _, buf := range g.bufs {
 		n += uvarintLen(uint64(buf.Len())) + buf.Len()
+	}
+	if n > 1<<20 {
+		l.batch = wal.Batch{} // keep no large group's copy
 	}
 	l.mu.Lock()
 	l.written = g.last

@@ -52,7 +52,7 @@ type Options struct {
 	// Defaults to 100ms.
 	SyncInterval time.Duration
 	// SegmentSize is the size at which a segment file is closed and a new
-	// one started. Defaults to 16 MiB.
+	// one started. Defaults to 4 MiB.
 	SegmentSize int
 	// MaxEntrySize is the largest entry Append accepts and the largest
 	// entry length a reader believes before allocating. Defaults to 64 MiB.
@@ -84,7 +84,7 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("walq/log: Options.SegmentSize: negative size %d", c.SegmentSize)
 	}
 	if c.SegmentSize == 0 {
-		c.SegmentSize = 16 << 20
+		c.SegmentSize = 4 << 20
 	}
 	if c.MaxEntrySize < 0 {
 		return c, fmt.Errorf("walq/log: Options.MaxEntrySize: negative size %d", c.MaxEntrySize)
@@ -131,12 +131,14 @@ type Log struct {
 	idle *sync.Cond // signals waiters: the committer finished a group
 
 	w        *wal.Log     // the segment files; nil when read-only
+	batch    wal.Batch    // the committer's reused batch
 	segs     []segment    // segment files, oldest first
 	tailSize int          // bytes in the tail segment, mirroring tidwall/wal
 	tailMu   sync.RWMutex // guards tail against being closed under an fsync
 	tail     *os.File     // our own handle on the tail segment, for fsync
 	readMu   sync.Mutex   // serialises reads: tidwall/wal's Read mutates its cache
 	verified verifiedEntry
+	cold     coldReader // reads of segments before the tail; guarded by readMu
 	truncMu  sync.Mutex // serialises TruncateFront
 
 	first    uint64 // first index in the log
@@ -452,6 +454,7 @@ func (l *Log) Close() error {
 	l.syncWG.Wait()
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
+	l.cold.drop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true

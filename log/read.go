@@ -37,6 +37,13 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 	}
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
+	seg, next, ok, err := l.coldSegment(index)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return l.cold.read(seg, next, index, l.opts.MaxEntrySize)
+	}
 	data, err := l.walRead(index)
 	if err != nil {
 		return nil, err

@@ -81,6 +81,7 @@ func (l *Log) truncateFront(index uint64, checkGen bool, gen uint64) (uint64, er
 	l.mu.Lock()
 	l.segs = append([]segment(nil), l.segs[k:]...)
 	l.mu.Unlock()
+	l.cold.drop()
 	return first, nil
 }
 
@@ -158,6 +159,7 @@ func (l *Log) Recover() error {
 		return fmt.Errorf("walq/log: recover: %w", err)
 	}
 	l.verified = verifiedEntry{}
+	l.cold.drop()
 	l.generation++
 	l.opts.Logger.Info("walq: log recovered", "dir", l.dir, "last", l.acked)
 	l.failed = nil

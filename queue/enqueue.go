@@ -93,6 +93,7 @@ func (q *Queue) commitEntry(e *entry) error {
 // (or keysBusy) to clear, with nothing reserved while they waited.
 func (q *Queue) addJobs(e *entry, jobs []NewJob, now int64) []Enqueued {
 	res := make([]Enqueued, len(jobs))
+	e.recs = slices.Grow(e.recs, len(jobs))
 	if e.inBatch == nil {
 		e.inBatch = map[string]uint64{}
 	}

@@ -14,9 +14,11 @@ var benchCmd = &command{
 	help: `Measure walq on this machine: durable enqueue with 1 and 64 producers (W1,
 W2), batch enqueue (W3), lease + complete with a plain loop and with the
 worker runtime (W4, W4rt), opening a directory of pending jobs (W5), heap
-bytes per pending job (W6) and enqueue-to-handler latency at half of W2's
-rate (W7). The disk's own limits (serial append+fdatasync, sequential
-write) are measured in the same directory in the same run, and every row
+bytes per pending job (W6), enqueue-to-handler latency at half of W2's
+rate (W7) and compaction's write amplification, log bytes written per
+payload byte, steady and with 10% of jobs retrying (W8, W8r). The disk's
+own limits (serial append+fdatasync, sequential write) are measured in the
+same directory in the same run, and every row
 is reported as a median and as a ratio to them. Each run of each workload
 runs in a child process of its own, and its row shows that process's peak
 RSS (VmHWM, Linux only).
