@@ -40,7 +40,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, dir, addr string, traces bool) error {
+func run(ctx context.Context, dir, addr string, traces bool) (err error) {
 	// An app sends spans to its collector (otlptracegrpc); this one prints
 	// them, or drops them.
 	var tpOpts []sdktrace.TracerProviderOption
@@ -64,7 +64,7 @@ func run(ctx context.Context, dir, addr string, traces bool) error {
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer func() { err = errors.Join(err, q.Close()) }()
 
 	svc := &Service{Queue: q, Mailer: &logMailer{}, Tracer: tp.Tracer("signup")}
 	rt, err := worker.New(q, &worker.Options{Middleware: []worker.Middleware{otw.Middleware()}})

@@ -41,6 +41,8 @@ type Mailer interface {
 // GET /jobs/{id} reports how it went, and SendWelcome is the job's
 // handler.
 type Service struct {
+	// Queue holds the jobs; Mailer sends the emails; Tracer makes the
+	// request spans.
 	Queue  *queue.Queue
 	Mailer Mailer
 	Tracer trace.Tracer
@@ -84,6 +86,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) {
 
 // JobStatus is what GET /jobs/{id} returns.
 type JobStatus struct {
+	// Result is a completed job's; Error is the last failure's text.
 	ID       uint64         `json:"id"`
 	State    queue.JobState `json:"state"`
 	Attempts int            `json:"attempts"`
