@@ -223,3 +223,40 @@ func (v *env) lease1(name string) *queue.Lease {
 	}
 	return l
 }
+
+// testJobs: Jobs lists by queue and state, in ID order, a page at a time.
+func testJobs(t *testing.T, h *Harness) {
+	v := open(t, h, Config{})
+	a1 := v.enqueue(queue.NewJob{Queue: "ja"})
+	a2 := v.enqueue(queue.NewJob{Queue: "ja"})
+	b1 := v.enqueue(queue.NewJob{Queue: "jb"})
+	a3 := v.enqueue(queue.NewJob{Queue: "ja"})
+	l := v.lease("jb")
+	v.complete(l, "")
+	list := func(f queue.JobFilter) []uint64 {
+		t.Helper()
+		js, err := v.e.Jobs(v.ctx, f)
+		if err != nil {
+			t.Fatalf("Jobs(%+v): %v", f, err)
+		}
+		out := make([]uint64, len(js))
+		for i, j := range js {
+			out[i] = j.ID
+		}
+		return out
+	}
+	for _, c := range []struct {
+		f    queue.JobFilter
+		want []uint64
+	}{
+		{queue.JobFilter{}, []uint64{a1.ID, a2.ID, b1.ID, a3.ID}},
+		{queue.JobFilter{Queue: "ja"}, []uint64{a1.ID, a2.ID, a3.ID}},
+		{queue.JobFilter{State: queue.StateCompleted}, []uint64{b1.ID}},
+		{queue.JobFilter{Queue: "ja", State: queue.StateReady, Limit: 2}, []uint64{a1.ID, a2.ID}},
+		{queue.JobFilter{Queue: "ja", AfterID: a2.ID}, []uint64{a3.ID}},
+	} {
+		if got := list(c.f); !slices.Equal(got, c.want) {
+			t.Fatalf("Jobs(%+v) = %v, want %v", c.f, got, c.want)
+		}
+	}
+}

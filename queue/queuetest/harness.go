@@ -138,6 +138,7 @@ var tests = []struct {
 	{"Cancel", testCancel},
 	{"PauseResume", testPauseResume},
 	{"Stats", testStats},
+	{"Jobs", testJobs},
 	{"IdempotencyKey", testIdempotencyKey},
 	{"KeyRetention", testKeyRetention},
 	{"KeyOfDeadJob", testKeyOfDeadJob},
