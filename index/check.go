@@ -37,12 +37,12 @@ func (x *Index) Check() error {
 		return err
 	}
 	for i, j := range x.reserved {
-		if int(j.pos[2]) != i || !j.Busy {
-			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[2], j.Busy)
+		if int(j.pos[slotReserved]) != i || !j.Busy {
+			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[slotReserved], j.Busy)
 		}
 	}
 	for k, j := range x.keys {
-		if x.jobs.get(j.ID) != j || j.Key != k {
+		if x.jobs.get(j.ID) != j || j.Key() != k {
 			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)
 		}
 	}
@@ -106,8 +106,8 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	if id >= x.nextID {
 		return fmt.Errorf("job %d not below next ID %d", id, x.nextID)
 	}
-	if j.Key != "" && x.keys[j.Key] != j {
-		return fmt.Errorf("job %d: key %q points elsewhere", id, j.Key)
+	if k := j.Key(); k != "" && x.keys[k] != j {
+		return fmt.Errorf("job %d: key %q points elsewhere", id, k)
 	}
 	want := inNone
 	switch {
@@ -123,7 +123,7 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	if want != j.where {
 		return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
 	}
-	if j.Busy && (j.pos[2] < 0 || x.reserved[j.pos[2]] != j) {
+	if j.Busy && (j.pos[slotReserved] < 0 || x.reserved[j.pos[slotReserved]] != j) {
 		return fmt.Errorf("job %d: busy but not in the reserved list", id)
 	}
 	if (j.State == Dead) != (j.Queue.dead[id] == j) {

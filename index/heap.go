@@ -46,8 +46,8 @@ func finishedLess(a, b *Job) bool {
 }
 
 func deadlineLess(a, b *Job) bool {
-	if a.Deadline != b.Deadline {
-		return a.Deadline < b.Deadline
+	if da, db := a.Deadline(), b.Deadline(); da != db {
+		return da < db
 	}
 	return a.ID < b.ID
 }

@@ -28,7 +28,7 @@ type Index struct {
 	// undo.
 	readyMax int64
 	// reserved lists the busy jobs (Reserve to Unreserve); each knows
-	// its place in Job.pos[2].
+	// its place in Job.pos[slotReserved].
 	reserved []*Job
 	// work counts the queues and jobs Promote looked at, so that tests
 	// can bound its cost without timing it.
@@ -58,7 +58,7 @@ type orphan struct {
 const jobOverhead = 64
 
 func (j *Job) bytes() int64 {
-	n := int64(jobOverhead) + int64(j.Payload.Len) + int64(len(j.Key))
+	n := int64(jobOverhead) + int64(j.Payload.Len) + int64(len(j.Key()))
 	if j.X != nil {
 		n += int64(j.X.Result.Len)
 	}
@@ -328,7 +328,7 @@ func (x *Index) Expired(now int64, fn func(*Job) bool) {
 	// ordered.
 	var due []*Job
 	for _, j := range x.leased.jobs {
-		if j.Deadline <= now {
+		if j.Deadline() <= now {
 			due = append(due, j)
 		}
 	}
@@ -346,7 +346,7 @@ func (x *Index) NextDeadline() (int64, bool) {
 	if j == nil {
 		return 0, false
 	}
-	return j.Deadline, true
+	return j.Deadline(), true
 }
 
 // Leased calls fn with every leased job, in no particular order.
@@ -412,8 +412,8 @@ func (x *Index) Finished(fn func(*Job) bool) {
 func (x *Index) Reserve(j *Job) {
 	j.Busy = true
 	x.unschedule(j)
-	if j.pos[2] < 0 {
-		j.pos[2] = int32(len(x.reserved))
+	if j.pos[slotReserved] < 0 {
+		j.pos[slotReserved] = int32(len(x.reserved))
 		x.reserved = append(x.reserved, j)
 	}
 }
@@ -421,15 +421,17 @@ func (x *Index) Reserve(j *Job) {
 // Unreserve clears j's busy mark and puts a pending job back into
 // scheduling (after a failed append, or once its record is applied).
 func (x *Index) Unreserve(j *Job) {
-	j.Busy = false
-	if i := int(j.pos[2]); i >= 0 {
+	// Only a busy job has its place in the reserved list in
+	// pos[slotReserved]; any other job may have its ages position there.
+	if i := int(j.pos[slotReserved]); j.Busy && i >= 0 {
 		last := len(x.reserved) - 1
 		x.reserved[i] = x.reserved[last]
-		x.reserved[i].pos[2] = int32(i)
+		x.reserved[i].pos[slotReserved] = int32(i)
 		x.reserved[last] = nil
 		x.reserved = x.reserved[:last]
-		j.pos[2] = -1
+		j.pos[slotReserved] = -1
 	}
+	j.Busy = false
 	if x.jobs.get(j.ID) == j {
 		x.schedule(j)
 	}
@@ -506,7 +508,7 @@ func (x *Index) remove(j *Job) {
 	delete(j.Queue.dead, j.ID)
 	x.jobs.delete(j.ID)
 	x.liveBytes -= j.bytes()
-	if j.Key != "" && x.keys[j.Key] == j {
-		delete(x.keys, j.Key)
+	if k := j.Key(); k != "" && x.keys[k] == j {
+		delete(x.keys, k)
 	}
 }

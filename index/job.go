@@ -29,11 +29,14 @@ const (
 // Job is the index's view of one job: what scheduling, leasing and
 // inspection need, without the payload. Fields are read by the queue package
 // under its lock and changed only by Apply (and Reserve/Unreserve).
+//
+// A Job is 80 bytes (a size class of its own): what a pending job needs and
+// nothing else. The idempotency key and the lease deadline, which most
+// pending jobs do not have, live in X (see Key and Deadline); TestJobSize
+// keeps the size from growing unnoticed.
 type Job struct {
 	ID    uint64
 	Queue *Queue
-	// Key is the idempotency key, empty if none.
-	Key string
 	// Payload locates the payload in the log. Payload.Index is also the
 	// job's origin: the entry that created (or last restated) it.
 	Payload Loc
@@ -41,16 +44,16 @@ type Job struct {
 	RunAt int64
 	// Created is when the job was first enqueued (Unix ns).
 	Created int64
-	// Deadline is when the current lease expires (Unix ns); leased jobs only.
-	Deadline int64
 	// Attempt counts the runs started and counted so far; during a lease
 	// it is the running attempt's number.
 	Attempt     int32
 	MaxAttempts int32
 	Priority    int32
-	// pos holds the job's positions: in heaps (see jobHeap) and, in
-	// slot 2, in Index.reserved.
-	pos   [3]int32
+	// pos holds the job's positions: slot 0 in the heap its state calls
+	// for (see jobHeap), slot 1 in its queue's ages heap while it is
+	// ready, or in Index.reserved while it is busy (a busy job is in no
+	// heap, so the two never overlap).
+	pos   [2]int32
 	State State
 	where uint8
 	// Busy is set by Reserve while an operation on the job is being made
@@ -60,9 +63,43 @@ type Job struct {
 	X *Extra
 }
 
+// slotReserved is the pos slot that holds a busy job's place in
+// Index.reserved: the ages slot, free while the job is in no heap.
+const slotReserved = 1
+
+// Key returns the job's idempotency key, empty if none.
+func (j *Job) Key() string {
+	if j.X == nil {
+		return ""
+	}
+	return j.X.Key
+}
+
+// Deadline returns when the current lease expires (Unix ns); 0 unless the
+// job is leased.
+func (j *Job) Deadline() int64 {
+	if j.X == nil {
+		return 0
+	}
+	return j.X.Deadline
+}
+
+// setDeadline sets the lease deadline, making room for it only when it is
+// not 0.
+func (j *Job) setDeadline(d int64) {
+	if d != 0 || j.X != nil {
+		j.extra().Deadline = d
+	}
+}
+
 // Extra is the rarely needed part of a job: per-job policy overrides,
 // history, outcome.
 type Extra struct {
+	// Key is the idempotency key, empty if none (read it with Job.Key).
+	Key string
+	// Deadline is when the current lease expires (Unix ns); leased jobs
+	// only (read it with Job.Deadline).
+	Deadline    int64
 	BackoffBase int64
 	BackoffCap  int64
 	Timeout     int64
