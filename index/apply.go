@@ -273,7 +273,9 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	if x.lenient {
 		x.dropOrphan(j.ID)
 	}
-	x.created = append(x.created, j)
+	if x.hasCreated {
+		x.created = append(x.created, j)
+	}
 	x.liveBytes += j.bytes()
 	if j.ID >= x.nextID {
 		x.nextID = j.ID + 1

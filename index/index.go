@@ -1,7 +1,9 @@
 package index
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
 
 	wlog "github.com/walq/walq/log"
@@ -35,9 +37,11 @@ type Index struct {
 	work    int
 	records int
 	// created lists jobs in the order they were created (or restated by a
-	// carry record); entries whose job is gone or was replaced are stale.
-	created   []*Job
-	liveBytes int64
+	// carry record) while hasCreated (see Created); entries whose job is
+	// gone or was replaced are stale.
+	created    []*Job
+	hasCreated bool
+	liveBytes  int64
 	// orphans tracks, during a lenient replay, jobs that records refer to
 	// but that are unknown: jobs created before the log's first index.
 	lenient bool
@@ -71,11 +75,27 @@ func (x *Index) LiveBytes() int64 { return x.liveBytes }
 
 // Created returns the number of positions in the creation order: jobs
 // created later get positions at or after it.
-func (x *Index) Created() int { return len(x.created) }
+//
+// The creation order is materialised only while someone uses it (from
+// Created or CreatedAt until TidyCreated), so that an index at rest does
+// not pay a pointer per job for it: the first call lists every job by
+// origin, that is by the log position of the record that created or last
+// restated it (Payload.Index, then Payload.Off, then ID), in O(n log n);
+// while it is materialised, jobs created or restated are appended.
+func (x *Index) Created() int {
+	x.materializeCreated()
+	return len(x.created)
+}
 
 // CreatedAt returns the job at position i of the creation order, or nil if
-// that job is gone or was since restated (and so sits at a later position).
+// that job is gone or was since restated (and so sits at a later position),
+// or if there is no position i (the order listed only the jobs alive when it
+// was materialised).
 func (x *Index) CreatedAt(i int) *Job {
+	x.materializeCreated()
+	if i < 0 || i >= len(x.created) {
+		return nil
+	}
 	j := x.created[i]
 	if x.jobs.get(j.ID) != j {
 		return nil
@@ -83,17 +103,39 @@ func (x *Index) CreatedAt(i int) *Job {
 	return j
 }
 
-// TidyCreated drops stale positions from the creation order. Positions
-// returned by Created and used with CreatedAt are invalid afterwards.
+// TidyCreated drops the creation order. Positions returned by Created and
+// used with CreatedAt are invalid afterwards; the next Created lists the
+// live jobs afresh.
 func (x *Index) TidyCreated() {
-	live := x.created[:0]
-	for _, j := range x.created {
-		if x.jobs.get(j.ID) == j {
-			live = append(live, j)
-		}
+	x.created, x.hasCreated = nil, false
+}
+
+// materializeCreated lists every job in origin order, unless the list is
+// already kept.
+func (x *Index) materializeCreated() {
+	if x.hasCreated {
+		return
 	}
-	clear(x.created[len(live):])
-	x.created = live
+	js := make([]*Job, 0, x.jobs.len())
+	x.jobs.each(func(j *Job) bool {
+		js = append(js, j)
+		return true
+	})
+	slices.SortFunc(js, originCmp)
+	x.created, x.hasCreated = js, true
+}
+
+// originCmp orders jobs by the log position of the record that created or
+// last restated them; the records of one entry lay out their payloads in
+// record order.
+func originCmp(a, b *Job) int {
+	if c := cmp.Compare(a.Payload.Index, b.Payload.Index); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Payload.Off, b.Payload.Off); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
 }
 
 // SetLenient makes Apply accept records for unknown jobs, as a replay of a
@@ -156,11 +198,13 @@ func (x *Index) dropOrphan(id uint64) {
 // New returns an empty index.
 func New() *Index { return NewSized(0) }
 
-// NewSized returns an empty index with room for about n jobs, which saves
-// rehashing when a replay knows roughly how many to expect.
+// NewSized returns an empty index with room for about n jobs in its job
+// table's page list, for a replay that knows roughly how many to expect.
+// (What grows with the jobs themselves is sized exactly by Trim after the
+// replay instead: an estimate that is too high would be kept.)
 func NewSized(n int) *Index {
 	return &Index{
-		created:  make([]*Job, 0, n),
+		jobs:     jobTable{pages: make([]*jobPage, 0, max(n, 0)>>pageBits+1)},
 		keys:     make(map[string]*Job),
 		queues:   make(map[string]*Queue),
 		leased:   jobHeap{less: deadlineLess},
@@ -168,6 +212,35 @@ func NewSized(n int) *Index {
 		nextID:   1,
 		readyMax: math.MinInt64,
 	}
+}
+
+// Trim gives back the spare capacity that growing left in the index's
+// slices (the heaps, the reserved list, the job table's page list), so that
+// an index just replayed holds what its jobs need: appending grows a slice
+// by up to a quarter (doubling when small), which for the heaps of a
+// million pending jobs is megabytes. Recovery calls it after a replay. It
+// costs O(n), changes nothing observable, and the next push into a trimmed
+// heap grows it again as usual.
+func (x *Index) Trim() {
+	for _, q := range x.queues {
+		q.ready.jobs = clip(q.ready.jobs)
+		q.ages.jobs = clip(q.ages.jobs)
+		q.scheduled.jobs = clip(q.scheduled.jobs)
+	}
+	x.leased.jobs = clip(x.leased.jobs)
+	x.finished.jobs = clip(x.finished.jobs)
+	x.reserved = clip(x.reserved)
+	x.due.qs = clip(x.due.qs)
+	x.jobs.trim()
+}
+
+// clip returns s in an array of its own length, or s itself when its spare
+// capacity is too small to be worth a copy.
+func clip[T any](s []T) []T {
+	if cap(s)-len(s) <= max(len(s)/32, 64) {
+		return s
+	}
+	return append(make([]T, 0, len(s)), s...)
 }
 
 // NextID returns the smallest job ID no record has used.

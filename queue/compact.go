@@ -155,6 +155,13 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	if !ok {
 		return nil
 	}
+	// The index keeps the creation order only while compaction walks it
+	// (see index.Created), whether or not compaction succeeds.
+	defer func() {
+		q.mu.Lock()
+		q.idx.TidyCreated()
+		q.mu.Unlock()
+	}()
 	if err := q.carry(ctx, cut, end, st); err != nil {
 		return err
 	}
@@ -181,9 +188,6 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 		return err
 	}
 	st.SegmentsRemoved = q.segmentsBefore(first)
-	q.mu.Lock()
-	q.idx.TidyCreated()
-	q.mu.Unlock()
 	return nil
 }
 

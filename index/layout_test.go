@@ -1,0 +1,245 @@
+package index
+
+import (
+	"slices"
+	"testing"
+
+	wlog "github.com/walq/walq/log"
+	"pgregory.net/rapid"
+)
+
+// TestJobTableModel checks the paged job table against a map: IDs close
+// together and far apart, IDs below the table's range (a carry of an old
+// job), deletes that empty pages and move the range, and IDs set again
+// after their delete.
+func TestJobTableModel(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(rt *rapid.T) {
+		var tb jobTable
+		model := map[uint64]*Job{}
+		var ids []uint64 // IDs ever set, to pick deletes and re-sets from
+		// IDs a few pages apart, and a band 1<<20 above: the table keeps
+		// a page pointer per 1024 IDs across its range, so that is as far
+		// apart as dense IDs with a long-lived job between get.
+		genID := rapid.OneOf(
+			rapid.Uint64Range(1, 3000),
+			rapid.Uint64Range(1<<20, 1<<20+5000),
+		)
+		pick := func(name string) uint64 {
+			if len(ids) > 0 && rapid.Bool().Draw(rt, name+"-old") {
+				return ids[rapid.IntRange(0, len(ids)-1).Draw(rt, name+"-i")]
+			}
+			return genID.Draw(rt, name)
+		}
+		steps := rapid.IntRange(1, 200).Draw(rt, "steps")
+		for s := 0; s < steps; s++ {
+			switch rapid.IntRange(0, 2).Draw(rt, "op") {
+			case 0, 1:
+				id := pick("set")
+				j := &Job{ID: id}
+				tb.set(j)
+				model[id] = j
+				ids = append(ids, id)
+			case 2:
+				id := pick("delete")
+				tb.delete(id)
+				delete(model, id)
+			}
+			if tb.len() != len(model) {
+				rt.Fatalf("len %d, model %d", tb.len(), len(model))
+			}
+			for _, id := range ids {
+				if got := tb.get(id); got != model[id] {
+					rt.Fatalf("get(%d) = %v, model %v", id, got, model[id])
+				}
+			}
+			want := make([]uint64, 0, len(model))
+			for id := range model {
+				want = append(want, id)
+			}
+			slices.Sort(want)
+			var got []uint64
+			tb.each(func(j *Job) bool { got = append(got, j.ID); return true })
+			if !slices.Equal(got, want) {
+				rt.Fatalf("each = %v, model %v", got, want)
+			}
+			if len(want) > 0 {
+				from := want[rapid.IntRange(0, len(want)-1).Draw(rt, "from")]
+				got = got[:0]
+				tb.eachFrom(from, func(j *Job) bool { got = append(got, j.ID); return true })
+				k, _ := slices.BinarySearch(want, from)
+				if !slices.Equal(got, want[k:]) {
+					rt.Fatalf("eachFrom(%d) = %v, model %v", from, got, want[k:])
+				}
+			}
+			// Pages hold only live jobs' pages: an empty table holds none.
+			if len(model) == 0 && len(tb.pages) != 0 {
+				rt.Fatalf("empty table keeps %d pages", len(tb.pages))
+			}
+		}
+	})
+}
+
+// TestHeapShrinks checks that a heap that empties gives its array back
+// and stays a heap.
+func TestHeapShrinks(t *testing.T) {
+	t.Parallel()
+	h := jobHeap{less: runAtLess}
+	jobs := make([]*Job, 10000)
+	for i := range jobs {
+		jobs[i] = &Job{ID: uint64(i + 1), RunAt: int64((i * 7919) % 10000), pos: [2]int32{-1, -1}}
+		h.push(jobs[i])
+	}
+	peak := cap(h.jobs)
+	for _, j := range jobs[:9990] {
+		h.remove(j)
+		if err := h.check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.Len() != 10 || cap(h.jobs) >= peak/4 || cap(h.jobs) > minShrink {
+		t.Fatalf("after removing all but 10 of 10000: len %d cap %d (peak %d)", h.Len(), cap(h.jobs), peak)
+	}
+	var got []int64
+	for h.Len() > 0 {
+		j := h.peek()
+		got = append(got, j.RunAt)
+		h.remove(j)
+	}
+	if !slices.IsSorted(got) {
+		t.Fatalf("popped out of order: %v", got)
+	}
+}
+
+// layoutIndex folds a mixed history: two queues, ready and scheduled jobs,
+// priorities, keys, leases, completions, a purge and a carry.
+func layoutIndex(t *testing.T, n int) *Index {
+	t.Helper()
+	x := New()
+	x.Promote(1000)
+	idx := uint64(0)
+	apply := func(r wlog.Record) {
+		t.Helper()
+		idx++
+		if err := x.Apply(&r, Pos{Index: idx}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= n; i++ {
+		r := wlog.Record{Kind: wlog.KindEnqueued, Job: uint64(i), At: int64(i % 900), Queue: []string{"a", "b"}[i%2],
+			Payload: []byte("p"), RunAt: int64(i % 1500), Priority: int64(i % 3), MaxAttempts: 3}
+		if i%5 == 0 {
+			r.Key = "k" + string(rune('a'+i%26)) + string(rune('0'+i%10)) + string(rune(i))
+		}
+		apply(r)
+	}
+	for i := 1; i <= n/4; i++ {
+		j := x.Job(uint64(i))
+		if j.State != Pending || j.RunAt > 1000 {
+			continue
+		}
+		apply(wlog.Record{Kind: wlog.KindLeased, Job: j.ID, At: 1000, Attempt: 1, Deadline: 2000 + int64(i)})
+		if i%2 == 0 {
+			apply(wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: 1001, Attempt: 1})
+		}
+		if i%8 == 0 {
+			apply(wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: 1002})
+		}
+	}
+	// A carry restates job n/2 at a later origin.
+	if j := x.Job(uint64(n / 2)); j != nil {
+		apply(wlog.Record{Kind: wlog.KindCarry, Job: j.ID, State: uint8(j.State), At: 1003, Created: j.Created,
+			Queue: j.Queue.Name, Key: j.Key(), Payload: []byte("p"), RunAt: j.RunAt, Attempt: int64(j.Attempt),
+			MaxAttempts: int64(j.MaxAttempts), Priority: int64(j.Priority), Deadline: j.Deadline(), History: j.History()})
+	}
+	return x
+}
+
+// TestTrim checks that Trim leaves every slice at its length and changes
+// nothing observable: the invariants hold and leases come out in the same
+// order as from an untrimmed twin.
+func TestTrim(t *testing.T) {
+	t.Parallel()
+	x, twin := layoutIndex(t, 5000), layoutIndex(t, 5000)
+	x.Trim()
+	if err := x.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range x.queues {
+		for _, h := range []*jobHeap{&q.ready, &q.ages, &q.scheduled} {
+			if spare := cap(h.jobs) - len(h.jobs); spare > max(len(h.jobs)/32, 64) {
+				t.Errorf("queue %s: heap of %d keeps %d spare slots", q.Name, len(h.jobs), spare)
+			}
+		}
+	}
+	for _, name := range []string{"a", "b"} {
+		for _, ix := range []*Index{x, twin} {
+			ix.Promote(2000)
+		}
+		q, tq := x.Queue(name), twin.Queue(name)
+		for q.Next() != nil || tq.Next() != nil {
+			j, tj := q.Next(), tq.Next()
+			if j == nil || tj == nil || j.ID != tj.ID {
+				t.Fatalf("queue %s: trimmed index leases %v, untrimmed %v", name, j, tj)
+			}
+			ot, ok := q.OldestReady()
+			tt, tok := tq.OldestReady()
+			if ot != tt || ok != tok {
+				t.Fatalf("OldestReady %d %v, untrimmed %d %v", ot, ok, tt, tok)
+			}
+			x.Reserve(j)
+			twin.Reserve(tj)
+		}
+	}
+	if err := x.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCreatedOnDemand checks that the creation order exists only between
+// Created and TidyCreated, and that when it is listed afresh it is the
+// order the live jobs were created or restated in: the same positions a
+// list kept from the start would give, stale entries left out.
+func TestCreatedOnDemand(t *testing.T) {
+	t.Parallel()
+	x := layoutIndex(t, 2000)
+	if x.hasCreated || x.created != nil {
+		t.Fatalf("an index at rest keeps a creation order of %d", len(x.created))
+	}
+	n := x.Created()
+	if n != x.Len() {
+		t.Fatalf("Created = %d, want the %d live jobs", n, x.Len())
+	}
+	var prev *Job
+	for i := 0; i < n; i++ {
+		j := x.CreatedAt(i)
+		if j == nil {
+			t.Fatalf("position %d: nil in a fresh list", i)
+		}
+		if prev != nil && originCmp(prev, j) >= 0 {
+			t.Fatalf("job %d (origin %v) listed after job %d (origin %v)", j.ID, j.Payload, prev.ID, prev.Payload)
+		}
+		prev = j
+	}
+	if last := x.CreatedAt(n - 1); last.ID != 1000 {
+		t.Errorf("last in creation order is job %d, want the carried job 1000", last.ID)
+	}
+	// While listed, new jobs are appended.
+	r := wlog.Record{Kind: wlog.KindEnqueued, Job: 5000, At: 1, Queue: "a", Payload: []byte("p"), MaxAttempts: 1}
+	if err := x.Apply(&r, Pos{Index: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if x.Created() != n+1 || x.CreatedAt(n).ID != 5000 {
+		t.Fatalf("job created while listed: Created %d, want %d", x.Created(), n+1)
+	}
+	if x.CreatedAt(n+1) != nil || x.CreatedAt(-1) != nil {
+		t.Errorf("a position out of range returns a job")
+	}
+	x.TidyCreated()
+	if x.hasCreated || x.created != nil {
+		t.Fatalf("TidyCreated keeps the list")
+	}
+	if err := x.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
