@@ -224,6 +224,7 @@ func NewSized(n int) *Index {
 func (x *Index) Trim() {
 	for _, q := range x.queues {
 		q.ready.jobs = clip(q.ready.jobs)
+		q.side.jobs = clip(q.side.jobs)
 		q.ages.jobs = clip(q.ages.jobs)
 		q.scheduled.jobs = clip(q.scheduled.jobs)
 	}
@@ -292,6 +293,7 @@ func (x *Index) queue(name string) *Queue {
 		q = &Queue{
 			Name:      name,
 			ready:     jobHeap{less: readyLess},
+			side:      jobHeap{less: readyLess},
 			ages:      jobHeap{less: ageLess, slot: 1},
 			scheduled: jobHeap{less: runAtLess},
 			dead:      make(map[uint64]*Job),
@@ -344,11 +346,13 @@ func (x *Index) demote(now int64) {
 	x.readyMax = math.MinInt64
 	var late []*Job
 	for _, q := range x.queues {
-		for _, j := range q.ready.jobs {
-			if j.RunAt > now {
-				late = append(late, j)
-			} else {
-				x.readyMax = max(x.readyMax, j.RunAt)
+		for _, h := range []*jobHeap{&q.ready, &q.side} {
+			for _, j := range h.jobs {
+				if j.RunAt > now {
+					late = append(late, j)
+				} else {
+					x.readyMax = max(x.readyMax, j.RunAt)
+				}
 			}
 		}
 	}
@@ -358,18 +362,30 @@ func (x *Index) demote(now int64) {
 	}
 }
 
-// toReady puts a pending job into its queue's ready heaps.
+// toReady puts a pending job into its queue's ready heaps: the ready heap
+// if it is plain, else the side and ages heaps (see Queue).
 func (x *Index) toReady(j *Job) {
-	j.where = inReady
-	j.Queue.ready.push(j)
-	j.Queue.ages.push(j)
+	q := j.Queue
+	if q.plainFor(j) {
+		j.where = inReady
+		q.ready.push(j)
+	} else {
+		j.where = inReadySide
+		q.side.push(j)
+		q.ages.push(j)
+	}
 	x.readyMax = max(x.readyMax, j.RunAt)
 }
 
 // fromReady takes a job out of its queue's ready heaps.
 func (x *Index) fromReady(j *Job) {
-	j.Queue.ready.remove(j)
-	j.Queue.ages.remove(j)
+	q := j.Queue
+	if j.where == inReady {
+		q.ready.remove(j)
+	} else {
+		q.side.remove(j)
+		q.ages.remove(j)
+	}
 }
 
 // toScheduled puts a pending job into its queue's scheduled heap, keeping
@@ -522,7 +538,7 @@ func (x *Index) Reserved(fn func(*Job)) {
 // unschedule takes j out of whichever heap holds it.
 func (x *Index) unschedule(j *Job) {
 	switch j.where {
-	case inReady:
+	case inReady, inReadySide:
 		x.fromReady(j)
 	case inScheduled:
 		x.fromScheduled(j)

@@ -24,6 +24,7 @@ const (
 	inScheduled
 	inLeased
 	inFinished
+	inReadySide // ready, in the queue's side and ages heaps
 )
 
 // Job is the index's view of one job: what scheduling, leasing and
@@ -167,12 +168,24 @@ func (j *Job) History() []wlog.Attempt {
 
 // Queue is one named queue: its pending jobs in scheduling order and its
 // counts per state.
+//
+// Its ready jobs are split in two heaps, both in scheduling order (readyLess),
+// so that most of them need one heap slot and not two. A plain job has the
+// queue's plain priority and was created at or before its RunAt: among such
+// jobs scheduling order is age order (RunAt, then ID, and RunAt is when the
+// job became ready), so the top of the ready heap is also its oldest. Every
+// other ready job goes to the side heap and, by age, to the ages heap. Next
+// is the better of the two tops, OldestReady the older of the ready top and
+// the ages top: both O(1). The plain priority is set by the first job to
+// become ready when the ready heap is empty.
 type Queue struct {
 	Name string
 	// Paused queues hand out no leases.
 	Paused    bool
-	ready     jobHeap
-	ages      jobHeap // the ready jobs again, by when they became ready
+	ready     jobHeap // plain ready jobs
+	side      jobHeap // the other ready jobs
+	ages      jobHeap // side's jobs again, by when they became ready
+	plain     int32   // the priority of the jobs in ready
 	scheduled jobHeap
 	counts    [numStates]int
 	dead      map[uint64]*Job
@@ -184,7 +197,7 @@ func (q *Queue) Count(s State) int { return q.counts[s] }
 
 // Ready returns how many pending jobs were due at the last Promote and are
 // not reserved (Index.Reserved lists those).
-func (q *Queue) Ready() int { return q.ready.Len() }
+func (q *Queue) Ready() int { return q.ready.Len() + q.side.Len() }
 
 // Scheduled returns how many pending jobs were not yet due at the last
 // Promote.
@@ -192,7 +205,13 @@ func (q *Queue) Scheduled() int { return q.scheduled.Len() }
 
 // Next returns the best ready job (highest priority, then earliest RunAt,
 // then lowest ID) without removing it, or nil. Call Promote first.
-func (q *Queue) Next() *Job { return q.ready.peek() }
+func (q *Queue) Next() *Job {
+	a, b := q.ready.peek(), q.side.peek()
+	if a == nil || b != nil && readyLess(b, a) {
+		return b
+	}
+	return a
+}
 
 // NextRunAt returns the earliest RunAt of a scheduled job.
 func (q *Queue) NextRunAt() (int64, bool) {
@@ -207,11 +226,25 @@ func (q *Queue) NextRunAt() (int64, bool) {
 // a currently ready job became ready, or false if none is ready. It costs
 // O(1).
 func (q *Queue) OldestReady() (int64, bool) {
-	j := q.ages.peek()
-	if j == nil {
+	a, b := q.ready.peek(), q.ages.peek()
+	switch {
+	case a == nil && b == nil:
 		return 0, false
+	case a == nil:
+		return readyTime(b), true
+	case b == nil:
+		return readyTime(a), true
 	}
-	return readyTime(j), true
+	return min(readyTime(a), readyTime(b)), true
+}
+
+// plainFor reports whether j, becoming ready, goes to the ready heap (see
+// Queue), setting the plain priority if that heap is empty.
+func (q *Queue) plainFor(j *Job) bool {
+	if q.ready.Len() == 0 {
+		q.plain = j.Priority
+	}
+	return j.Priority == q.plain && j.Created <= j.RunAt
 }
 
 // Dead calls fn with each dead job of the queue, in no particular order.

@@ -166,7 +166,7 @@ func TestTrim(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range x.queues {
-		for _, h := range []*jobHeap{&q.ready, &q.ages, &q.scheduled} {
+		for _, h := range []*jobHeap{&q.ready, &q.side, &q.ages, &q.scheduled} {
 			if spare := cap(h.jobs) - len(h.jobs); spare > max(len(h.jobs)/32, 64) {
 				t.Errorf("queue %s: heap of %d keeps %d spare slots", q.Name, len(h.jobs), spare)
 			}
@@ -242,4 +242,123 @@ func TestCreatedOnDemand(t *testing.T) {
 	if err := x.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReadySplitModel checks the split ready heaps (plain jobs in one heap,
+// the others in the side and ages heaps) against a model that scans every
+// pending job: after each step of random enqueues (mixed priorities, run-at
+// before or after creation), leases, failures, cancels, purges, reserves
+// and clock moves both ways, Next must be the best ready job by priority,
+// run-at and ID, OldestReady the earliest time a ready job became ready,
+// and Ready the number of ready jobs.
+func TestReadySplitModel(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(rt *rapid.T) {
+		x := New()
+		now := int64(1000)
+		x.Promote(now)
+		var pos Pos
+		apply := func(r wlog.Record) {
+			pos.Index++
+			if err := x.Apply(&r, pos); err != nil {
+				rt.Fatalf("apply %v: %v", r.Kind, err)
+			}
+		}
+		var id uint64
+		var live []uint64 // jobs not purged
+		busy := map[uint64]bool{}
+		pickLive := func(label string) *Job {
+			if len(live) == 0 {
+				return nil
+			}
+			return x.Job(live[rapid.IntRange(0, len(live)-1).Draw(rt, label)])
+		}
+		steps := rapid.IntRange(1, 150).Draw(rt, "steps")
+		for s := 0; s < steps; s++ {
+			switch rapid.IntRange(0, 7).Draw(rt, "op") {
+			case 0, 1: // enqueue
+				id++
+				prio := int64(0)
+				if rapid.IntRange(0, 3).Draw(rt, "mixed") == 0 {
+					prio = rapid.Int64Range(-2, 2).Draw(rt, "prio")
+				}
+				at := now + rapid.Int64Range(-30, 30).Draw(rt, "at")
+				runAt := at + rapid.Int64Range(-20, 40).Draw(rt, "delay")
+				apply(wlog.Record{Kind: wlog.KindEnqueued, Job: id, At: at, RunAt: runAt, Priority: prio,
+					Queue: "q", MaxAttempts: 3})
+				live = append(live, id)
+			case 2: // lease the next job, then complete or fail it
+				q := x.Queue("q")
+				if q == nil || q.Next() == nil {
+					continue
+				}
+				j := q.Next()
+				apply(wlog.Record{Kind: wlog.KindLeased, Job: j.ID, At: now, Attempt: int64(j.Attempt) + 1, Deadline: now + 100})
+				if rapid.Bool().Draw(rt, "fail") && j.Attempt < j.MaxAttempts {
+					apply(wlog.Record{Kind: wlog.KindFailed, Job: j.ID, At: now, Attempt: int64(j.Attempt),
+						RunAt: now + rapid.Int64Range(-5, 30).Draw(rt, "backoff")})
+				} else {
+					apply(wlog.Record{Kind: wlog.KindCompleted, Job: j.ID, At: now, Attempt: int64(j.Attempt)})
+				}
+			case 3: // cancel a pending job, maybe purge it
+				j := pickLive("cancel")
+				if j == nil || j.State != Pending || busy[j.ID] {
+					continue
+				}
+				apply(wlog.Record{Kind: wlog.KindCancelled, Job: j.ID, At: now})
+				if rapid.Bool().Draw(rt, "purge") {
+					apply(wlog.Record{Kind: wlog.KindPurged, Job: j.ID, At: now})
+					live = slices.DeleteFunc(live, func(v uint64) bool { return v == j.ID })
+				}
+			case 4: // reserve or unreserve
+				j := pickLive("reserve")
+				if j == nil {
+					continue
+				}
+				if busy[j.ID] {
+					x.Unreserve(j)
+					delete(busy, j.ID)
+				} else {
+					x.Reserve(j)
+					busy[j.ID] = true
+				}
+			default: // move the clock, mostly forward
+				now += rapid.Int64Range(-25, 40).Draw(rt, "tick")
+				x.Promote(now)
+			}
+			// The model: scan every job.
+			var best *Job
+			var oldest int64
+			ready := 0
+			x.jobs.each(func(j *Job) bool {
+				if j.State != Pending || busy[j.ID] || j.RunAt > now {
+					return true
+				}
+				if best == nil || readyLess(j, best) {
+					best = j
+				}
+				if t := max(j.RunAt, j.Created); ready == 0 || t < oldest {
+					oldest = t
+				}
+				ready++
+				return true
+			})
+			q := x.Queue("q")
+			if q == nil {
+				continue
+			}
+			if got := q.Next(); got != best {
+				rt.Fatalf("step %d: Next = %v, model %v", s, got, best)
+			}
+			if got, ok := q.OldestReady(); ok != (ready > 0) || got != oldest {
+				rt.Fatalf("step %d: OldestReady = %d %v, model %d %v", s, got, ok, oldest, ready > 0)
+			}
+			if q.Ready() != ready {
+				rt.Fatalf("step %d: Ready = %d, model %d", s, q.Ready(), ready)
+			}
+			if err := x.Check(); err != nil {
+				rt.Fatalf("step %d: %v", s, err)
+			}
+		}
+	})
 }
