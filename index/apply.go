@@ -115,7 +115,10 @@ func (x *Index) applyRequeued(j *Job, r *wlog.Record, pos Pos) error {
 	if r.Queue != "" && r.Queue != j.Queue.Name {
 		j.Queue.counts[Dead]--
 		delete(j.Queue.dead, j.ID)
+		key := j.Key()
+		delete(j.Queue.keyed, j)
 		j.Queue = x.queue(r.Queue)
+		j.Queue.setKey(j, key)
 		j.Queue.counts[Dead]++
 		j.Queue.dead[j.ID] = j
 	}
@@ -267,7 +270,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	}
 	x.jobs.set(j)
 	if r.Key != "" {
-		j.extra().Key = r.Key
+		j.Queue.setKey(j, r.Key)
 		x.keys[r.Key] = j
 	}
 	if x.lenient {

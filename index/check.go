@@ -41,6 +41,13 @@ func (x *Index) Check() error {
 			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[slotReserved], j.Busy)
 		}
 	}
+	for _, q := range x.queues {
+		for j, k := range q.keyed {
+			if x.jobs.get(j.ID) != j || j.Queue != q || x.keys[k] != j {
+				return fmt.Errorf("queue %q: key %q of job %d that is gone, elsewhere or not its holder", q.Name, k, j.ID)
+			}
+		}
+	}
 	for k, j := range x.keys {
 		if x.jobs.get(j.ID) != j || j.Key() != k {
 			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)

@@ -600,4 +600,7 @@ func (x *Index) remove(j *Job) {
 	if k := j.Key(); k != "" && x.keys[k] == j {
 		delete(x.keys, k)
 	}
+	if j.Queue.keyed != nil {
+		delete(j.Queue.keyed, j)
+	}
 }

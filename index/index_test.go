@@ -192,12 +192,10 @@ func snapJob(j *index.Job) jobSnap {
 		Prio: j.Priority, State: j.State, Busy: j.Busy, Finished: j.Finished(), Error: j.Error(),
 		History: slices.Clone(j.History())}
 	if j.X != nil {
+		s.HasX = true
 		s.X = *j.X
-		s.X.History = nil             // compared through History, cloned
-		s.X.Key, s.X.Deadline = "", 0 // compared through Key and Deadline
-		// An Extra that holds only a key or a deadline counts as none:
-		// those two live there to keep Job small.
-		s.HasX = j.X.History != nil || !reflect.DeepEqual(s.X, index.Extra{})
+		s.X.History = nil // compared through History, cloned
+		s.X.Deadline = 0  // compared through Deadline
 	}
 	return s
 }

@@ -32,9 +32,10 @@ const (
 // under its lock and changed only by Apply (and Reserve/Unreserve).
 //
 // A Job is 80 bytes (a size class of its own): what a pending job needs and
-// nothing else. The idempotency key and the lease deadline, which most
-// pending jobs do not have, live in X (see Key and Deadline); TestJobSize
-// keeps the size from growing unnoticed.
+// nothing else. The idempotency key, which most jobs do not have, is kept
+// by the job's queue (see Key); the lease deadline, which only leased jobs
+// have, lives in X (see Deadline). TestJobSize keeps the size from growing
+// unnoticed.
 type Job struct {
 	ID    uint64
 	Queue *Queue
@@ -68,13 +69,9 @@ type Job struct {
 // Index.reserved: the ages slot, free while the job is in no heap.
 const slotReserved = 1
 
-// Key returns the job's idempotency key, empty if none.
-func (j *Job) Key() string {
-	if j.X == nil {
-		return ""
-	}
-	return j.X.Key
-}
+// Key returns the job's idempotency key, empty if none (and empty once the
+// job has left the index: purged, or replaced by a carry).
+func (j *Job) Key() string { return j.Queue.keyed[j] }
 
 // Deadline returns when the current lease expires (Unix ns); 0 unless the
 // job is leased.
@@ -96,8 +93,6 @@ func (j *Job) setDeadline(d int64) {
 // Extra is the rarely needed part of a job: per-job policy overrides,
 // history, outcome.
 type Extra struct {
-	// Key is the idempotency key, empty if none (read it with Job.Key).
-	Key string
 	// Deadline is when the current lease expires (Unix ns); leased jobs
 	// only (read it with Job.Deadline).
 	Deadline    int64
@@ -181,11 +176,14 @@ func (j *Job) History() []wlog.Attempt {
 type Queue struct {
 	Name string
 	// Paused queues hand out no leases.
-	Paused    bool
-	ready     jobHeap // plain ready jobs
-	side      jobHeap // the other ready jobs
-	ages      jobHeap // side's jobs again, by when they became ready
-	plain     int32   // the priority of the jobs in ready
+	Paused bool
+	ready  jobHeap // plain ready jobs
+	side   jobHeap // the other ready jobs
+	ages   jobHeap // side's jobs again, by when they became ready
+	plain  int32   // the priority of the jobs in ready
+	// keyed holds the idempotency keys of the queue's jobs that have
+	// one: a map entry for those, not a field in every Job.
+	keyed     map[*Job]string
 	scheduled jobHeap
 	counts    [numStates]int
 	dead      map[uint64]*Job
@@ -236,6 +234,17 @@ func (q *Queue) OldestReady() (int64, bool) {
 		return readyTime(a), true
 	}
 	return min(readyTime(a), readyTime(b)), true
+}
+
+// setKey records j's idempotency key k; an empty k records nothing.
+func (q *Queue) setKey(j *Job, k string) {
+	if k == "" {
+		return
+	}
+	if q.keyed == nil {
+		q.keyed = make(map[*Job]string)
+	}
+	q.keyed[j] = k
 }
 
 // plainFor reports whether j, becoming ready, goes to the ready heap (see

@@ -362,3 +362,46 @@ func TestReadySplitModel(t *testing.T) {
 		}
 	})
 }
+
+// TestKeyFollowsJob checks that a job's key, kept by its queue, moves with
+// the job when a requeue names another queue, is restated by a carry, and
+// goes when the job is purged.
+func TestKeyFollowsJob(t *testing.T) {
+	t.Parallel()
+	x := New()
+	x.Promote(100)
+	var pos Pos
+	apply := func(r wlog.Record) {
+		t.Helper()
+		pos.Index++
+		if err := x.Apply(&r, pos); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(wlog.Record{Kind: wlog.KindEnqueued, Job: 1, At: 1, RunAt: 1, Queue: "a", Key: "k1", MaxAttempts: 1})
+	apply(wlog.Record{Kind: wlog.KindEnqueued, Job: 2, At: 1, RunAt: 1, Queue: "a", MaxAttempts: 1})
+	j := x.Job(1)
+	if j.Key() != "k1" || x.Job(2).Key() != "" || j.X != nil {
+		t.Fatalf("keys %q %q, extra %v: want k1, none, no extra", j.Key(), x.Job(2).Key(), j.X)
+	}
+	apply(wlog.Record{Kind: wlog.KindLeased, Job: 1, At: 2, Attempt: 1, Deadline: 50})
+	apply(wlog.Record{Kind: wlog.KindDead, Job: 1, At: 3, Attempt: 1})
+	apply(wlog.Record{Kind: wlog.KindRequeued, Job: 1, At: 4, RunAt: 4, Queue: "b"})
+	if j.Key() != "k1" || x.Key("k1") != j || len(x.Queue("a").keyed) != 0 || len(x.Queue("b").keyed) != 1 {
+		t.Fatalf("after requeue to b: key %q, holder %v, keyed a %d b %d", j.Key(), x.Key("k1"), len(x.Queue("a").keyed), len(x.Queue("b").keyed))
+	}
+	apply(wlog.Record{Kind: wlog.KindCarry, Job: 1, State: uint8(Pending), At: 5, Created: 1, Queue: "a", Key: "k1",
+		RunAt: 4, MaxAttempts: 1})
+	c := x.Job(1)
+	if c == j || c.Key() != "k1" || j.Key() != "" || x.Key("k1") != c || len(x.Queue("b").keyed) != 0 {
+		t.Fatalf("after carry to a: key %q (replaced job %q), holder %v", c.Key(), j.Key(), x.Key("k1"))
+	}
+	apply(wlog.Record{Kind: wlog.KindCancelled, Job: 1, At: 6})
+	apply(wlog.Record{Kind: wlog.KindPurged, Job: 1, At: 7})
+	if c.Key() != "" || x.Key("k1") != nil || len(x.Queue("a").keyed) != 0 {
+		t.Fatalf("after purge: key %q, holder %v, keyed %d", c.Key(), x.Key("k1"), len(x.Queue("a").keyed))
+	}
+}
