@@ -155,6 +155,13 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	if !ok {
 		return nil
 	}
+	// The index keeps the creation order only while compaction walks it
+	// (see index.Created), whether or not compaction succeeds.
+	defer func() {
+		q.mu.Lock()
+		q.idx.TidyCreated()
+		q.mu.Unlock()
+	}()
 	if err := q.carry(ctx, cut, end, st); err != nil {
 		return err
 	}
@@ -181,9 +188,6 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 		return err
 	}
 	st.SegmentsRemoved = q.segmentsBefore(first)
-	q.mu.Lock()
-	q.idx.TidyCreated()
-	q.mu.Unlock()
 	return nil
 }
 
@@ -303,7 +307,7 @@ const carryBytes = 4 << 20
 
 // carrySize estimates the bytes a job's carry record takes.
 func carrySize(j *index.Job) int {
-	n := 128 + int(j.Payload.Len) + len(j.Key)
+	n := 128 + int(j.Payload.Len) + len(j.Key())
 	if x := j.X; x != nil {
 		n += int(x.Result.Len) + len(x.Error) + 64*len(x.History)
 		for _, a := range x.History {
@@ -393,13 +397,13 @@ func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
 		At:          j.Created,
 		Created:     j.Created,
 		Queue:       j.Queue.Name,
-		Key:         j.Key,
+		Key:         j.Key(),
 		Payload:     payload,
 		Priority:    int64(j.Priority),
 		RunAt:       j.RunAt,
 		MaxAttempts: int64(j.MaxAttempts),
 		Attempt:     int64(j.Attempt),
-		Deadline:    j.Deadline,
+		Deadline:    j.Deadline(),
 		State:       uint8(j.State),
 	}
 	if x := j.X; x != nil {

@@ -133,6 +133,8 @@ func replayOnce(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
 	}
+	// Heaps grown record by record keep up to a quarter spare.
+	x.Trim()
 	return x, rep, nil
 }
 
