@@ -345,9 +345,13 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	type locs struct{ payload, result index.Loc }
+	type locs struct {
+		payload, result index.Loc
+		key             string // read under q.mu: Key reads a map of the job's queue
+	}
 	ls := make([]locs, len(jobs))
 	for i, j := range jobs {
+		ls[i].key = j.Key()
 		ls[i].payload = j.Payload
 		if j.X != nil && j.X.HasResult {
 			ls[i].result = j.X.Result
@@ -365,7 +369,7 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 		if result, err = q.readLoc(ls[i].result); err != nil {
 			break
 		}
-		recs[i] = carryRecord(j, payload, result)
+		recs[i] = carryRecord(j, ls[i].key, payload, result)
 		recs[i].Meta = meta
 		st.CarriedBytes += int64(len(payload) + len(result) + len(meta))
 	}
@@ -386,8 +390,9 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 }
 
 // carryRecord restates a job's whole state. The job is reserved, so its
-// fields are stable although q.mu is not held.
-func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
+// fields are stable although q.mu is not held; its key, which lives in a
+// map of its queue that other calls change, the caller read under q.mu.
+func carryRecord(j *index.Job, key string, payload, result []byte) wlog.Record {
 	if payload == nil {
 		payload = []byte{}
 	}
@@ -397,7 +402,7 @@ func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
 		At:          j.Created,
 		Created:     j.Created,
 		Queue:       j.Queue.Name,
-		Key:         j.Key(),
+		Key:         key,
 		Payload:     payload,
 		Priority:    int64(j.Priority),
 		RunAt:       j.RunAt,
