@@ -65,6 +65,12 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
+
+	// ckptHold holds new calls back (in begin) while a checkpoint waits
+	// for the entries in flight to be applied and reads the index;
+	// ckptRecords is idx.Records() as of the last checkpoint. Under q.mu.
+	ckptHold    bool
+	ckptRecords int
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -153,6 +159,16 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	q.ops.Wait()
 	q.bg.Wait()
+	if !q.opts.ReadOnly {
+		q.mu.Lock()
+		due := q.broken == nil && q.checkpointDueAtClose()
+		q.mu.Unlock()
+		if due {
+			// Nothing is in flight any more: the checkpoint saves the
+			// next Open the replay of what this process wrote.
+			q.checkpointQuietly("close")
+		}
+	}
 	err := q.log.Close()
 	q.forget()
 	return fromLower("close", err)
@@ -177,6 +193,9 @@ func (q *Queue) begin(ctx context.Context) error {
 		return err
 	}
 	q.mu.Lock()
+	for q.ckptHold && !q.closed {
+		q.cond.Wait() // a checkpoint is reading the index (see writeCheckpoint)
+	}
 	if err := q.enterLocked(); err != nil {
 		q.mu.Unlock()
 		return err
@@ -253,7 +272,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	}
 	q.notify(recs)
 	q.observe(recs, queues)
-	if q.compactDue() {
+	if q.compactDue() || q.checkpointDue() {
 		select {
 		case q.compactCh <- struct{}{}:
 		default:

@@ -35,6 +35,10 @@ type RecoveryReport struct {
 	// because the writer's compaction removed segments they had yet to
 	// read.
 	Restarts int
+	// Checkpoint says whether Open started from the index checkpoint and
+	// replayed only the entries after it (Entries and Records then count
+	// those), or replayed the whole log, and why.
+	Checkpoint CheckpointReport
 }
 
 // Repair describes a torn tail that Open cut from the last segment: the
