@@ -48,7 +48,9 @@ import (
 //	64     8    njobs
 //	72     8    nkeys (jobs with an idempotency key)
 //
-// Queue table, nqueues times: name (string), paused (1 byte, 0 or 1).
+// Queue table, nqueues times: name (string), paused (1 byte, 0 or 1), then
+// the queue's job count per state, pending to cancelled (5 × 8 B), which
+// size its heaps before any job is read and must match the jobs.
 //
 // Job, njobs times, in the index's creation order:
 //
@@ -91,7 +93,7 @@ const (
 	ckptJobSize       = 72
 	ckptExtraSize     = 4*8 + 2*4 + 16 + 1
 	ckptAttemptSize   = 2*8 + 2*4 + 1
-	ckptQueueMin      = 4 + 1
+	ckptQueueMin      = 4 + 1 + 5*8
 	ckptFlagKey       = 1
 	ckptFlagExtra     = 2
 	// ckptMaxString bounds a decoded string (a key, a name or an error).
@@ -227,6 +229,9 @@ func (x *Index) writeCheckpoint(out io.Writer, meta CheckpointMeta, jobs []*Job)
 	for _, q := range qs {
 		w.str(q.Name)
 		w.u8(boolByte(q.Paused))
+		for _, st := range States() {
+			w.u64(uint64(q.counts[st]))
+		}
 	}
 	for _, j := range jobs {
 		w.job(j, qnum[j.Queue])
@@ -402,7 +407,7 @@ func ReadCheckpoint(r io.Reader, size int64, now int64) (*Index, CheckpointMeta,
 	if size < ckptHeaderSize+4 {
 		return nil, meta, &CheckpointError{Reason: fmt.Sprintf("%d bytes is shorter than a header", size)}
 	}
-	rd := &ckptReader{r: r, buf: make([]byte, 0, 64<<10), left: size - 4}
+	rd := &ckptReader{r: r, buf: make([]byte, 0, 256<<10), left: size - 4}
 	x, meta := rd.decode(now)
 	if rd.err == nil && rd.remaining() != 0 {
 		rd.fail("%d bytes after the last job", rd.remaining())
@@ -461,19 +466,48 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 	x.now, x.nextID = now, nextID
 	x.keys = make(map[string]*Job, nk)
 	qs := make([]*Queue, nq)
+	want := make([][numStates]int, nq)
+	var total, leased, finished uint64
 	for i := range qs {
 		name := rd.str()
 		paused := rd.u8()
 		if rd.err == nil && (name == "" || paused > 1 || x.queues[name] != nil) {
 			rd.fail("queue %d: name %q, paused %d", i, name, paused)
 		}
+		for _, st := range States() {
+			n := rd.u64()
+			if total += n; n > nj || total > nj {
+				rd.fail("queue %q: %d %s jobs, %d jobs in all", name, n, st, nj)
+			}
+			want[i][st] = int(n)
+		}
 		if rd.err != nil {
 			return nil, meta
 		}
 		qs[i] = x.queue(name)
 		qs[i].Paused = paused == 1
+		leased += uint64(want[i][Leased])
+		finished += uint64(want[i][Completed] + want[i][Cancelled])
 	}
+	if total != nj {
+		rd.fail("queues count %d jobs, header %d", total, nj)
+		return nil, meta
+	}
+	// Size the heaps once. A pending job lands in ready (and ages) or in
+	// scheduled; most pending jobs are ready, so those get room for all.
+	for i, q := range qs {
+		p := want[i][Pending]
+		q.ready.jobs = make([]*Job, 0, p)
+		q.ages.jobs = make([]*Job, 0, p)
+	}
+	x.leased.jobs = make([]*Job, 0, leased)
+	x.finished.jobs = make([]*Job, 0, finished)
 	x.readJobs(rd, qs, int(nj), meta)
+	for i, q := range qs {
+		if rd.err == nil && q.counts != want[i] {
+			rd.fail("queue %q: jobs per state %v, table says %v", q.Name, q.counts, want[i])
+		}
+	}
 	return x, meta
 }
 

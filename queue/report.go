@@ -78,7 +78,8 @@ func newReport(rep *recovery.Report, x *index.Index) RecoveryReport {
 	r := RecoveryReport{Entries: rep.Entries, Records: rep.Records, Bytes: rep.Bytes,
 		FirstIndex: rep.FirstIndex, LastIndex: rep.LastIndex, Voided: rep.Voided,
 		PoisonPills: rep.PoisonPills, Duration: rep.Duration, Restarts: rep.Restarts,
-		Jobs: make(map[JobState]int, len(JobStates()))}
+		Checkpoint: newCheckpointReport(rep.Checkpoint),
+		Jobs:       make(map[JobState]int, len(JobStates()))}
 	for _, s := range JobStates() {
 		r.Jobs[s] = 0
 	}
