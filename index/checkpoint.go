@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"io"
+	"math"
 	"sort"
 
 	wlog "github.com/walq/walq/log"
@@ -98,6 +99,9 @@ const (
 	ckptFlagExtra     = 2
 	// ckptMaxString bounds a decoded string (a key, a name or an error).
 	ckptMaxString = 16 << 20
+	// ckptMaxSpanPages bounds, beyond one page per 16 jobs, the job
+	// table pages a checkpoint's IDs may span.
+	ckptMaxSpanPages = 1 << 16
 	// ckptMaxHistory bounds a decoded history's length.
 	ckptMaxHistory = 1 << 16
 )
@@ -518,6 +522,13 @@ const slabSize = 1024
 // heap arrays; finishLoad orders the heaps.
 func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta) {
 	var slab []Job
+	// The job table holds a page pointer for every 1024 IDs between the
+	// lowest and the highest: bound that span before the table grows, so
+	// that two far-apart IDs cannot make it allocate without limit. A
+	// legitimate checkpoint past the bound (a few jobs whose IDs lie more
+	// than ckptMaxSpanPages*1024 apart) is refused and replay is used.
+	lo, hi := uint64(math.MaxUint64), uint64(0)
+	maxSpan := uint64(n)/16 + ckptMaxSpanPages
 	for i := 0; i < n && rd.err == nil; i++ {
 		if len(slab) == 0 {
 			slab = make([]Job, min(slabSize, n-i))
@@ -525,6 +536,11 @@ func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta
 		j := &slab[0]
 		slab = slab[1:]
 		if !rd.readJob(j, qs) {
+			return
+		}
+		lo, hi = min(lo, j.ID>>pageBits), max(hi, j.ID>>pageBits)
+		if hi-lo > maxSpan {
+			rd.fail("job %d: job IDs span more than %d pages", j.ID, maxSpan)
 			return
 		}
 		if reason := x.loadJob(j, meta); reason != "" {
