@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -195,4 +196,50 @@ func syncDir(dir string) error {
 // RemoveCheckpointTemp removes a checkpoint temp file a crash left behind.
 func RemoveCheckpointTemp(dir string) {
 	os.Remove(filepath.Join(dir, CheckpointName+".tmp"))
+}
+
+// CheckpointCheck is what VerifyCheckpoint found.
+type CheckpointCheck struct {
+	// Present is true when the directory holds a checkpoint.
+	Present bool
+	// Used is true when it matches the log, so that Open would load it;
+	// Reason says why not otherwise.
+	Used   bool
+	Reason string
+	// Index and Jobs are the entry it covers and its job count.
+	Index uint64
+	Jobs  int
+	// Matches is true when the state loaded from it (plus the entries
+	// after it) equals the state a full replay of the log gives. Only
+	// meaningful when Used.
+	Matches bool
+}
+
+// VerifyCheckpoint compares l's checkpoint with a full replay of l. An
+// error is the full replay's: the log itself does not replay.
+func VerifyCheckpoint(l *wlog.Log, now time.Time) (CheckpointCheck, error) {
+	var c CheckpointCheck
+	rep := &Report{}
+	x, reason, err := loadCheckpoint(l, now, rep)
+	if err != nil {
+		return c, err
+	}
+	c.Present = reason != noCheckpoint
+	c.Used, c.Reason, c.Index, c.Jobs = x != nil, reason, rep.Checkpoint.Index, rep.Checkpoint.Jobs
+	if x == nil {
+		return c, nil
+	}
+	full, _, err := Replay(l, now)
+	if err != nil {
+		return c, err
+	}
+	var a, b bytes.Buffer
+	if err := x.Digest(&a); err != nil {
+		return c, err
+	}
+	if err := full.Digest(&b); err != nil {
+		return c, err
+	}
+	c.Matches = bytes.Equal(a.Bytes(), b.Bytes())
+	return c, nil
 }
