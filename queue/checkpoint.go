@@ -38,14 +38,14 @@ const checkpointMinRecords = 64 << 10
 // checkpoint for the background to write one. The caller holds q.mu.
 func (q *Queue) checkpointDue() bool {
 	since := q.idx.Records() - q.ckptRecords
-	return q.opts.CompactRatio >= 0 && since >= max(checkpointMinRecords, q.idx.Len()/2)
+	return q.opts.CompactRatio >= 0 && (q.ckptPending || since >= max(checkpointMinRecords, q.idx.Len()/2))
 }
 
 // checkpointDueAtClose is checkpointDue with a lower bar: a checkpoint
 // written at Close saves the next Open a replay of everything since.
 func (q *Queue) checkpointDueAtClose() bool {
 	since := q.idx.Records() - q.ckptRecords
-	return since >= max(1024, q.idx.Len()/8)
+	return q.ckptPending || since >= max(1024, q.idx.Len()/8)
 }
 
 // checkpointStats describes one checkpoint write.
@@ -68,10 +68,24 @@ type checkpointStats struct {
 // checkpoint record go through commit and are in flight like any entry;
 // carries and the retention sweep do not run, because callers hold
 // compactMu. A failed log, or a queue stopped by a bug, writes nothing.
-func (q *Queue) writeCheckpoint() (checkpointStats, error) {
+//
+// Without hold it does not wait: when an entry is in flight it writes
+// nothing, marks the checkpoint pending and asks the background to write
+// it (compaction uses this, so that Compact never waits for entries that
+// the caller itself may hold in flight).
+func (q *Queue) writeCheckpoint(hold bool) (checkpointStats, error) {
 	var st checkpointStats
 	start := time.Now()
 	q.mu.Lock()
+	if !hold && len(q.inflight) > 0 {
+		q.ckptPending = true
+		select {
+		case q.compactCh <- struct{}{}:
+		default:
+		}
+		q.mu.Unlock()
+		return st, nil
+	}
 	q.ckptHold = true
 	for len(q.inflight) > 0 {
 		q.cond.Wait()
@@ -93,7 +107,7 @@ func (q *Queue) writeCheckpoint() (checkpointStats, error) {
 	st.Index, st.Jobs = q.log.LastIndex(), q.idx.Len()
 	records := q.idx.Records()
 	n, err := recovery.WriteCheckpoint(q.log, q.idx, q.checkpointFault, func() {
-		q.ckptRecords = records
+		q.ckptRecords, q.ckptPending = records, false
 		release()
 	})
 	st.Bytes, st.Duration = n, time.Since(start)
@@ -114,8 +128,8 @@ func (q *Queue) checkpointFault(step string) error {
 // checkpointQuietly writes a checkpoint where one is an optimisation (after
 // compaction, in the background, at Close): a failure is logged, and the
 // next Open replays more of the log.
-func (q *Queue) checkpointQuietly(when string) {
-	if _, err := q.writeCheckpoint(); err != nil {
+func (q *Queue) checkpointQuietly(when string, hold bool) {
+	if _, err := q.writeCheckpoint(hold); err != nil {
 		q.opts.Logger.Warn("walq: checkpoint failed; the next open replays more of the log",
 			"dir", q.dir, "when", when, "err", err)
 	}

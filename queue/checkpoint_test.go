@@ -58,7 +58,7 @@ func checkpointT(t testing.TB, q *Queue) checkpointStats {
 	t.Helper()
 	q.compactMu.Lock()
 	defer q.compactMu.Unlock()
-	st, err := q.writeCheckpoint()
+	st, err := q.writeCheckpoint(true)
 	if err != nil {
 		t.Fatalf("writeCheckpoint: %v", err)
 	}
@@ -165,7 +165,7 @@ func TestCheckpointCrashAtEveryStep(t *testing.T) {
 			}
 			arm = true
 			q.compactMu.Lock()
-			second, err := q.writeCheckpoint()
+			second, err := q.writeCheckpoint(true)
 			q.compactMu.Unlock()
 			arm = false
 			if v.step == "done" {
@@ -406,7 +406,7 @@ func TestCheckpointConcurrent(t *testing.T) {
 	for round := 0; round < 12; round++ {
 		enqueueT(t, q, NewJob{Payload: []byte("round")}) // the log is not empty
 		q.compactMu.Lock()
-		_, err := q.writeCheckpoint()
+		_, err := q.writeCheckpoint(true)
 		var img string
 		if err == nil {
 			img = crashImage(t, q) // compaction waits: nothing truncated since

@@ -186,7 +186,7 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	q.mu.Unlock()
 	// The index now locates everything in the shortened log: a checkpoint
 	// of it lets the next Open skip replaying the carries.
-	q.checkpointQuietly("compaction")
+	q.checkpointQuietly("compaction", false)
 	return nil
 }
 
@@ -565,7 +565,7 @@ func (q *Queue) maintainOnce() error {
 	due := q.checkpointDue() && q.stoppingLocked(context.Background()) == nil
 	q.mu.Unlock()
 	if due {
-		q.checkpointQuietly("background")
+		q.checkpointQuietly("background", true)
 	}
 	return err
 }

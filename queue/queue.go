@@ -68,9 +68,12 @@ type Queue struct {
 
 	// ckptHold holds new calls back (in begin) while a checkpoint waits
 	// for the entries in flight to be applied and reads the index;
-	// ckptRecords is idx.Records() as of the last checkpoint. Under q.mu.
+	// ckptRecords is idx.Records() as of the last checkpoint;
+	// ckptPending is set when compaction's checkpoint found entries in
+	// flight and left it to the background. Under q.mu.
 	ckptHold    bool
 	ckptRecords int
+	ckptPending bool
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -166,7 +169,7 @@ func (q *Queue) Close() error {
 		if due {
 			// Nothing is in flight any more: the checkpoint saves the
 			// next Open the replay of what this process wrote.
-			q.checkpointQuietly("close")
+			q.checkpointQuietly("close", true)
 		}
 	}
 	err := q.log.Close()

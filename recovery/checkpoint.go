@@ -41,7 +41,7 @@ type CheckpointReport struct {
 // usable checkpoint: the caller then replays the whole log. Only errors of
 // the log itself that a full replay would meet too are returned as err
 // (a segment that vanished under a read-only open).
-func loadCheckpoint(l *wlog.Log, now time.Time, rep *Report) (x *index.Index, reason string, err error) {
+func loadCheckpoint(l *wlog.Log, now time.Time, rep *Report, readOnly bool) (x *index.Index, reason string, err error) {
 	f, err := os.Open(filepath.Join(l.Dir(), CheckpointName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, noCheckpoint, nil
@@ -74,7 +74,7 @@ func loadCheckpoint(l *wlog.Log, now time.Time, rep *Report) (x *index.Index, re
 		return nil, fmt.Sprintf("entry %d is not the entry the checkpoint covers (length %d, checksum differs)", meta.Index, len(data)), nil
 	}
 	x.Promote(now.UnixNano())
-	if err := foldFrom(l, x, rep, meta.Index+1); err != nil {
+	if err := foldAfter(l, x, rep, meta.Index+1, readOnly); err != nil {
 		if errors.Is(err, wlog.ErrVanished) {
 			return nil, "", err
 		}
@@ -96,6 +96,36 @@ func loadCheckpoint(l *wlog.Log, now time.Time, rep *Report) (x *index.Index, re
 		}
 	}
 	return x, "", nil
+}
+
+// tailEntries is how many entries after a checkpoint foldAfter reads one
+// by one rather than by scanning their segments.
+const tailEntries = 4096
+
+// foldAfter folds the entries from index from to the end of l into x. A
+// writer holds its tail segment in memory already: when few entries
+// remain, reading them one by one costs less than scanning their segment
+// files from disk again (a segment is up to SegmentSize bytes).
+func foldAfter(l *wlog.Log, x *index.Index, rep *Report, from uint64, readOnly bool) error {
+	last := l.LastIndex()
+	if readOnly || last+1 < from || last+1-from > tailEntries {
+		return foldFrom(l, x, rep, from)
+	}
+	for i := from; i <= last; i++ {
+		data, err := l.Read(i)
+		if err != nil {
+			return err
+		}
+		err = wlog.DecodeEntry(i, data, func(slot int, r *wlog.Record) error {
+			rep.Records++
+			return x.Apply(r, index.Pos{Index: i, Slot: slot})
+		})
+		if err != nil {
+			return err
+		}
+		rep.Entries++
+	}
+	return nil
 }
 
 // WriteCheckpoint writes x as the checkpoint of l, covering l's entries up
@@ -220,7 +250,7 @@ type CheckpointCheck struct {
 func VerifyCheckpoint(l *wlog.Log, now time.Time) (CheckpointCheck, error) {
 	var c CheckpointCheck
 	rep := &Report{}
-	x, reason, err := loadCheckpoint(l, now, rep)
+	x, reason, err := loadCheckpoint(l, now, rep, true)
 	if err != nil {
 		return c, err
 	}

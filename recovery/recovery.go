@@ -72,7 +72,7 @@ func Open(dir string, opts *Options) (*wlog.Log, *index.Index, *Report, error) {
 	if !o.Log.ReadOnly {
 		RemoveCheckpointTemp(dir)
 	}
-	x, rep, err := replay(l, o.Now, !o.NoCheckpoint)
+	x, rep, err := replay(l, o.Now, !o.NoCheckpoint, o.Log.ReadOnly)
 	if err == nil && !o.Log.ReadOnly {
 		err = voidLeases(l, x, rep, o.Now)
 	}
@@ -111,14 +111,14 @@ const replayAttempts = 5
 // replayAttempts such starts it gives up with an error matching
 // log.ErrVanished.
 func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
-	return replay(l, now, false)
+	return replay(l, now, false, true)
 }
 
 // replay is Replay, starting from the checkpoint if checkpoint is set and
-// one matches the log.
-func replay(l *wlog.Log, now time.Time, checkpoint bool) (*index.Index, *Report, error) {
+// one matches the log. readOnly says l is a read-only log.
+func replay(l *wlog.Log, now time.Time, checkpoint, readOnly bool) (*index.Index, *Report, error) {
 	for attempt := 1; ; attempt++ {
-		x, rep, err := replayOnce(l, now, checkpoint)
+		x, rep, err := replayOnce(l, now, checkpoint, readOnly)
 		if !errors.Is(err, wlog.ErrVanished) {
 			if rep != nil {
 				rep.Restarts = attempt - 1
@@ -137,12 +137,12 @@ func replay(l *wlog.Log, now time.Time, checkpoint bool) (*index.Index, *Report,
 // replayOnce is one attempt of replay. With checkpoint, it first tries
 // the checkpoint, and replays the whole log if there is none or it does
 // not match the log, saying why in the report.
-func replayOnce(l *wlog.Log, now time.Time, checkpoint bool) (*index.Index, *Report, error) {
+func replayOnce(l *wlog.Log, now time.Time, checkpoint, readOnly bool) (*index.Index, *Report, error) {
 	if !checkpoint {
 		return fullReplay(l, now)
 	}
 	rep := &Report{Repaired: l.Repaired(), FirstIndex: l.FirstIndex(), LastIndex: l.LastIndex()}
-	x, reason, err := loadCheckpoint(l, now, rep)
+	x, reason, err := loadCheckpoint(l, now, rep, readOnly)
 	if err != nil {
 		return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
 	}
