@@ -51,7 +51,7 @@ import (
 //
 // Queue table, nqueues times: name (string), paused (1 byte, 0 or 1), then
 // the queue's job count per state, pending to cancelled (5 × 8 B), which
-// size its heaps before any job is read and must match the jobs.
+// must match the jobs read (a cross-check of the decoder and the writer).
 //
 // Job, njobs times, in the index's creation order:
 //
@@ -471,7 +471,7 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 	x.keys = make(map[string]*Job, nk)
 	qs := make([]*Queue, nq)
 	want := make([][numStates]int, nq)
-	var total, leased, finished uint64
+	var total uint64
 	for i := range qs {
 		name := rd.str()
 		paused := rd.u8()
@@ -490,22 +490,11 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 		}
 		qs[i] = x.queue(name)
 		qs[i].Paused = paused == 1
-		leased += uint64(want[i][Leased])
-		finished += uint64(want[i][Completed] + want[i][Cancelled])
 	}
 	if total != nj {
 		rd.fail("queues count %d jobs, header %d", total, nj)
 		return nil, meta
 	}
-	// Size the heaps once. A pending job lands in ready (and ages) or in
-	// scheduled; most pending jobs are ready, so those get room for all.
-	for i, q := range qs {
-		p := want[i][Pending]
-		q.ready.jobs = make([]*Job, 0, p)
-		q.ages.jobs = make([]*Job, 0, p)
-	}
-	x.leased.jobs = make([]*Job, 0, leased)
-	x.finished.jobs = make([]*Job, 0, finished)
 	x.readJobs(rd, qs, int(nj), meta)
 	for i, q := range qs {
 		if rd.err == nil && q.counts != want[i] {
@@ -515,12 +504,21 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 	return x, meta
 }
 
-// slabSize is how many jobs a checkpoint load allocates at once.
-const slabSize = 1024
+// slabSize is how many jobs a checkpoint load allocates at once: a slab
+// stays allocated while any of its jobs lives, so it is kept small.
+const slabSize = 4096
 
-// readJobs reads n jobs, placing each in its table, key, state counts and
-// heap arrays; finishLoad orders the heaps.
+// readJobs reads n jobs, placing each in its table, key and state counts;
+// finishLoad puts them in their heaps.
 func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta) {
+	// Allocate every slab before filling any: the heap then grows while
+	// the slabs are still zero, so that the collections the growth
+	// triggers find nothing to mark, instead of marking the jobs loaded
+	// so far again at every doubling.
+	slabs := make([][]Job, 0, (n+slabSize-1)/slabSize)
+	for left := n; left > 0; left -= slabSize {
+		slabs = append(slabs, make([]Job, min(slabSize, left)))
+	}
 	var slab []Job
 	// The job table holds a page pointer for every 1024 IDs between the
 	// lowest and the highest: bound that span before the table grows, so
@@ -531,7 +529,7 @@ func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta
 	maxSpan := uint64(n)/16 + ckptMaxSpanPages
 	for i := 0; i < n && rd.err == nil; i++ {
 		if len(slab) == 0 {
-			slab = make([]Job, min(slabSize, n-i))
+			slab, slabs = slabs[0], slabs[1:]
 		}
 		j := &slab[0]
 		slab = slab[1:]
@@ -643,33 +641,76 @@ func (x *Index) loadJob(j *Job, meta CheckpointMeta) string {
 	}
 	x.created = append(x.created, j)
 	x.liveBytes += j.bytes()
-	q := j.Queue
-	q.counts[j.State]++
-	switch j.State {
-	case Pending:
-		if j.RunAt <= x.now {
-			j.where = inReady
-			q.ready.jobs = append(q.ready.jobs, j)
-			q.ages.jobs = append(q.ages.jobs, j)
-			x.readyMax = max(x.readyMax, j.RunAt)
-		} else {
-			j.where = inScheduled
-			q.scheduled.jobs = append(q.scheduled.jobs, j)
-		}
-	case Leased:
-		j.where = inLeased
-		x.leased.jobs = append(x.leased.jobs, j)
-	case Completed, Cancelled:
-		j.where = inFinished
-		x.finished.jobs = append(x.finished.jobs, j)
-	case Dead:
-		q.dead[j.ID] = j
+	j.Queue.counts[j.State]++
+	if j.State == Dead {
+		j.Queue.dead[j.ID] = j
 	}
 	return ""
 }
 
-// finishLoad orders every heap in O(n) and builds the due heap.
+// placeJobs puts every loaded job into the heap array its state calls
+// for, unordered: a first pass counts what each array needs so that each
+// is allocated once, at its size.
+func (x *Index) placeJobs() {
+	type count struct{ ready, sched int }
+	counts := map[*Queue]*count{}
+	var lastQ *Queue
+	var last *count
+	leased, finished := 0, 0
+	for _, j := range x.created {
+		switch j.State {
+		case Pending:
+			if j.Queue != lastQ {
+				if lastQ, last = j.Queue, counts[j.Queue]; last == nil {
+					last = &count{}
+					counts[j.Queue] = last
+				}
+			}
+			if j.RunAt <= x.now {
+				last.ready++
+			} else {
+				last.sched++
+			}
+		case Leased:
+			leased++
+		case Completed, Cancelled:
+			finished++
+		}
+	}
+	for q, c := range counts {
+		q.ready.jobs = make([]*Job, 0, c.ready)
+		q.ages.jobs = make([]*Job, 0, c.ready)
+		q.scheduled.jobs = make([]*Job, 0, c.sched)
+	}
+	x.leased.jobs = make([]*Job, 0, leased)
+	x.finished.jobs = make([]*Job, 0, finished)
+	for _, j := range x.created {
+		q := j.Queue
+		switch j.State {
+		case Pending:
+			if j.RunAt <= x.now {
+				j.where = inReady
+				q.ready.jobs = append(q.ready.jobs, j)
+				q.ages.jobs = append(q.ages.jobs, j)
+				x.readyMax = max(x.readyMax, j.RunAt)
+			} else {
+				j.where = inScheduled
+				q.scheduled.jobs = append(q.scheduled.jobs, j)
+			}
+		case Leased:
+			j.where = inLeased
+			x.leased.jobs = append(x.leased.jobs, j)
+		case Completed, Cancelled:
+			j.where = inFinished
+			x.finished.jobs = append(x.finished.jobs, j)
+		}
+	}
+}
+
+// finishLoad places every job in its heap, orders every heap in O(n) and
+// builds the due heap.
 func (x *Index) finishLoad() {
+	x.placeJobs()
 	x.leased.heapify()
 	x.finished.heapify()
 	for _, q := range x.queues {
