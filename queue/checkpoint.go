@@ -29,16 +29,17 @@ func newCheckpointReport(c recovery.CheckpointReport) CheckpointReport {
 
 // checkpointMinRecords is how many records must have been applied since
 // the last checkpoint before the background writes another; it also must
-// be at least half the live jobs, so that the bytes written for
-// checkpoints stay proportional to the records written (a checkpoint costs
-// about 72 bytes per live job).
-const checkpointMinRecords = 64 << 10
+// be at least the number of live jobs, so that the bytes written for
+// checkpoints stay within about 72 bytes per record written (a checkpoint
+// costs about 72 bytes per live job), and their stalls proportional to the
+// work done.
+const checkpointMinRecords = 256 << 10
 
 // checkpointDue reports whether enough has been applied since the last
 // checkpoint for the background to write one. The caller holds q.mu.
 func (q *Queue) checkpointDue() bool {
 	since := q.idx.Records() - q.ckptRecords
-	return q.opts.CompactRatio >= 0 && (q.ckptPending || since >= max(checkpointMinRecords, q.idx.Len()/2))
+	return q.opts.CompactRatio >= 0 && (q.ckptPending || since >= max(checkpointMinRecords, q.idx.Len()))
 }
 
 // checkpointDueAtClose is checkpointDue with a lower bar: a checkpoint
