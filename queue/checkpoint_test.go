@@ -429,3 +429,56 @@ func fixChecksum(b []byte) []byte {
 	binary.LittleEndian.PutUint32(b[len(b)-4:], sum)
 	return b
 }
+
+// TestCheckpointAtClose checks that Close writes a checkpoint once enough
+// was applied since the last one (and not for a handful of records), and
+// that writers and read-only opens then start from it.
+func TestCheckpointAtClose(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	q, err := Open(dir, &Options{Logger: openTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]NewJob, 3000)
+	for i := range batch {
+		batch[i] = NewJob{Payload: []byte(fmt.Sprint(i))}
+	}
+	if _, err := q.EnqueueBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, recovery.CheckpointName)
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("Close wrote no checkpoint: %v", err)
+	}
+	ro, err := Open(dir, &Options{ReadOnly: true, Logger: openTestLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ro.Recovery().Checkpoint; !c.Used || c.Jobs != 3000 {
+		t.Fatalf("read-only open: checkpoint %+v", c)
+	}
+	ro.Close()
+	q = openTest(t, dir, nil)
+	if c := q.Recovery().Checkpoint; !c.Used || c.Jobs != 3000 {
+		t.Fatalf("writer open: checkpoint %+v", c)
+	}
+	l := leaseT(t, q, "")
+	if string(l.Job.Payload) != "0" {
+		t.Fatalf("first lease got payload %q", l.Job.Payload)
+	}
+	if err := q.Complete(ctx, l.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := os.ReadFile(path); err != nil || !bytes.Equal(again, first) {
+		t.Fatalf("Close after two records rewrote the checkpoint (%v)", err)
+	}
+}
