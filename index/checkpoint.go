@@ -10,7 +10,6 @@ import (
 	"hash/crc64"
 	"io"
 	"math"
-	"sort"
 
 	wlog "github.com/walq/walq/log"
 )
@@ -53,7 +52,7 @@ import (
 // the queue's job count per state, pending to cancelled (5 × 8 B), which
 // must match the jobs read (a cross-check of the decoder and the writer).
 //
-// Job, njobs times, in the index's creation order:
+// Job, njobs times, in increasing ID order:
 //
 //	offset size field
 //	0      8    ID
@@ -80,6 +79,10 @@ import (
 //	            each), Outcome (1), Error (string)
 //
 // The trailing CRC-32C (Castagnoli) covers every byte before it. Every
+// field is checked as it is decoded (IDs increasing and below NextID, a
+// valid state, a known queue, payload and result locations within entries
+// First..Index, keys unique, per-queue counts matching), so that even a
+// file whose checksum matches cannot build an inconsistent index. Every
 // count and length is checked against the bytes left before anything is
 // allocated for it. Reserved jobs (Busy) are written in their committed
 // state: a reservation is not state.
@@ -193,14 +196,16 @@ func (x *Index) WriteCheckpoint(w io.Writer, meta CheckpointMeta) (int64, error)
 	return x.writeCheckpoint(w, meta, x.checkpointOrder())
 }
 
-// checkpointOrder returns the live jobs in creation order.
+// checkpointOrder returns the jobs in ID order: the order the job table
+// is filled fastest in, and one that lets the decoder refuse a repeated ID
+// by comparing neighbours. (The creation order compaction walks is only a
+// matter of locality; after a load it is this order.)
 func (x *Index) checkpointOrder() []*Job {
 	jobs := make([]*Job, 0, x.jobs.len())
-	for _, j := range x.created {
-		if x.jobs.get(j.ID) == j {
-			jobs = append(jobs, j)
-		}
-	}
+	x.jobs.each(func(j *Job) bool {
+		jobs = append(jobs, j)
+		return true
+	})
 	return jobs
 }
 
@@ -448,8 +453,8 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 		rd.fail("unknown version %d", v)
 		return nil, meta
 	}
-	if f := le.Uint32(h[12:]); f != 0 {
-		rd.fail("unknown flags %#x", f)
+	if f := le.Uint32(h[12:]); f != 0 || le.Uint32(h[28:]) != 0 || le.Uint32(h[60:]) != 0 {
+		rd.fail("unknown flags %#x or reserved bytes set", f)
 		return nil, meta
 	}
 	meta.Index, meta.EntryLen = le.Uint64(h[16:]), le.Uint32(h[24:])
@@ -525,7 +530,7 @@ func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta
 	// that two far-apart IDs cannot make it allocate without limit. A
 	// legitimate checkpoint past the bound (a few jobs whose IDs lie more
 	// than ckptMaxSpanPages*1024 apart) is refused and replay is used.
-	lo, hi := uint64(math.MaxUint64), uint64(0)
+	lo, hi, prev := uint64(math.MaxUint64), uint64(0), uint64(0)
 	maxSpan := uint64(n)/16 + ckptMaxSpanPages
 	for i := 0; i < n && rd.err == nil; i++ {
 		if len(slab) == 0 {
@@ -536,6 +541,11 @@ func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta
 		if !rd.readJob(j, qs) {
 			return
 		}
+		if j.ID <= prev {
+			rd.fail("job %d after job %d: IDs must increase", j.ID, prev)
+			return
+		}
+		prev = j.ID
 		lo, hi = min(lo, j.ID>>pageBits), max(hi, j.ID>>pageBits)
 		if hi-lo > maxSpan {
 			rd.fail("job %d: job IDs span more than %d pages", j.ID, maxSpan)
@@ -566,7 +576,7 @@ func (rd *ckptReader) readJob(j *Job, qs []*Queue) bool {
 	j.MaxAttempts = int32(le.Uint32(b[60:]))
 	j.Priority = int32(le.Uint32(b[64:]))
 	j.pos = [3]int32{-1, -1, -1}
-	if int(qi) >= len(qs) || flags&^(ckptFlagKey|ckptFlagExtra) != 0 {
+	if int(qi) >= len(qs) || flags&^(ckptFlagKey|ckptFlagExtra) != 0 || le.Uint16(b[14:]) != 0 || le.Uint32(b[68:]) != 0 {
 		rd.fail("job %d: queue %d of %d, flags %#x", j.ID, qi, len(qs), flags)
 		return false
 	}
@@ -628,8 +638,6 @@ func (x *Index) loadJob(j *Job, meta CheckpointMeta) string {
 		return fmt.Sprintf("ID outside [1, %d)", x.nextID)
 	case !j.State.Valid():
 		return fmt.Sprintf("invalid state %d", j.State)
-	case x.jobs.get(j.ID) != nil:
-		return "listed twice"
 	case j.Attempt < 0:
 		return fmt.Sprintf("negative attempt %d", j.Attempt)
 	case j.Key != "" && x.keys[j.Key] != nil:
@@ -746,14 +754,11 @@ func (x *Index) Locs(fn func(id uint64, l Loc) bool) {
 }
 
 // Digest writes a canonical form of the index's state to w: the same
-// encoding as a checkpoint (with a zero header position), jobs in ID
-// order. Two indexes with the same jobs, keys, queues and next ID have the
+// encoding as a checkpoint, with a zero header position. Two indexes with the same jobs, keys, queues and next ID have the
 // same digest, whatever order their records were applied in. It is for
 // tests and `walq check`.
 func (x *Index) Digest(w io.Writer) error {
-	jobs := x.Jobs()
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
-	_, err := x.writeCheckpoint(w, CheckpointMeta{}, jobs)
+	_, err := x.writeCheckpoint(w, CheckpointMeta{}, x.checkpointOrder())
 	return err
 }
 
