@@ -143,7 +143,9 @@ func (q *Queue) Options() Options { return q.opts }
 func (q *Queue) Dir() string { return q.dir }
 
 // Close stops the queue: calls already in progress finish (blocked Lease and
-// Wait calls return ErrClosed), then the log is flushed and closed and the
+// Wait calls return ErrClosed); if much was applied since the last index
+// checkpoint, a new one is written (so that the next Open replays little;
+// about 72 bytes per job); then the log is flushed and closed and the
 // directory lock released. Leased jobs stay leased on disk; the next Open
 // voids those leases. Calling Close again returns nil; every other call
 // returns ErrClosed afterwards.
