@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	wlog "github.com/walq/walq/log"
 	"github.com/walq/walq/recovery"
@@ -344,8 +345,9 @@ func TestCheckpointFallbackTruncated(t *testing.T) {
 }
 
 // TestCheckpointConcurrent writes checkpoints while goroutines enqueue,
-// lease, complete and fail, with entries held in flight at random (so that
-// they are applied out of log order) and compaction running, and checks
+// lease, complete, fail, extend, pause and resume, with entries held in
+// flight at random (so that they are applied out of log order), compaction
+// and retention running and leases expiring, and checks
 // that each checkpoint reopens, from a crash image taken right after it,
 // to the state a full replay of that image gives.
 func TestCheckpointConcurrent(t *testing.T) {
@@ -381,10 +383,13 @@ func TestCheckpointConcurrent(t *testing.T) {
 				if err != nil || l == nil {
 					continue
 				}
-				if i%3 == 0 {
+				switch i % 4 {
+				case 0:
 					err = q.Fail(ctx, l.Token, errors.New("again"))
-				} else if i%3 == 1 {
+				case 1:
 					err = q.Complete(ctx, l.Token, []byte("ok"))
+				case 2:
+					_, err = q.Extend(ctx, l.Token, time.Minute)
 				}
 				if err != nil && !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
 					t.Error(err)
@@ -393,6 +398,20 @@ func TestCheckpointConcurrent(t *testing.T) {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { // pause and resume, which serialise on their own mutex
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			op := q.Pause
+			if i%2 == 1 {
+				op = q.Resume
+			}
+			if err := op(ctx, "other"); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				t.Error(err)
+				return
+			}
+		}
+	}()
 	wg.Add(1)
 	go func() { // compaction, as the background would run it
 		defer wg.Done()
@@ -405,6 +424,7 @@ func TestCheckpointConcurrent(t *testing.T) {
 	}()
 	for round := 0; round < 12; round++ {
 		enqueueT(t, q, NewJob{Payload: []byte("round")}) // the log is not empty
+		mc.Add(20 * time.Second)                         // leases expire, retention purges
 		q.compactMu.Lock()
 		_, err := q.writeCheckpoint(true)
 		var img string
