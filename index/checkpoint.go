@@ -50,7 +50,7 @@ import (
 //
 // Queue table, nqueues times: name (string), paused (1 byte, 0 or 1), then
 // the queue's job count per state, pending to cancelled (5 × 8 B), which
-// must match the jobs read (a cross-check of the decoder and the writer).
+// size its heap arrays before any job is read and must match the jobs.
 //
 // Job, njobs times, in increasing ID order:
 //
@@ -500,6 +500,19 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 		rd.fail("queues count %d jobs, header %d", total, nj)
 		return nil, meta
 	}
+	// Size the heap arrays from the table, so that loadJob appends
+	// without growing them: a queue's pending jobs go to ready (and ages)
+	// unless their run-at is after now, so those get room for all of
+	// them, and the few scheduled ones grow their array as they come.
+	var leased, finished int
+	for i, q := range qs {
+		q.ready.jobs = make([]*Job, 0, want[i][Pending])
+		q.ages.jobs = make([]*Job, 0, want[i][Pending])
+		leased += want[i][Leased]
+		finished += want[i][Completed] + want[i][Cancelled]
+	}
+	x.leased.jobs = make([]*Job, 0, leased)
+	x.finished.jobs = make([]*Job, 0, finished)
 	x.readJobs(rd, qs, int(nj), meta)
 	for i, q := range qs {
 		if rd.err == nil && q.counts != want[i] {
@@ -513,8 +526,8 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 // stays allocated while any of its jobs lives, so it is kept small.
 const slabSize = 4096
 
-// readJobs reads n jobs, placing each in its table, key and state counts;
-// finishLoad puts them in their heaps.
+// readJobs reads n jobs, placing each in its table, key, state counts and
+// heap array; finishLoad orders the heaps.
 func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta) {
 	// Allocate every slab before filling any: the heap then grows while
 	// the slabs are still zero, so that the collections the growth
@@ -649,76 +662,33 @@ func (x *Index) loadJob(j *Job, meta CheckpointMeta) string {
 	}
 	x.created = append(x.created, j)
 	x.liveBytes += j.bytes()
-	j.Queue.counts[j.State]++
-	if j.State == Dead {
-		j.Queue.dead[j.ID] = j
+	q := j.Queue
+	q.counts[j.State]++
+	switch j.State {
+	case Pending:
+		if j.RunAt <= x.now {
+			j.where = inReady
+			q.ready.add(j)
+			q.ages.add(j)
+			x.readyMax = max(x.readyMax, j.RunAt)
+		} else {
+			j.where = inScheduled
+			q.scheduled.add(j)
+		}
+	case Leased:
+		j.where = inLeased
+		x.leased.add(j)
+	case Completed, Cancelled:
+		j.where = inFinished
+		x.finished.add(j)
+	case Dead:
+		q.dead[j.ID] = j
 	}
 	return ""
 }
 
-// placeJobs puts every loaded job into the heap array its state calls
-// for, unordered: a first pass counts what each array needs so that each
-// is allocated once, at its size.
-func (x *Index) placeJobs() {
-	type count struct{ ready, sched int }
-	counts := map[*Queue]*count{}
-	var lastQ *Queue
-	var last *count
-	leased, finished := 0, 0
-	for _, j := range x.created {
-		switch j.State {
-		case Pending:
-			if j.Queue != lastQ {
-				if lastQ, last = j.Queue, counts[j.Queue]; last == nil {
-					last = &count{}
-					counts[j.Queue] = last
-				}
-			}
-			if j.RunAt <= x.now {
-				last.ready++
-			} else {
-				last.sched++
-			}
-		case Leased:
-			leased++
-		case Completed, Cancelled:
-			finished++
-		}
-	}
-	for q, c := range counts {
-		q.ready.jobs = make([]*Job, 0, c.ready)
-		q.ages.jobs = make([]*Job, 0, c.ready)
-		q.scheduled.jobs = make([]*Job, 0, c.sched)
-	}
-	x.leased.jobs = make([]*Job, 0, leased)
-	x.finished.jobs = make([]*Job, 0, finished)
-	for _, j := range x.created {
-		q := j.Queue
-		switch j.State {
-		case Pending:
-			if j.RunAt <= x.now {
-				j.where = inReady
-				q.ready.jobs = append(q.ready.jobs, j)
-				q.ages.jobs = append(q.ages.jobs, j)
-				x.readyMax = max(x.readyMax, j.RunAt)
-			} else {
-				j.where = inScheduled
-				q.scheduled.jobs = append(q.scheduled.jobs, j)
-			}
-		case Leased:
-			j.where = inLeased
-			x.leased.jobs = append(x.leased.jobs, j)
-		case Completed, Cancelled:
-			j.where = inFinished
-			x.finished.jobs = append(x.finished.jobs, j)
-		}
-	}
-}
-
-// finishLoad places every job in its heap, orders every heap in O(n) and
-// builds the due heap.
+// finishLoad orders every heap in O(n) and builds the due heap.
 func (x *Index) finishLoad() {
-	x.placeJobs()
 	x.leased.heapify()
 	x.finished.heapify()
 	for _, q := range x.queues {
@@ -729,11 +699,14 @@ func (x *Index) finishLoad() {
 	}
 }
 
-// heapify orders a heap whose jobs were appended unordered, in O(n).
+// add appends j to the heap's array without ordering it (heapify does).
+func (h *jobHeap) add(j *Job) {
+	j.pos[h.slot] = int32(len(h.jobs))
+	h.jobs = append(h.jobs, j)
+}
+
+// heapify orders a heap whose jobs were added unordered, in O(n).
 func (h *jobHeap) heapify() {
-	for i, j := range h.jobs {
-		j.pos[h.slot] = int32(i)
-	}
 	for i := len(h.jobs)/2 - 1; i >= 0; i-- {
 		h.down(i)
 	}
