@@ -17,7 +17,7 @@ type CheckpointReport struct {
 	// the mismatch with the log that was found. Empty when Used.
 	Reason string
 	// Index is the last log entry the checkpoint covers; Jobs and Bytes
-	// are its job count and size. Zero when it could not be read.
+	// are its job count and size. Zero when it could not be decoded.
 	Index uint64
 	Jobs  int
 	Bytes int64
@@ -128,7 +128,9 @@ func (q *Queue) checkpointFault(step string) error {
 
 // checkpointQuietly writes a checkpoint where one is an optimisation (after
 // compaction, in the background, at Close): a failure is logged, and the
-// next Open replays more of the log.
+// next Open replays more of the log. A failed write is tried again only
+// once as many records have been applied again (ckptRecords moved on when
+// the index was read), so that a full disk is not hammered with attempts.
 func (q *Queue) checkpointQuietly(when string, hold bool) {
 	if _, err := q.writeCheckpoint(hold); err != nil {
 		q.opts.Logger.Warn("walq: checkpoint failed; the next open replays more of the log",

@@ -28,7 +28,8 @@ type CheckpointReport struct {
 	// Reason says why no checkpoint was used ("no checkpoint", or the
 	// damage or mismatch found); empty when Used.
 	Reason string
-	// Index is the last entry the checkpoint covers (0 if not used).
+	// Index is the last entry the checkpoint covers (0 if it did not
+	// decode).
 	Index uint64
 	// Jobs is the number of jobs it held.
 	Jobs int

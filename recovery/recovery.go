@@ -155,7 +155,8 @@ func replayOnce(l *wlog.Log, now time.Time, checkpoint, readOnly bool) (*index.I
 	if err != nil {
 		return nil, nil, err
 	}
-	full.Checkpoint = CheckpointReport{Reason: reason}
+	full.Checkpoint = rep.Checkpoint
+	full.Checkpoint.Used, full.Checkpoint.Reason = false, reason
 	return x, full, nil
 }
 
