@@ -188,6 +188,9 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 		return err
 	}
 	st.SegmentsRemoved = q.segmentsBefore(first)
+	// The index now locates everything in the shortened log: a checkpoint
+	// of it lets the next Open skip replaying the carries.
+	q.checkpointQuietly("compaction", false)
 	return nil
 }
 
@@ -568,5 +571,11 @@ func (q *Queue) maintainOnce() error {
 	q.mu.Unlock()
 	defer q.ops.Done()
 	_, err := q.runCompaction(context.Background(), false)
+	q.mu.Lock()
+	due := q.checkpointDue() && q.stoppingLocked(context.Background()) == nil
+	q.mu.Unlock()
+	if due {
+		q.checkpointQuietly("background", true)
+	}
 	return err
 }

@@ -31,6 +31,9 @@ type hooks struct {
 	// another operation holds (q.mu held), so that the test knows it
 	// waits.
 	wait func()
+	// checkpoint runs before each step of writing the index checkpoint;
+	// an error stops the write there, as a crash would.
+	checkpoint func(step string) error
 }
 
 // MaybeError dispatches op to its hook.
@@ -48,6 +51,8 @@ func (h *hooks) MaybeError(op fault.Op) error {
 		h.apply(op.First)
 	case op.Kind == fault.Wait && h.wait != nil:
 		h.wait()
+	case op.Kind == fault.Checkpoint && h.checkpoint != nil:
+		return h.checkpoint(op.Step)
 	}
 	return nil
 }
