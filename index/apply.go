@@ -42,6 +42,8 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		return x.applyPause(r, pos)
 	case wlog.KindCheckpoint:
 		return x.applyCheckpoint(r)
+	case wlog.KindSchedule:
+		return x.applySchedule(r, pos)
 	}
 	j, err := x.target(r, pos)
 	if j == nil {

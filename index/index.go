@@ -45,6 +45,9 @@ type Index struct {
 	// unresolved counts the orphans whose last record is not a purge:
 	// those EndReplay would reject.
 	unresolved int
+	// schedules holds the periodic schedules by name; nil until one is
+	// registered.
+	schedules map[string]*Schedule
 }
 
 // orphan is the last record seen for an unknown job during a lenient replay.

@@ -42,6 +42,10 @@ const (
 	tagCreated     = 19
 	tagFinished    = 20
 	tagNextID      = 21
+	tagSpec        = 22
+
+	// tagMax is the largest known tag.
+	tagMax = tagSpec
 )
 
 // An attempt in a history is a msgpack array of attemptFields values
@@ -162,6 +166,7 @@ func (w *recordWriter) record(r *Record) offsets {
 	w.putString(tagQueue, r.Queue)
 	w.putString(tagKey, r.Key)
 	w.putString(tagError, r.Error)
+	w.putString(tagSpec, r.Spec)
 	var at offsets
 	at.result = w.putBytes(tagResult, r.Result)
 	at.payload = w.putBytes(tagPayload, r.Payload)
@@ -182,7 +187,7 @@ func fieldCount(r *Record) int {
 		r.BackoffCap, r.Timeout, r.Attempt, r.Deadline, r.Created, r.Finished} {
 		n += nonZero(v != 0)
 	}
-	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "")
+	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "") + nonZero(r.Spec != "")
 	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
 	return n
 }

@@ -228,7 +228,7 @@ func decodeRecord(d *reader, names map[string]string, r *Record) error {
 		if err != nil {
 			return err
 		}
-		if tag == 0 || tag > tagNextID {
+		if tag == 0 || tag > tagMax {
 			return corruptf(nil, "unknown field tag %d", tag)
 		}
 		if seen&(1<<tag) != 0 {
@@ -265,6 +265,8 @@ func decodeField(d *reader, names map[string]string, r *Record, tag uint64) erro
 		r.Key, err = d.string()
 	case tagError:
 		r.Error, err = d.string()
+	case tagSpec:
+		r.Spec, err = d.string()
 	case tagPayload:
 		r.Payload, r.PayloadAt, err = d.raw()
 	case tagResult:

@@ -50,9 +50,18 @@ const (
 	// KindCheckpoint records engine-wide counters, such as NextID, that must
 	// survive the compaction of every record that implied them.
 	KindCheckpoint Kind = 15
+	// KindSchedule registers, restates or removes periodic schedule Key: a
+	// cron expression or "@every <duration>" in Spec (empty Spec removes
+	// the schedule), the job template in Queue, Payload, Priority,
+	// MaxAttempts, BackoffBase, BackoffCap and Timeout, the missed-tick
+	// policy in State, the anchor (registration time) in Created and the
+	// last tick that enqueued a job in RunAt. It is written when a
+	// schedule is registered, in the same entry as each job a tick
+	// enqueues, and by compaction's checkpoint.
+	KindSchedule Kind = 16
 
 	// kindMax is one past the largest known kind.
-	kindMax = 16
+	kindMax = 17
 )
 
 var kindNames = [kindMax]string{
@@ -71,6 +80,7 @@ var kindNames = [kindMax]string{
 	KindPaused:     "paused",
 	KindResumed:    "resumed",
 	KindCheckpoint: "checkpoint",
+	KindSchedule:   "schedule",
 }
 
 // String returns the lower-case name of the kind, such as "enqueued".
@@ -147,6 +157,9 @@ type Record struct {
 	Created     int64
 	Finished    int64
 	NextID      uint64
+	// Spec is a KindSchedule record's schedule: a cron expression or
+	// "@every <duration>".
+	Spec string
 
 	// PayloadAt and ResultAt are the offsets of Payload and Result within
 	// the entry's bytes, set by the encoder and the decoder so that a

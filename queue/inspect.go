@@ -219,10 +219,16 @@ type Stats struct {
 	CompactFailures    int
 	LastCompactError   string
 	LastCompactErrorAt time.Time
+	// Schedules describes the periodic schedules, sorted by name (see
+	// Queue.Schedules).
+	Schedules []ScheduleInfo
 }
 
 // Stats returns per-queue counts and log figures.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	if err := q.fireDue(ctx); err != nil {
+		return Stats{}, err
+	}
 	if err := q.beginRead(ctx); err != nil {
 		return Stats{}, err
 	}
@@ -271,6 +277,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	if q.opts.ReadOnly {
 		q.readCompactStatus(&st)
 	}
+	st.Schedules = q.scheduleInfosLocked(now)
 	q.end()
 	return st, nil
 }

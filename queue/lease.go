@@ -120,6 +120,9 @@ func (q *Queue) sleep(ctx context.Context, wake <-chan struct{}, next int64) err
 // that signals new work and the next time (Unix ns, 0 if none) at which a
 // scheduled job or a lease deadline comes due.
 func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-chan struct{}, int64, error) {
+	if err := q.fireDue(ctx); err != nil {
+		return nil, nil, 0, err
+	}
 	if err := q.beginWrite(ctx); err != nil {
 		return nil, nil, 0, err
 	}
@@ -179,6 +182,9 @@ func (q *Queue) nextDue(iq *index.Queue) int64 {
 	}
 	if t, ok := q.idx.NextDeadline(); ok && (next == 0 || t < next) {
 		next = t
+	}
+	if t := q.periodic.next.Load(); t != 0 && (next == 0 || t < next) {
+		next = t // a schedule's tick may enqueue into this queue
 	}
 	return next
 }

@@ -65,6 +65,7 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
+	periodic        periodic // periodic schedules' in-memory state (periodic.go)
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -119,6 +120,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		compactCh: make(chan struct{}, 1),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	q.startPeriodic()
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.sweepAtOpen()
 		q.bg.Add(1)
