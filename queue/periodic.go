@@ -446,7 +446,8 @@ func (q *Queue) fireLocked(name string, now int64) error {
 }
 
 // startPeriodic sets up the schedule state at Open and, for a writer,
-// starts the loop that enqueues ticks when nobody looks.
+// enqueues the ticks due (missed while closed) and starts the loop that
+// enqueues ticks when nobody looks.
 func (q *Queue) startPeriodic() {
 	q.periodic.skipped = make(map[string]int64)
 	q.periodic.opened = q.now()
@@ -454,6 +455,12 @@ func (q *Queue) startPeriodic() {
 	q.updateNextTickLocked(q.periodic.opened)
 	if q.opts.ReadOnly {
 		return
+	}
+	// Catch up before Open returns, as retention does, so that the job of
+	// a missed period exists once Open has returned. A failure is left
+	// to the loop to retry.
+	if err := q.fireDue(context.Background()); err != nil {
+		q.opts.Logger.Warn("walq: periodic schedule: enqueue at open failed; will retry", "err", err)
 	}
 	q.bg.Add(1)
 	go q.runPeriodic()
