@@ -249,10 +249,13 @@ func (a *app) recordFields(r *wlog.Record) string {
 	num("attempt", r.Attempt)
 	tm("deadline", r.Deadline)
 	str("error", r.Error)
+	str("spec", r.Spec)
 	if r.Result != nil {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
-	if r.State != 0 {
+	if r.State != 0 && r.Kind == wlog.KindSchedule {
+		add("missed", queue.Missed(r.State).String())
+	} else if r.State != 0 {
 		add("state", recordState(r))
 	}
 	if len(r.History) > 0 {
@@ -320,6 +323,8 @@ type recordJSON struct {
 	Created        *string       `json:"created,omitempty"`
 	Finished       *string       `json:"finished,omitempty"`
 	NextID         uint64        `json:"next_id,omitempty"`
+	Spec           string        `json:"spec,omitempty"`
+	Missed         string        `json:"missed,omitempty"`
 }
 
 // historyJSON is one attempt restated by a carry record.
@@ -347,9 +352,12 @@ func toRecordJSON(e *entryRecord) recordJSON {
 	if r.Result != nil {
 		out.Result = encodeBytes(r.Result)
 	}
-	if r.State != 0 {
+	if r.State != 0 && r.Kind == wlog.KindSchedule {
+		out.Missed = queue.Missed(r.State).String()
+	} else if r.State != 0 {
 		out.State = recordState(r)
 	}
+	out.Spec = r.Spec
 	for _, h := range r.History {
 		outcome := "running"
 		if h.Outcome != 0 {

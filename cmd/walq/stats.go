@@ -34,6 +34,9 @@ type statsJSON struct {
 	// Partial is set when --partial read only the valid prefix of a
 	// damaged log.
 	Partial *partialJSON `json:"partial,omitempty"`
+	// Schedules are the periodic schedules, sorted by name; absent when
+	// there are none.
+	Schedules []scheduleJSON `json:"schedules,omitempty"`
 }
 
 // compactionJSON describes a failing compaction.
@@ -125,6 +128,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	}
 	out.Log = logStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
 		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
+	if len(st.Schedules) > 0 {
+		out.Schedules = toSchedulesJSON(st.Schedules)
+	}
 	if st.LastCompactError != "" {
 		out.Compaction = &compactionJSON{Failures: st.CompactFailures, LastError: st.LastCompactError, LastErrorAt: st.LastCompactErrorAt}
 	}
@@ -178,5 +184,9 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 	if c := out.Compaction; c != nil {
 		fmt.Fprintf(w, "compaction: FAILING (%d failures; last %s): %s\n", c.Failures,
 			relative(c.LastErrorAt, a.clock.Now()), c.LastError)
+	}
+	if len(st.Schedules) > 0 {
+		fmt.Fprintln(w)
+		a.scheduleTable(st.Schedules)
 	}
 }
