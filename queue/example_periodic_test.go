@@ -1,0 +1,61 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/walq/walq/queue"
+)
+
+// A periodic job: a schedule registered once (again at every start is
+// harmless) enqueues one job per tick, exactly once even across restarts.
+// A mock clock stands in for time passing.
+func ExampleQueue_Schedule() {
+	dir, err := os.MkdirTemp("", "walq-periodic")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	mc := clock.NewMock()
+	mc.Set(time.Date(2030, 1, 1, 2, 59, 0, 0, time.UTC))
+	q, err := queue.Open(dir, &queue.Options{Clock: mc})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+
+	err = q.Schedule(ctx, queue.Schedule{
+		Name: "nightly-report",
+		Cron: "0 3 * * *", // 03:00 UTC every day; or Every: time.Hour
+		Job:  queue.NewJob{Queue: "reports", Payload: []byte("daily")},
+		// Missed: queue.MissedSkip drops ticks missed while the app was down;
+		// the default runs the missed period once.
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	mc.Add(time.Minute) // 03:00: the tick enqueues one job
+	lease, err := q.Lease(ctx, "reports")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s: %s\n", lease.Job.Key, lease.Job.Payload)
+	if err := q.Complete(ctx, lease.Token, nil); err != nil {
+		panic(err)
+	}
+
+	ss, err := q.Schedules(ctx) // also in q.Stats and `walq schedules DIR`
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s: last run %s (job %d), next %s\n", ss[0].Name,
+		ss[0].LastRun.Format(time.Kitchen), ss[0].LastJob, ss[0].Next.Format(time.DateTime))
+	// Output:
+	// walq:periodic:nightly-report:1893466800: daily
+	// nightly-report: last run 3:00AM (job 1), next 2030-01-02 03:00:00
+}
