@@ -136,6 +136,14 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	if iq == nil || iq.Paused || iq.Next() == nil {
 		return nil, q.wake, q.nextDue(iq), nil
 	}
+	lim := q.limits[name]
+	if lim != nil {
+		a := lim.allowed(now)
+		if a == 0 {
+			return nil, q.wake, minTime(q.nextDue(nil), lim.nextFree()), nil
+		}
+		n = min(n, a)
+	}
 	deadline := addDuration(now, q.opts.LeaseDuration)
 	var jobs []*index.Job
 	var recs []wlog.Record
@@ -149,7 +157,13 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 		recs = append(recs, wlog.Record{Kind: wlog.KindLeased, Job: j.ID, At: now,
 			Attempt: int64(j.Attempt) + 1, Deadline: deadline})
 	}
+	if lim != nil {
+		lim.take(now, len(jobs)) // counted before the entry is durable, so that no concurrent lease exceeds the limit
+	}
 	if err := q.commit(recs, jobs); err != nil {
+		if lim != nil {
+			lim.undo(now, len(jobs))
+		}
 		return nil, nil, 0, err
 	}
 	ls := make([]*Lease, len(jobs))
@@ -187,6 +201,14 @@ func (q *Queue) nextDue(iq *index.Queue) int64 {
 		next = t // a schedule's tick may enqueue into this queue
 	}
 	return next
+}
+
+// minTime returns the earlier of two times (Unix ns), 0 meaning none.
+func minTime(a, b int64) int64 {
+	if a == 0 || b != 0 && b < a {
+		return b
+	}
+	return a
 }
 
 // reapLocked ends every lease whose deadline has passed: the expired

@@ -170,6 +170,11 @@ type Options struct {
 	// DeadMaxCount purges the oldest dead jobs beyond this many. Defaults
 	// to 0 (no limit).
 	DeadMaxCount int
+	// RateLimits caps, per named queue, how many jobs are leased (started)
+	// in any window of a duration, for Lease, LeaseN and the worker
+	// runtime alike (see RateLimit). Open copies the map. Defaults to nil
+	// (no limits).
+	RateLimits map[string]RateLimit
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -231,6 +236,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.RateLimits, err = copyRateLimits(c.RateLimits); err != nil {
+		return c, err
 	}
 	return c, nil
 }

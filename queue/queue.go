@@ -66,6 +66,7 @@ type Queue struct {
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
 	periodic        periodic // periodic schedules' in-memory state (periodic.go)
+	limits          map[string]*limiter // rate limits by queue name (ratelimit.go); under mu
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -120,6 +121,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 		compactCh: make(chan struct{}, 1),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	q.restoreLimiters()
 	q.startPeriodic()
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.sweepAtOpen()
