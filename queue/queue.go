@@ -65,7 +65,7 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
-	periodic        periodic // periodic schedules' in-memory state (periodic.go)
+	periodic        periodic            // periodic schedules' in-memory state (periodic.go)
 	limits          map[string]*limiter // rate limits by queue name (ratelimit.go); under mu
 }
 
