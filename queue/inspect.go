@@ -181,6 +181,10 @@ type QueueStats struct {
 	// Metrics are the queue's counters, rates and latency distributions
 	// since Open.
 	Metrics Metrics
+	// RateLimit is the queue's limit from Options.RateLimits (zero if
+	// none) and WindowStarts the leases counted in its current window.
+	RateLimit    RateLimit
+	WindowStarts int
 }
 
 // LogStats describes the log on disk.
@@ -265,6 +269,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			qs.OldestReady = time.Duration(now - t)
 		}
 		qs.Metrics = q.metrics.get(iq.Name).snapshot(now)
+		if l := q.limits[iq.Name]; l != nil {
+			qs.RateLimit, qs.WindowStarts = l.lim, l.lim.N-l.allowed(now)
+		}
 		st.Queues[iq.Name] = qs
 	}
 	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),

@@ -35,6 +35,13 @@ func TestRateLimitSlidingWindow(t *testing.T) {
 		t.Fatalf("leased %d at 30s, want 1", len(ls))
 	}
 	noLease(t, q, "api")
+	st, err := q.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qs := st.Queues["api"]; qs.RateLimit != (RateLimit{N: 3, Per: time.Minute}) || qs.WindowStarts != 3 {
+		t.Fatalf("Stats of the limited queue: limit %+v, %d starts in the window", qs.RateLimit, qs.WindowStarts)
+	}
 	if ls := leaseN(t, q, "free", 10); len(ls) != 10 {
 		t.Fatalf("an unlimited queue leased %d of 10", len(ls))
 	}

@@ -59,3 +59,43 @@ func ExampleQueue_Schedule() {
 	// walq:periodic:nightly-report:1893466800: daily
 	// nightly-report: last run 3:00AM (job 1), next 2030-01-02 03:00:00
 }
+
+// A rate limit: at most 2 jobs of the "sms" queue start in any 1-second
+// window, for Lease, LeaseN and the worker runtime alike, across restarts.
+func ExampleRateLimit() {
+	dir, err := os.MkdirTemp("", "walq-ratelimit")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	mc := clock.NewMock()
+	q, err := queue.Open(dir, &queue.Options{
+		Clock:      mc,
+		RateLimits: map[string]queue.RateLimit{"sms": {N: 2, Per: time.Second}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+
+	for range 3 {
+		if _, err := q.Enqueue(ctx, queue.NewJob{Queue: "sms"}); err != nil {
+			panic(err)
+		}
+	}
+	leases, err := q.TryLeaseN(ctx, "sms", 3) // Lease and LeaseN wait instead
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("started now:", len(leases))
+	mc.Add(time.Second) // the window has passed
+	leases, err = q.TryLeaseN(ctx, "sms", 3)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("started a second later:", len(leases))
+	// Output:
+	// started now: 2
+	// started a second later: 1
+}
