@@ -267,6 +267,9 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		e := j.extra()
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
 	}
+	if r.Group != "" {
+		j.extra().Group = r.Group
+	}
 	x.jobs.set(j)
 	if j.Key != "" {
 		x.keys[j.Key] = j

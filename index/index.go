@@ -48,6 +48,9 @@ type Index struct {
 	// schedules holds the periodic schedules by name; nil until one is
 	// registered.
 	schedules map[string]*Schedule
+	// groups holds the ordered groups with unfinished jobs by name (see
+	// group.go).
+	groups map[string]*group
 }
 
 // orphan is the last record seen for an unknown job during a lenient replay.
@@ -469,6 +472,9 @@ func (x *Index) schedule(j *Job) {
 	}
 	switch j.State {
 	case Pending:
+		if x.parked(j) {
+			return // waits for its group's turn; regroup schedules it
+		}
 		if j.RunAt <= x.now {
 			x.toReady(j)
 		} else {
@@ -494,10 +500,14 @@ func (x *Index) setState(j *Job, s State) {
 	if j.State == Dead {
 		delete(q.dead, j.ID)
 	}
+	old := j.State
 	j.State = s
 	q.counts[s]++
 	if s == Dead {
 		q.dead[j.ID] = j
+	}
+	if j.grouped() {
+		x.groupMove(j, old)
 	}
 	x.schedule(j)
 }
@@ -511,5 +521,8 @@ func (x *Index) remove(j *Job) {
 	x.liveBytes -= j.bytes()
 	if j.Key != "" && x.keys[j.Key] == j {
 		delete(x.keys, j.Key)
+	}
+	if j.grouped() {
+		x.groupRemove(j)
 	}
 }

@@ -1686,6 +1686,34 @@ func TestRandomWalk(t *testing.T) {
 	t.Logf("%d steps, %d jobs at the end, kinds %v", steps, len(w.jobs), kinds)
 }
 
+// schedule applies a random schedule record (a registration, a tick's last
+// run or a removal) and checks the index states the schedule as the record
+// does.
+func (w *walk) schedule() wlog.Kind {
+	name := walkQueues[w.rng.IntN(len(walkQueues))]
+	r := wlog.Record{Kind: wlog.KindSchedule, Key: name, At: w.now}
+	if w.rng.IntN(4) != 0 {
+		r.Spec, r.Queue, r.Payload = "@every 1m0s", name, []byte{byte(w.rng.IntN(256))}
+		r.Created, r.RunAt, r.State, r.Priority = w.now-100, w.now, uint8(w.rng.IntN(2)), int64(w.rng.IntN(5))
+	}
+	w.apply(r, nil)
+	s := w.a.x.Schedule(name)
+	if r.Spec == "" {
+		if s != nil {
+			w.a.t.Fatalf("schedule %q still there after its removal", name)
+		}
+		return r.Kind
+	}
+	if s == nil {
+		w.a.t.Fatalf("schedule %q missing", name)
+	}
+	if got := s.Record(r.At); got.Spec != r.Spec || got.RunAt != r.RunAt || got.Created != r.Created ||
+		got.State != r.State || got.Priority != r.Priority || string(got.Payload) != string(r.Payload) || got.Queue != r.Queue {
+		w.a.t.Fatalf("schedule %q restated as %+v, applied %+v", name, got, r)
+	}
+	return r.Kind
+}
+
 // step applies one random record (or promotes) and returns its kind (0 for
 // a promotion).
 func (w *walk) step() wlog.Kind {
@@ -1709,6 +1737,8 @@ func (w *walk) step() wlog.Kind {
 		w.apply(r, nil)
 		w.nextID = max(w.nextID, r.NextID)
 		return r.Kind
+	case p < 0.44:
+		return w.schedule()
 	}
 	id := w.ids[w.rng.IntN(len(w.ids))]
 	m := w.jobs[id]

@@ -84,6 +84,8 @@ type Extra struct {
 	Result Loc
 	// HasResult tells an empty result from none.
 	HasResult bool
+	// Group is the job's ordered group, empty if none (see group.go).
+	Group string
 }
 
 func (j *Job) extra() *Extra {

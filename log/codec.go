@@ -43,9 +43,10 @@ const (
 	tagFinished    = 20
 	tagNextID      = 21
 	tagSpec        = 22
+	tagGroup       = 23
 
 	// tagMax is the largest known tag.
-	tagMax = tagSpec
+	tagMax = tagGroup
 )
 
 // An attempt in a history is a msgpack array of attemptFields values
@@ -167,6 +168,7 @@ func (w *recordWriter) record(r *Record) offsets {
 	w.putString(tagKey, r.Key)
 	w.putString(tagError, r.Error)
 	w.putString(tagSpec, r.Spec)
+	w.putString(tagGroup, r.Group)
 	var at offsets
 	at.result = w.putBytes(tagResult, r.Result)
 	at.payload = w.putBytes(tagPayload, r.Payload)
@@ -187,7 +189,7 @@ func fieldCount(r *Record) int {
 		r.BackoffCap, r.Timeout, r.Attempt, r.Deadline, r.Created, r.Finished} {
 		n += nonZero(v != 0)
 	}
-	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "") + nonZero(r.Spec != "")
+	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "") + nonZero(r.Spec != "") + nonZero(r.Group != "")
 	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
 	return n
 }

@@ -206,6 +206,8 @@ func TestEntryRoundTripExtremes(t *testing.T) {
 		{"payload bin16", Record{Kind: KindEnqueued, Job: 3, Payload: payloadFor(3, 300)}},
 		{"payload bin32", Record{Kind: KindEnqueued, Job: 4, Payload: payloadFor(4, 70000), Result: payloadFor(5, 70000)}},
 		{"long history", Record{Kind: KindCarry, Job: 6, History: manyAttempts(1000)}},
+		{"group", Record{Kind: KindEnqueued, Job: 7, Queue: "orders", Group: "customer/42", Payload: []byte{}}},
+		{"spec", Record{Kind: KindSchedule, Key: "s", Spec: "CRON_TZ=Asia/Tokyo 0 3 * * *"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

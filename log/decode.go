@@ -267,6 +267,8 @@ func decodeField(d *reader, names map[string]string, r *Record, tag uint64) erro
 		r.Error, err = d.string()
 	case tagSpec:
 		r.Spec, err = d.string()
+	case tagGroup:
+		r.Group, err = d.string()
 	case tagPayload:
 		r.Payload, r.PayloadAt, err = d.raw()
 	case tagResult:

@@ -10,7 +10,7 @@ type Kind uint8
 // change); see DESIGN.md for the state machine they drive.
 const (
 	// KindEnqueued creates a job: Job, At, Queue, Key, Payload, Priority,
-	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout.
+	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout, Group.
 	KindEnqueued Kind = 1
 	// KindLeased starts attempt Attempt of Job at At, held until Deadline.
 	KindLeased Kind = 2
@@ -160,6 +160,9 @@ type Record struct {
 	// Spec is a KindSchedule record's schedule: a cron expression or
 	// "@every <duration>".
 	Spec string
+	// Group is the ordered group of the job a KindEnqueued or KindCarry
+	// record creates; empty for none.
+	Group string
 
 	// PayloadAt and ResultAt are the offsets of Payload and Result within
 	// the entry's bytes, set by the encoder and the decoder so that a
