@@ -33,6 +33,7 @@ type Schedule struct {
 	BackoffBase int64
 	BackoffCap  int64
 	Timeout     int64
+	Group       string
 }
 
 // scheduleOverhead approximates the log bytes of a schedule record beyond
@@ -51,7 +52,8 @@ func (s *Schedule) Record(at int64) wlog.Record {
 	}
 	return wlog.Record{Kind: wlog.KindSchedule, At: at, Key: s.Name, Spec: s.Spec, State: s.Missed,
 		Created: s.Anchor, RunAt: s.LastRun, Queue: s.Queue, Payload: p, Priority: s.Priority,
-		MaxAttempts: s.MaxAttempts, BackoffBase: s.BackoffBase, BackoffCap: s.BackoffCap, Timeout: s.Timeout}
+		MaxAttempts: s.MaxAttempts, BackoffBase: s.BackoffBase, BackoffCap: s.BackoffCap, Timeout: s.Timeout,
+		Group: s.Group}
 }
 
 // SameDefinition reports whether s and o schedule the same job the same
@@ -59,7 +61,7 @@ func (s *Schedule) Record(at int64) wlog.Record {
 func (s *Schedule) SameDefinition(o *Schedule) bool {
 	return s.Name == o.Name && s.Spec == o.Spec && s.Missed == o.Missed && s.Queue == o.Queue &&
 		bytes.Equal(s.Payload, o.Payload) && s.Priority == o.Priority && s.MaxAttempts == o.MaxAttempts &&
-		s.BackoffBase == o.BackoffBase && s.BackoffCap == o.BackoffCap && s.Timeout == o.Timeout
+		s.BackoffBase == o.BackoffBase && s.BackoffCap == o.BackoffCap && s.Timeout == o.Timeout && s.Group == o.Group
 }
 
 // applySchedule handles KindSchedule: it replaces the named schedule's
@@ -80,7 +82,7 @@ func (x *Index) applySchedule(r *wlog.Record, pos Pos) error {
 	}
 	s := &Schedule{Name: r.Key, Spec: r.Spec, Missed: r.State, Anchor: r.Created, LastRun: r.RunAt,
 		Queue: r.Queue, Payload: bytes.Clone(r.Payload), Priority: r.Priority, MaxAttempts: r.MaxAttempts,
-		BackoffBase: r.BackoffBase, BackoffCap: r.BackoffCap, Timeout: r.Timeout}
+		BackoffBase: r.BackoffBase, BackoffCap: r.BackoffCap, Timeout: r.Timeout, Group: r.Group}
 	if s.Payload == nil {
 		s.Payload = []byte{}
 	}

@@ -243,7 +243,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	// durable.
 	type split struct{ ready, scheduled int }
 	busy := map[*index.Queue]split{}
-	q.idx.Reserved(func(j *index.Job) {
+	count := func(j *index.Job) {
 		if j.State == index.Pending {
 			s := busy[j.Queue]
 			if j.RunAt <= now {
@@ -253,7 +253,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			}
 			busy[j.Queue] = s
 		}
-	})
+	}
+	q.idx.Reserved(count)
+	q.idx.Parked(count) // waiting for their group's turn: ready or scheduled all the same
 	st := Stats{Queues: map[string]QueueStats{}}
 	for _, iq := range q.idx.Queues() {
 		qs := QueueStats{

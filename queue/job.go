@@ -72,6 +72,13 @@ type NewJob struct {
 	// Timeout is the per-attempt time limit the worker runtime applies.
 	// Defaults to 0 (the runtime's default).
 	Timeout time.Duration
+	// Group names an ordered group (a customer ID, say), up to 255 bytes:
+	// at most one job of a group is leased at a time, and a group's jobs
+	// run in enqueue order, whatever their priorities; a job waiting for
+	// its run-at (a delay, a retry's backoff) holds the group's turn.
+	// Groups are global to the directory, across named queues. See
+	// DESIGN.md, "Ordered groups". Defaults to none.
+	Group string
 }
 
 // Enqueued is the outcome of enqueueing one job.
@@ -133,6 +140,8 @@ type Job struct {
 	HasResult bool
 	// Timeout is the job's per-attempt time limit, 0 for the default.
 	Timeout time.Duration
+	// Group is the job's ordered group, empty if none.
+	Group string
 	// History lists the job's attempts, oldest first: every one while
 	// there are at most HistoryFirst+HistoryLast, then the first
 	// HistoryFirst and the last HistoryLast.
@@ -212,6 +221,7 @@ func snapshot(j *index.Job, now int64) *Job {
 		out.LastError = x.Error
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
+		out.Group = x.Group
 		out.HistoryDropped = int(x.Dropped)
 		if len(x.History) > 0 {
 			out.History = make([]Attempt, len(x.History))

@@ -257,7 +257,8 @@ func (q *Queue) Schedule(ctx context.Context, s Schedule) error {
 	now := q.now()
 	ns := index.Schedule{Name: s.Name, Spec: spec, Missed: uint8(s.Missed),
 		Anchor: unixTime(now).Truncate(time.Second).UnixNano(), Queue: s.Job.Queue, Payload: s.Job.Payload,
-		Priority: int64(s.Job.Priority), MaxAttempts: int64(s.Job.MaxAttempts), Timeout: int64(s.Job.Timeout)}
+		Priority: int64(s.Job.Priority), MaxAttempts: int64(s.Job.MaxAttempts), Timeout: int64(s.Job.Timeout),
+		Group: s.Job.Group}
 	if ns.Queue == "" {
 		ns.Queue = DefaultQueue
 	}
@@ -428,7 +429,7 @@ func (q *Queue) fireLocked(name string, now int64) error {
 		return nil
 	}
 	nj := NewJob{Queue: s.Queue, Payload: s.Payload, Key: periodicKey(name, due), Priority: int32(s.Priority),
-		MaxAttempts: int(s.MaxAttempts), Timeout: time.Duration(s.Timeout)}
+		MaxAttempts: int(s.MaxAttempts), Timeout: time.Duration(s.Timeout), Group: s.Group}
 	if s.BackoffBase != 0 || s.BackoffCap != 0 {
 		nj.Backoff = &Backoff{Base: time.Duration(s.BackoffBase), Cap: time.Duration(s.BackoffCap)}
 	}

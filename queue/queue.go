@@ -319,6 +319,9 @@ func (q *Queue) notify(recs []wlog.Record) {
 		}
 		switch recs[i].Kind {
 		case wlog.KindCompleted, wlog.KindDead, wlog.KindCancelled, wlog.KindPurged:
+			if j := q.idx.Job(recs[i].Job); j != nil && j.Group() != "" {
+				wake = true // the group's next job may be ready now
+			}
 			for _, ch := range q.waiters[recs[i].Job] {
 				close(ch)
 			}
