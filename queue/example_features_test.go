@@ -99,3 +99,47 @@ func ExampleRateLimit() {
 	// started now: 2
 	// started a second later: 1
 }
+
+// Ordered groups: one customer's jobs run one at a time, in the order they
+// were enqueued, while different customers' jobs run in parallel.
+func ExampleNewJob_group() {
+	dir, err := os.MkdirTemp("", "walq-groups")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	q, err := queue.Open(dir, &queue.Options{Clock: clock.NewMock()})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+
+	_, err = q.EnqueueBatch(ctx, []queue.NewJob{
+		{Queue: "orders", Group: "customer-42", Payload: []byte("create order")},
+		{Queue: "orders", Group: "customer-42", Payload: []byte("charge order")},
+		{Queue: "orders", Group: "customer-7", Payload: []byte("create order")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	leases, err := q.TryLeaseN(ctx, "orders", 10) // one job per group
+	if err != nil {
+		panic(err)
+	}
+	for _, l := range leases {
+		fmt.Printf("%s: %s\n", l.Job.Group, l.Job.Payload)
+		if err := q.Complete(ctx, l.Token, nil); err != nil {
+			panic(err)
+		}
+	}
+	next, err := q.TryLease(ctx, "orders") // customer-42's turn again
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("then %s: %s\n", next.Job.Group, next.Job.Payload)
+	// Output:
+	// customer-42: create order
+	// customer-7: create order
+	// then customer-42: charge order
+}

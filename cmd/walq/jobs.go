@@ -38,13 +38,15 @@ type jobJSON struct {
 	LeaseDeadline *string `json:"lease_deadline"`
 	FinishedAt    *string `json:"finished_at"`
 	LastError     string  `json:"last_error"`
+	// Group is the job's ordered group; absent when it has none.
+	Group string `json:"group,omitempty"`
 }
 
 func toJobJSON(j *queue.Job) jobJSON {
 	out := jobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group,
 	}
 	// Each time applies to some states only; a requeued job, for one,
 	// still carries the time it died.
@@ -360,6 +362,9 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	t.row("job", fmt.Sprint(j.ID))
 	t.row("queue", j.Queue)
 	t.row("key", orDash(j.Key))
+	if j.Group != "" {
+		t.row("group", j.Group)
+	}
 	t.row("state", string(j.State))
 	t.row("attempts", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
 	t.row("priority", fmt.Sprint(j.Priority))

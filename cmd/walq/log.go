@@ -250,6 +250,7 @@ func (a *app) recordFields(r *wlog.Record) string {
 	tm("deadline", r.Deadline)
 	str("error", r.Error)
 	str("spec", r.Spec)
+	str("group", r.Group)
 	if r.Result != nil {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
@@ -324,6 +325,7 @@ type recordJSON struct {
 	Finished       *string       `json:"finished,omitempty"`
 	NextID         uint64        `json:"next_id,omitempty"`
 	Spec           string        `json:"spec,omitempty"`
+	Group          string        `json:"group,omitempty"`
 	Missed         string        `json:"missed,omitempty"`
 }
 
@@ -357,7 +359,7 @@ func toRecordJSON(e *entryRecord) recordJSON {
 	} else if r.State != 0 {
 		out.State = recordState(r)
 	}
-	out.Spec = r.Spec
+	out.Spec, out.Group = r.Spec, r.Group
 	for _, h := range r.History {
 		outcome := "running"
 		if h.Outcome != 0 {

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/walq/walq/queue"
+)
+
+// TestShowGroup checks that walq show and walq jobs --json name a job's
+// ordered group.
+func TestShowGroup(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "q")
+	mc := newMock()
+	q := openQueue(t, dir, mc, nil)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := q.Enqueue(ctx, queue.NewJob{Queue: "orders", Group: "customer-42", Payload: []byte("ship")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := q.TryLease(ctx, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"show_group", []string{"show", dir, "2"}},
+		{"show_group.json", []string{"show", dir, "2", "--json"}},
+	} {
+		r := walqAt(t, mc, tc.args...)
+		wantCode(t, r, 0)
+		golden(t, tc.name, dir, r.stdout)
+	}
+}
