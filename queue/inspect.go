@@ -185,6 +185,10 @@ type QueueStats struct {
 	// none) and WindowStarts the leases counted in its current window.
 	RateLimit    RateLimit
 	WindowStarts int
+	// Breaker is the queue's circuit breaker (State empty if none; see
+	// Options.Breakers). A read-only queue reports the writer's open
+	// breakers from a status file the writer keeps.
+	Breaker BreakerStatus
 }
 
 // LogStats describes the log on disk.
@@ -274,6 +278,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		if l := q.limits[iq.Name]; l != nil {
 			qs.RateLimit, qs.WindowStarts = l.lim, l.lim.N-l.allowed(now)
 		}
+		if b := q.breakers[iq.Name]; b != nil {
+			qs.Breaker = breakerStatus(b)
+		}
 		st.Queues[iq.Name] = qs
 	}
 	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),
@@ -285,6 +292,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	}
 	if q.opts.ReadOnly {
 		q.readCompactStatus(&st)
+		q.readBreakerStatus(&st)
 	}
 	st.Schedules = q.scheduleInfosLocked(now)
 	q.end()

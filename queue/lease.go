@@ -144,6 +144,18 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 		}
 		n = min(n, a)
 	}
+	brk := q.breakers[name]
+	if brk != nil {
+		a, at := brk.leaseBudget(n, now)
+		if a == 0 {
+			return nil, q.wake, minTime(q.nextDue(nil), at), nil
+		}
+		n = min(n, a)
+	}
+	probe := brk != nil && brk.state == BreakerOpen // this lease is the probe
+	if probe {
+		brk.probing = true
+	}
 	deadline := addDuration(now, q.opts.LeaseDuration)
 	var jobs []*index.Job
 	var recs []wlog.Record
@@ -160,7 +172,18 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	if lim != nil {
 		lim.take(now, len(jobs)) // counted before the entry is durable, so that no concurrent lease exceeds the limit
 	}
-	if err := q.commit(recs, jobs); err != nil {
+	if brk != nil {
+		q.traceBreaker(brkStep{leased: len(jobs), job: jobs[0].ID, state: brk.state, now: now, openedAt: brk.openedAt})
+	}
+	err := q.commit(recs, jobs)
+	if probe {
+		var id uint64
+		if err == nil {
+			id = jobs[0].ID
+		}
+		q.probeLeased(name, brk, id, now)
+	}
+	if err != nil {
 		if lim != nil {
 			lim.undo(now, len(jobs))
 		}

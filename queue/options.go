@@ -175,6 +175,9 @@ type Options struct {
 	// runtime alike (see RateLimit). Open copies the map. Defaults to nil
 	// (no limits).
 	RateLimits map[string]RateLimit
+	// Breakers sets a circuit breaker on named queues (see Breaker). Open
+	// copies the map. Defaults to nil (none).
+	Breakers map[string]Breaker
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -238,6 +241,9 @@ func (o *Options) withDefaults() (Options, error) {
 		c.Logger = slog.Default()
 	}
 	if c.RateLimits, err = copyRateLimits(c.RateLimits); err != nil {
+		return c, err
+	}
+	if c.Breakers, err = copyBreakers(c.Breakers); err != nil {
 		return c, err
 	}
 	return c, nil

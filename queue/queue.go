@@ -67,6 +67,8 @@ type Queue struct {
 	bg              sync.WaitGroup
 	periodic        periodic            // periodic schedules' in-memory state (periodic.go)
 	limits          map[string]*limiter // rate limits by queue name (ratelimit.go); under mu
+	breakers        map[string]*breaker // circuit breakers by queue name (breaker.go); under mu
+	brkTrace        *[]brkStep          // set by tests only: see traceBreaker
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -122,6 +124,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 	}
 	q.cond = sync.NewCond(&q.mu)
 	q.restoreLimiters()
+	q.restoreBreakers()
 	q.startPeriodic()
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.sweepAtOpen()
@@ -231,6 +234,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	if err != nil {
 		return q.logErr(err)
 	}
+	q.breakersSaw(recs)
 	// Until the entry is applied, compaction must not cut the log at or
 	// past it: its records are in no job of the index for a carry to
 	// restate (see compactCut).
