@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -142,4 +143,62 @@ func ExampleNewJob_group() {
 	// customer-42: create order
 	// customer-7: create order
 	// then customer-42: charge order
+}
+
+// A circuit breaker: after 3 consecutive failures the "payments" queue
+// stops handing out leases for a minute, then lets one probe job through;
+// its success closes the breaker.
+func ExampleBreaker() {
+	dir, err := os.MkdirTemp("", "walq-breaker")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	mc := clock.NewMock()
+	q, err := queue.Open(dir, &queue.Options{
+		Clock:    mc,
+		Breakers: map[string]queue.Breaker{"payments": {Failures: 3, Cooldown: time.Minute}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	for range 5 {
+		if _, err := q.Enqueue(ctx, queue.NewJob{Queue: "payments"}); err != nil {
+			panic(err)
+		}
+	}
+	for range 3 { // the provider is down
+		lease, err := q.TryLease(ctx, "payments")
+		if err != nil {
+			panic(err)
+		}
+		if err := q.Fail(ctx, lease.Token, errors.New("503 Service Unavailable")); err != nil {
+			panic(err)
+		}
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		panic(err)
+	}
+	_, err = q.TryLease(ctx, "payments")
+	fmt.Println(st.Queues["payments"].Breaker.State, errors.Is(err, queue.ErrNoJob))
+
+	mc.Add(time.Minute) // the cool-down is over: one probe
+	probe, err := q.TryLease(ctx, "payments")
+	if err != nil {
+		panic(err)
+	}
+	if err := q.Complete(ctx, probe.Token, nil); err != nil {
+		panic(err)
+	}
+	st, err = q.Stats(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(st.Queues["payments"].Breaker.State)
+	// Output:
+	// open true
+	// closed
 }
