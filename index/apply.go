@@ -44,6 +44,8 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		return x.applyCheckpoint(r)
 	case wlog.KindSchedule:
 		return x.applySchedule(r, pos)
+	case wlog.KindBatch:
+		return x.applyBatch(r, pos)
 	}
 	j, err := x.target(r, pos)
 	if j == nil {

@@ -51,6 +51,10 @@ type Index struct {
 	// groups holds the ordered groups with unfinished jobs by name (see
 	// group.go).
 	groups map[string]*group
+	// batches holds the batches not yet ended by first job, and
+	// batchFirsts their first jobs in order (nil when stale).
+	batches     map[uint64]*Batch
+	batchFirsts []uint64
 }
 
 // orphan is the last record seen for an unknown job during a lenient replay.

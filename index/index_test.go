@@ -1714,6 +1714,27 @@ func (w *walk) schedule() wlog.Kind {
 	return r.Kind
 }
 
+// batch applies a random batch record (a creation or an end) over a small
+// range of IDs and checks which IDs the index then puts in a batch.
+func (w *walk) batch() wlog.Kind {
+	first := uint64(1 + 4*w.rng.IntN(5)) // batches 1-4, 5-8, … never overlap
+	r := wlog.Record{Kind: wlog.KindBatch, Job: first, At: w.now}
+	if w.rng.IntN(3) == 0 {
+		r.State = 1
+	} else {
+		r.Attempt, r.Queue, r.Payload = int64(1+w.rng.IntN(4)), "cb", []byte("x")
+	}
+	w.apply(r, nil)
+	for id := first; id < first+4; id++ {
+		b := w.a.x.Batch(id)
+		in := r.State == 0 && id < first+uint64(r.Attempt)
+		if (b != nil) != in || in && b.First != first {
+			w.a.t.Fatalf("after %+v: Batch(%d) = %+v", r, id, b)
+		}
+	}
+	return r.Kind
+}
+
 // step applies one random record (or promotes) and returns its kind (0 for
 // a promotion).
 func (w *walk) step() wlog.Kind {
@@ -1739,6 +1760,8 @@ func (w *walk) step() wlog.Kind {
 		return r.Kind
 	case p < 0.44:
 		return w.schedule()
+	case p < 0.45:
+		return w.batch()
 	}
 	id := w.ids[w.rng.IntN(len(w.ids))]
 	m := w.jobs[id]

@@ -59,9 +59,17 @@ const (
 	// schedule is registered, in the same entry as each job a tick
 	// enqueues, and by compaction's checkpoint.
 	KindSchedule Kind = 16
+	// KindBatch creates (State 0) or ends (State 1) a batch: the jobs with
+	// IDs Job to Job+Attempt-1, created in the same entry, whose callback
+	// job (template in Queue, Payload, Priority, MaxAttempts, BackoffBase,
+	// BackoffCap, Timeout, Group) is enqueued when every one has finished.
+	// The ending record is in the entry that enqueues the callback, with
+	// the last member's transition; compaction's checkpoint restates the
+	// batches not yet ended.
+	KindBatch Kind = 17
 
 	// kindMax is one past the largest known kind.
-	kindMax = 17
+	kindMax = 18
 )
 
 var kindNames = [kindMax]string{
@@ -81,6 +89,7 @@ var kindNames = [kindMax]string{
 	KindResumed:    "resumed",
 	KindCheckpoint: "checkpoint",
 	KindSchedule:   "schedule",
+	KindBatch:      "batch",
 }
 
 // String returns the lower-case name of the kind, such as "enqueued".

@@ -22,6 +22,9 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
 	out := snapshot(j, q.now())
+	if b := q.idx.Batch(id); b != nil {
+		out.Batch = q.batchProgress(b)
+	}
 	var result index.Loc
 	if j.X != nil && j.X.HasResult {
 		result = j.X.Result

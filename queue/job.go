@@ -142,6 +142,10 @@ type Job struct {
 	Timeout time.Duration
 	// Group is the job's ordered group, empty if none.
 	Group string
+	// Batch is the progress of the batch the job belongs to (see
+	// EnqueueBatchThen), from Get only, while the batch has not ended; nil
+	// otherwise.
+	Batch *BatchInfo
 	// History lists the job's attempts, oldest first: every one while
 	// there are at most HistoryFirst+HistoryLast, then the first
 	// HistoryFirst and the last HistoryLast.

@@ -518,23 +518,45 @@ func (q *Queue) runPeriodic() {
 const scheduleChunk = 4 << 20
 
 // restateSchedules commits recs (compaction's checkpoint) with a record
-// restating every schedule, in as many entries as the schedules' payloads
-// need. The caller holds ctlMu and q.mu: no schedule changes meanwhile, and
+// restating every schedule and every batch not yet ended, in as many
+// entries as their payloads need. The caller holds ctlMu and q.mu: no schedule changes meanwhile, and
 // every entry lands after the compaction's cut.
 func (q *Queue) restateSchedules(recs []wlog.Record, now int64) error {
-	size := 0
+	more, busy, err := q.restateBatches(now) // batch.go; reserves members, waiting first
+	if err != nil {
+		return err
+	}
 	for _, s := range q.idx.Schedules() {
-		if size > 0 && size+len(s.Payload) > scheduleChunk {
-			if err := q.commit(recs, nil); err != nil {
+		more = append(more, s.Record(now))
+	}
+	// Every batch restated and its reserved members go in the first
+	// chunk that holds its record; the reservations end with that chunk.
+	size, heldUpTo := 0, 0
+	for i, r := range more {
+		if size > 0 && size+len(r.Payload) > scheduleChunk {
+			chunk := chunkBusy(busy, heldUpTo, i)
+			if err := q.commit(recs, chunk); err != nil {
+				q.unreserve(flatten(busy[min(i, len(busy)):]))
 				return err
 			}
-			recs, size = nil, 0
+			recs, size, heldUpTo = nil, 0, i
 		}
-		recs = append(recs, s.Record(now))
-		size += len(s.Payload) + len(s.Spec) + len(s.Name)
+		recs = append(recs, r)
+		size += len(r.Payload) + len(r.Spec) + len(r.Key)
 	}
-	if len(recs) == 0 {
-		return nil
+	return q.commit(recs, chunkBusy(busy, heldUpTo, len(more)))
+}
+
+// chunkBusy returns the reservations of the batches among records from to
+// to of restateSchedules' list (the batches come first).
+func chunkBusy(busy [][]*index.Job, from, to int) []*index.Job {
+	return flatten(busy[min(from, len(busy)):min(to, len(busy))])
+}
+
+func flatten(jss [][]*index.Job) []*index.Job {
+	var out []*index.Job
+	for _, js := range jss {
+		out = append(out, js...)
 	}
-	return q.commit(recs, nil)
+	return out
 }

@@ -68,6 +68,7 @@ type Queue struct {
 	periodic        periodic            // periodic schedules' in-memory state (periodic.go)
 	limits          map[string]*limiter // rate limits by queue name (ratelimit.go); under mu
 	breakers        map[string]*breaker // circuit breakers by queue name (breaker.go); under mu
+	batches         map[uint64]*batchRun // batches not yet ended, by first job (batch.go); under mu
 	brkTrace        *[]brkStep          // set by tests only: see traceBreaker
 }
 
@@ -125,6 +126,7 @@ func Open(dir string, opts *Options) (*Queue, error) {
 	q.cond = sync.NewCond(&q.mu)
 	q.restoreLimiters()
 	q.restoreBreakers()
+	q.restoreBatches()
 	q.startPeriodic()
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.sweepAtOpen()
@@ -230,8 +232,10 @@ func (q *Queue) now() int64 { return q.opts.Clock.Now().UnixNano() }
 func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	defer q.unreserve(busy)
 	q.recoverLog()
+	recs, undo := q.batchesSaw(recs)
 	p, err := q.log.Submit(recs)
 	if err != nil {
+		undo()
 		return q.logErr(err)
 	}
 	q.breakersSaw(recs)
@@ -247,6 +251,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		delete(q.inflight, p.Index())
 	}
 	if err != nil {
+		undo()
 		return q.logErr(err)
 	}
 	queues := q.queueOf(recs)
@@ -261,6 +266,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	}
 	q.notify(recs)
 	q.observe(recs, queues)
+	q.batchesEnded(recs)
 	if q.compactDue() {
 		select {
 		case q.compactCh <- struct{}{}:
