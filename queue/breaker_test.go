@@ -225,7 +225,9 @@ func TestBreakerConcurrent(t *testing.T) {
 					default:
 						err = q.Fail(context.Background(), l.Token, RetryAfter(0, errors.New("boom")))
 					}
-					if err != nil {
+					// The clock runs on while a worker waits for the CPU:
+					// a lease can expire (an expired attempt, a failure).
+					if err != nil && !errors.Is(err, ErrLeaseLost) {
 						t.Error(err)
 					}
 				}

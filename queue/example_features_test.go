@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -201,4 +202,48 @@ func ExampleBreaker() {
 	// Output:
 	// open true
 	// closed
+}
+
+// A batch with a completion callback: when every image is resized (or
+// dead), one "notify" job is enqueued, listing each one's outcome.
+func ExampleQueue_EnqueueBatchThen() {
+	dir, err := os.MkdirTemp("", "walq-batch")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	q, err := queue.Open(dir, &queue.Options{Clock: clock.NewMock()})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+
+	batch, err := q.EnqueueBatchThen(ctx, []queue.NewJob{
+		{Queue: "resize", Payload: []byte("a.png")},
+		{Queue: "resize", Payload: []byte("b.png")},
+	}, queue.NewJob{Queue: "notify"})
+	if err != nil {
+		panic(err)
+	}
+	for range batch.Jobs {
+		lease, err := q.TryLease(ctx, "resize")
+		if err != nil {
+			panic(err)
+		}
+		if err := q.Complete(ctx, lease.Token, nil); err != nil {
+			panic(err)
+		}
+	}
+	cb, err := q.TryLease(ctx, "notify") // enqueued with the last completion
+	if err != nil {
+		panic(err)
+	}
+	var res queue.BatchResult
+	if err := json.Unmarshal(cb.Job.Payload, &res); err != nil {
+		panic(err)
+	}
+	fmt.Printf("batch %d: %+v\n", res.Batch, res.Jobs)
+	// Output:
+	// batch 1: [{ID:1 Outcome:completed Error:} {ID:2 Outcome:completed Error:}]
 }

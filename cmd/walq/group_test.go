@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -38,4 +39,30 @@ func TestShowGroup(t *testing.T) {
 		wantCode(t, r, 0)
 		golden(t, tc.name, dir, r.stdout)
 	}
+}
+
+// TestShowBatch checks that walq show gives a batch member's progress.
+func TestShowBatch(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "q")
+	mc := newMock()
+	q := openQueue(t, dir, mc, nil)
+	ctx := context.Background()
+	b, err := q.EnqueueBatchThen(ctx, []queue.NewJob{{Queue: "resize"}, {Queue: "resize"}}, queue.NewJob{Queue: "notify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := q.TryLease(ctx, "resize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Complete(ctx, l.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := walqAt(t, mc, "show", dir, fmt.Sprint(b.Jobs[1]))
+	wantCode(t, r, 0)
+	golden(t, "show_batch", dir, r.stdout)
 }

@@ -40,13 +40,16 @@ type jobJSON struct {
 	LastError     string  `json:"last_error"`
 	// Group is the job's ordered group; absent when it has none.
 	Group string `json:"group,omitempty"`
+	// Batch is the progress of the job's batch (show only), while the
+	// batch has not ended; absent otherwise.
+	Batch *queue.BatchInfo `json:"batch,omitempty"`
 }
 
 func toJobJSON(j *queue.Job) jobJSON {
 	out := jobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group, Batch: j.Batch,
 	}
 	// Each time applies to some states only; a requeued job, for one,
 	// still carries the time it died.
@@ -364,6 +367,10 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	t.row("key", orDash(j.Key))
 	if j.Group != "" {
 		t.row("group", j.Group)
+	}
+	if b := j.Batch; b != nil {
+		t.row("batch", fmt.Sprintf("%d: %d of %d jobs finished (%d completed, %d dead, %d cancelled)",
+			b.ID, b.Finished, b.Total, b.Completed, b.Dead, b.Cancelled))
 	}
 	t.row("state", string(j.State))
 	t.row("attempts", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))

@@ -246,7 +246,11 @@ func (a *app) recordFields(r *wlog.Record) string {
 	dur("backoff_base", r.BackoffBase)
 	dur("backoff_cap", r.BackoffCap)
 	dur("timeout", r.Timeout)
-	num("attempt", r.Attempt)
+	if r.Kind == wlog.KindBatch {
+		num("jobs", r.Attempt)
+	} else {
+		num("attempt", r.Attempt)
+	}
 	tm("deadline", r.Deadline)
 	str("error", r.Error)
 	str("spec", r.Spec)
@@ -254,9 +258,12 @@ func (a *app) recordFields(r *wlog.Record) string {
 	if r.Result != nil {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
-	if r.State != 0 && r.Kind == wlog.KindSchedule {
+	switch {
+	case r.State != 0 && r.Kind == wlog.KindSchedule:
 		add("missed", queue.Missed(r.State).String())
-	} else if r.State != 0 {
+	case r.State != 0 && r.Kind == wlog.KindBatch:
+		add("ended", "true")
+	case r.State != 0:
 		add("state", recordState(r))
 	}
 	if len(r.History) > 0 {
