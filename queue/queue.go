@@ -65,11 +65,11 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
-	periodic        periodic            // periodic schedules' in-memory state (periodic.go)
-	limits          map[string]*limiter // rate limits by queue name (ratelimit.go); under mu
-	breakers        map[string]*breaker // circuit breakers by queue name (breaker.go); under mu
+	periodic        periodic             // periodic schedules' in-memory state (periodic.go)
+	limits          map[string]*limiter  // rate limits by queue name (ratelimit.go); under mu
+	breakers        map[string]*breaker  // circuit breakers by queue name (breaker.go); under mu
 	batches         map[uint64]*batchRun // batches not yet ended, by first job (batch.go); under mu
-	brkTrace        *[]brkStep          // set by tests only: see traceBreaker
+	brkTrace        *[]brkStep           // set by tests only: see traceBreaker
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
