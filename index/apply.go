@@ -56,6 +56,13 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		return x.applyLeased(j, r, pos)
 	case wlog.KindExtended:
 		return x.applyExtended(j, r, pos)
+	case wlog.KindProgress:
+		if err := x.checkAttempt(j, r, pos); err != nil {
+			return err
+		}
+		e := j.extra()
+		e.Progress, e.Note = r.Progress, r.Note
+		return nil
 	case wlog.KindCompleted, wlog.KindFailed, wlog.KindDead, wlog.KindExpired, wlog.KindReleased:
 		return x.applyEnd(j, r, pos)
 	case wlog.KindRequeued:
@@ -271,6 +278,10 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	}
 	if r.Group != "" {
 		j.extra().Group = r.Group
+	}
+	if r.Progress != 0 || r.Note != "" {
+		e := j.extra()
+		e.Progress, e.Note = r.Progress, r.Note
 	}
 	x.jobs.set(j)
 	if j.Key != "" {

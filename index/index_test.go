@@ -1714,6 +1714,25 @@ func (w *walk) schedule() wlog.Kind {
 	return r.Kind
 }
 
+// progress applies a progress record to a random leased job, if there is
+// one, and checks the job then holds the report.
+func (w *walk) progress() (wlog.Kind, bool) {
+	for _, id := range w.ids {
+		m := w.jobs[id]
+		if m.state != index.Leased {
+			continue
+		}
+		r := wlog.Record{Kind: wlog.KindProgress, Job: id, At: w.now, Attempt: int64(m.attempt),
+			Progress: int64(w.rng.IntN(100)), Note: "step"}
+		w.apply(r, nil)
+		if j := w.a.x.Job(id); j.X == nil || j.X.Progress != r.Progress || j.X.Note != r.Note {
+			w.a.t.Fatalf("job %d after %+v: %+v", id, r, j.X)
+		}
+		return r.Kind, true
+	}
+	return 0, false
+}
+
 // batch applies a random batch record (a creation or an end) over a small
 // range of IDs and checks which IDs the index then puts in a batch.
 func (w *walk) batch() wlog.Kind {
@@ -1762,6 +1781,10 @@ func (w *walk) step() wlog.Kind {
 		return w.schedule()
 	case p < 0.45:
 		return w.batch()
+	case p < 0.47:
+		if k, ok := w.progress(); ok {
+			return k
+		}
 	}
 	id := w.ids[w.rng.IntN(len(w.ids))]
 	m := w.jobs[id]

@@ -86,6 +86,9 @@ type Extra struct {
 	HasResult bool
 	// Group is the job's ordered group, empty if none (see group.go).
 	Group string
+	// Progress and Note are the job's latest progress report.
+	Progress int64
+	Note     string
 }
 
 func (j *Job) extra() *Extra {

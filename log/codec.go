@@ -44,9 +44,11 @@ const (
 	tagNextID      = 21
 	tagSpec        = 22
 	tagGroup       = 23
+	tagProgress    = 24
+	tagNote        = 25
 
 	// tagMax is the largest known tag.
-	tagMax = tagGroup
+	tagMax = tagNote
 )
 
 // An attempt in a history is a msgpack array of attemptFields values
@@ -169,6 +171,8 @@ func (w *recordWriter) record(r *Record) offsets {
 	w.putString(tagError, r.Error)
 	w.putString(tagSpec, r.Spec)
 	w.putString(tagGroup, r.Group)
+	w.putInt(tagProgress, r.Progress)
+	w.putString(tagNote, r.Note)
 	var at offsets
 	at.result = w.putBytes(tagResult, r.Result)
 	at.payload = w.putBytes(tagPayload, r.Payload)
@@ -190,6 +194,7 @@ func fieldCount(r *Record) int {
 		n += nonZero(v != 0)
 	}
 	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "") + nonZero(r.Spec != "") + nonZero(r.Group != "")
+	n += nonZero(r.Progress != 0) + nonZero(r.Note != "")
 	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
 	return n
 }
@@ -360,6 +365,8 @@ func intField(r *Record, tag uint64) *int64 {
 		return &r.Deadline
 	case tagCreated:
 		return &r.Created
+	case tagProgress:
+		return &r.Progress
 	default: // tagFinished; decodeRecord has ruled out unknown tags
 		return &r.Finished
 	}

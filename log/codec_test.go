@@ -62,6 +62,8 @@ func sampleRecord(k Kind) (Record, bool) {
 		r.State, r.Created, r.RunAt = 1, testAt-86400e9, testAt-3600e9
 	case KindBatch:
 		r.Job, r.Attempt, r.Queue, r.Payload = 40, 3, "callbacks", []byte(`{"order":7}`)
+	case KindProgress:
+		r.Attempt, r.Progress, r.Note = 2, 40, "resized 40 of 100 images"
 	default:
 		return r, false
 	}
@@ -129,8 +131,8 @@ func checkAliasing(t *testing.T, index uint64, data []byte) {
 func TestKinds(t *testing.T) {
 	t.Parallel()
 	ks := Kinds()
-	if len(ks) != 17 {
-		t.Fatalf("Kinds() has %d kinds, want 17", len(ks))
+	if len(ks) != 18 {
+		t.Fatalf("Kinds() has %d kinds, want 18", len(ks))
 	}
 	seen := map[string]bool{}
 	for i, k := range ks {
@@ -210,6 +212,7 @@ func TestEntryRoundTripExtremes(t *testing.T) {
 		{"long history", Record{Kind: KindCarry, Job: 6, History: manyAttempts(1000)}},
 		{"group", Record{Kind: KindEnqueued, Job: 7, Queue: "orders", Group: "customer/42", Payload: []byte{}}},
 		{"spec", Record{Kind: KindSchedule, Key: "s", Spec: "CRON_TZ=Asia/Tokyo 0 3 * * *"}},
+		{"progress", Record{Kind: KindCarry, Job: 8, Progress: math.MinInt64, Note: "ünïcode"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,7 +471,7 @@ var hostileBodies = []struct {
 	{"duplicate tag", []byte{0x91, 0x82, 0x01, 0x01, 0x01, 0x02}, 0},
 	{"missing kind", []byte{0x91, 0x81, 0x02, 0x05}, 0},
 	{"kind 0", []byte{0x91, 0x81, 0x01, 0x00}, 0},
-	{"kind 18", []byte{0x91, 0x81, 0x01, 0x12}, 0},
+	{"kind 19", []byte{0x91, 0x81, 0x01, 0x13}, 0},
 	{"second record bad", []byte{0x92, 0x81, 0x01, 0x01, 0x81, 0x01, 0x63}, 1},
 	{"truncated record", []byte{0x91, 0x83, 0x01, 0x01, 0x02}, 0},
 	{"trailing bytes", []byte{0x91, 0x81, 0x01, 0x01, 0x00}, -1},
@@ -647,7 +650,7 @@ func encodingDigest(t *testing.T) string {
 // every older record's bytes unchanged.
 func TestEncodingStableNewKinds(t *testing.T) {
 	t.Parallel()
-	const want = "07c20549d04b26a2c1e6800a5742990ced10d793bacdfc9753e0411a45281a37"
+	const want = "09810dbc264d9014027e1b8b0b6a07d28930a0ed790e5976ff28493f59e09aa5"
 	h := sha256.New()
 	for _, k := range Kinds() {
 		if k <= KindCheckpoint {

@@ -43,7 +43,7 @@
 // attempts, each [started, ended, outcome, error] or [started, ended,
 // outcome, error, attempt-number, lease-number]; the short form is older
 // walq's, or an attempt whose numbers are both zero), 19 created,
-// 20 finished, 21 next-id, 22 spec, 23 group.
+// 20 finished, 21 next-id, 22 spec, 23 group, 24 progress, 25 note.
 // Integers are msgpack's shortest form; times are Unix nanoseconds.
 //
 // An entry is the unit of atomicity: an operation that must be all or

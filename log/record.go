@@ -67,9 +67,13 @@ const (
 	// the last member's transition; compaction's checkpoint restates the
 	// batches not yet ended.
 	KindBatch Kind = 17
+	// KindProgress records the progress attempt Attempt of Job reports:
+	// Progress (a number) and Note (a short message), replacing the job's
+	// previous report.
+	KindProgress Kind = 18
 
 	// kindMax is one past the largest known kind.
-	kindMax = 18
+	kindMax = 19
 )
 
 var kindNames = [kindMax]string{
@@ -90,6 +94,7 @@ var kindNames = [kindMax]string{
 	KindCheckpoint: "checkpoint",
 	KindSchedule:   "schedule",
 	KindBatch:      "batch",
+	KindProgress:   "progress",
 }
 
 // String returns the lower-case name of the kind, such as "enqueued".
@@ -172,6 +177,10 @@ type Record struct {
 	// Group is the ordered group of the job a KindEnqueued or KindCarry
 	// record creates; empty for none.
 	Group string
+	// Progress and Note are the progress a KindProgress record reports, or
+	// a KindCarry record restates.
+	Progress int64
+	Note     string
 
 	// PayloadAt and ResultAt are the offsets of Payload and Result within
 	// the entry's bytes, set by the encoder and the decoder so that a

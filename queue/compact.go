@@ -402,7 +402,7 @@ func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
 		State:       uint8(j.State),
 	}
 	if x := j.X; x != nil {
-		r.Group = x.Group
+		r.Group, r.Progress, r.Note = x.Group, x.Progress, x.Note
 		r.BackoffBase, r.BackoffCap, r.Timeout = x.BackoffBase, x.BackoffCap, x.Timeout
 		r.History = x.History
 		r.Error, r.Finished = x.Error, x.Finished

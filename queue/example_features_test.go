@@ -247,3 +247,40 @@ func ExampleQueue_EnqueueBatchThen() {
 	// Output:
 	// batch 1: [{ID:1 Outcome:completed Error:} {ID:2 Outcome:completed Error:}]
 }
+
+// Progress: a long job reports how far it is; the latest report is durable
+// and shows in Get, in events and in `walq show`. (In a worker handler,
+// worker.ReportProgress(ctx, n, msg) does the same.)
+func ExampleQueue_Progress() {
+	dir, err := os.MkdirTemp("", "walq-progress")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	q, err := queue.Open(dir, &queue.Options{Clock: clock.NewMock()})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+
+	job, err := q.Enqueue(ctx, queue.NewJob{Queue: "import"})
+	if err != nil {
+		panic(err)
+	}
+	lease, err := q.Lease(ctx, "import")
+	if err != nil {
+		panic(err)
+	}
+	// One log entry per report: every few seconds, not every row.
+	if err := q.Progress(ctx, lease.Token, 40, "imported 400 of 1000 rows"); err != nil {
+		panic(err)
+	}
+	j, err := q.Get(ctx, job.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d%%: %s\n", j.Progress, j.ProgressNote)
+	// Output:
+	// 40%: imported 400 of 1000 rows
+}

@@ -142,6 +142,10 @@ type Job struct {
 	Timeout time.Duration
 	// Group is the job's ordered group, empty if none.
 	Group string
+	// Progress and ProgressNote are the job's latest progress report (see
+	// Queue.Progress); zero and empty if none.
+	Progress     int64
+	ProgressNote string
 	// Batch is the progress of the batch the job belongs to (see
 	// EnqueueBatchThen), from Get only, while the batch has not ended; nil
 	// otherwise.
@@ -226,6 +230,7 @@ func snapshot(j *index.Job, now int64) *Job {
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
 		out.Group = x.Group
+		out.Progress, out.ProgressNote = x.Progress, x.Note
 		out.HistoryDropped = int(x.Dropped)
 		if len(x.History) > 0 {
 			out.History = make([]Attempt, len(x.History))

@@ -66,3 +66,27 @@ func TestShowBatch(t *testing.T) {
 	wantCode(t, r, 0)
 	golden(t, "show_batch", dir, r.stdout)
 }
+
+// TestShowProgress checks that walq show gives a job's latest progress.
+func TestShowProgress(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "q")
+	mc := newMock()
+	q := openQueue(t, dir, mc, nil)
+	ctx := context.Background()
+	if _, err := q.Enqueue(ctx, queue.NewJob{Queue: "import"}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := q.TryLease(ctx, "import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, note := range []string{"reading", "imported 400 of 1000 rows"} {
+		if err := q.Progress(ctx, l.Token, int64(40*i), note); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := walqAt(t, mc, "show", dir, "1")
+	wantCode(t, r, 0)
+	golden(t, "show_progress", dir, r.stdout)
+}

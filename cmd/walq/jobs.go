@@ -43,6 +43,10 @@ type jobJSON struct {
 	// Batch is the progress of the job's batch (show only), while the
 	// batch has not ended; absent otherwise.
 	Batch *queue.BatchInfo `json:"batch,omitempty"`
+	// Progress and ProgressNote are the job's latest progress report;
+	// absent when it has made none.
+	Progress     int64  `json:"progress,omitempty"`
+	ProgressNote string `json:"progress_note,omitempty"`
 }
 
 func toJobJSON(j *queue.Job) jobJSON {
@@ -50,6 +54,7 @@ func toJobJSON(j *queue.Job) jobJSON {
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
 		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group, Batch: j.Batch,
+		Progress: j.Progress, ProgressNote: j.ProgressNote,
 	}
 	// Each time applies to some states only; a requeued job, for one,
 	// still carries the time it died.
@@ -386,6 +391,9 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	}
 	if j.Timeout > 0 {
 		t.row("timeout", humanDuration(j.Timeout))
+	}
+	if j.Progress != 0 || j.ProgressNote != "" {
+		t.row("progress", fmt.Sprintf("%d %s", j.Progress, quoteIfNeeded(j.ProgressNote)))
 	}
 	t.row("last error", orDash(j.LastError))
 	t.row("payload", describeBytes(j.Payload))

@@ -255,6 +255,8 @@ func (a *app) recordFields(r *wlog.Record) string {
 	str("error", r.Error)
 	str("spec", r.Spec)
 	str("group", r.Group)
+	num("progress", r.Progress)
+	str("note", r.Note)
 	if r.Result != nil {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
@@ -333,6 +335,8 @@ type recordJSON struct {
 	NextID         uint64        `json:"next_id,omitempty"`
 	Spec           string        `json:"spec,omitempty"`
 	Group          string        `json:"group,omitempty"`
+	Progress       int64         `json:"progress,omitempty"`
+	Note           string        `json:"note,omitempty"`
 	Missed         string        `json:"missed,omitempty"`
 }
 
@@ -366,7 +370,7 @@ func toRecordJSON(e *entryRecord) recordJSON {
 	} else if r.State != 0 {
 		out.State = recordState(r)
 	}
-	out.Spec, out.Group = r.Spec, r.Group
+	out.Spec, out.Group, out.Progress, out.Note = r.Spec, r.Group, r.Progress, r.Note
 	for _, h := range r.History {
 		outcome := "running"
 		if h.Outcome != 0 {
