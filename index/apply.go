@@ -60,8 +60,8 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		if err := x.checkAttempt(j, r, pos); err != nil {
 			return err
 		}
-		e := j.extra()
-		e.Progress, e.Note = r.Progress, r.Note
+		f := j.features()
+		f.Progress, f.Note = r.Progress, r.Note
 		return nil
 	case wlog.KindCompleted, wlog.KindFailed, wlog.KindDead, wlog.KindExpired, wlog.KindReleased:
 		return x.applyEnd(j, r, pos)
@@ -276,12 +276,8 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		e := j.extra()
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
 	}
-	if r.Group != "" {
-		j.extra().Group = r.Group
-	}
-	if r.Progress != 0 || r.Note != "" {
-		e := j.extra()
-		e.Progress, e.Note = r.Progress, r.Note
+	if r.Group != "" || r.Progress != 0 || r.Note != "" {
+		*j.features() = Features{Group: r.Group, Progress: r.Progress, Note: r.Note}
 	}
 	x.jobs.set(j)
 	if j.Key != "" {

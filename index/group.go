@@ -18,19 +18,48 @@ type group struct {
 	head    *Job // the member allowed in the heaps, nil if none
 }
 
+// Features are the rarely set parts of a job that the features of walq
+// beyond the core add: its ordered group and its latest progress report.
+// They live behind a pointer in Extra so that the jobs without them pay
+// 8 bytes.
+type Features struct {
+	// Group is the job's ordered group, empty if none.
+	Group string
+	// Progress and Note are the job's latest progress report.
+	Progress int64
+	Note     string
+}
+
+// features returns j's Features, allocating them if needed.
+func (j *Job) features() *Features {
+	e := j.extra()
+	if e.F == nil {
+		e.F = &Features{}
+	}
+	return e.F
+}
+
+// Feat returns j's Features; the zero value if it has none.
+func (j *Job) Feat() Features {
+	if j.X == nil || j.X.F == nil {
+		return Features{}
+	}
+	return *j.X.F
+}
+
 // Group returns the ordered group the job belongs to, empty if none.
 func (j *Job) Group() string {
-	if j.X == nil {
+	if !j.grouped() {
 		return ""
 	}
-	return j.X.Group
+	return j.X.F.Group
 }
 
 // grouped reports whether j belongs to a group.
-func (j *Job) grouped() bool { return j.X != nil && j.X.Group != "" }
+func (j *Job) grouped() bool { return j.X != nil && j.X.F != nil && j.X.F.Group != "" }
 
 // groupOf returns j's group, creating it if needed.
-func (x *Index) groupOf(j *Job) *group { return x.groupNamed(j.X.Group) }
+func (x *Index) groupOf(j *Job) *group { return x.groupNamed(j.X.F.Group) }
 
 func (x *Index) groupNamed(name string) *group {
 	g := x.groups[name]
@@ -130,7 +159,7 @@ func (x *Index) parked(j *Job) bool {
 	if !j.grouped() {
 		return false
 	}
-	g := x.groups[j.X.Group]
+	g := x.groups[j.X.F.Group]
 	return g == nil || g.head != j
 }
 

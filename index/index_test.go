@@ -1725,8 +1725,8 @@ func (w *walk) progress() (wlog.Kind, bool) {
 		r := wlog.Record{Kind: wlog.KindProgress, Job: id, At: w.now, Attempt: int64(m.attempt),
 			Progress: int64(w.rng.IntN(100)), Note: "step"}
 		w.apply(r, nil)
-		if j := w.a.x.Job(id); j.X == nil || j.X.Progress != r.Progress || j.X.Note != r.Note {
-			w.a.t.Fatalf("job %d after %+v: %+v", id, r, j.X)
+		if f := w.a.x.Job(id).Feat(); f.Progress != r.Progress || f.Note != r.Note {
+			w.a.t.Fatalf("job %d after %+v: %+v", id, r, f)
 		}
 		return r.Kind, true
 	}

@@ -84,11 +84,9 @@ type Extra struct {
 	Result Loc
 	// HasResult tells an empty result from none.
 	HasResult bool
-	// Group is the job's ordered group, empty if none (see group.go).
-	Group string
-	// Progress and Note are the job's latest progress report.
-	Progress int64
-	Note     string
+	// F holds the job's ordered group and latest progress report; nil
+	// for jobs with neither (see group.go).
+	F *Features
 }
 
 func (j *Job) extra() *Extra {

@@ -402,7 +402,8 @@ func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
 		State:       uint8(j.State),
 	}
 	if x := j.X; x != nil {
-		r.Group, r.Progress, r.Note = x.Group, x.Progress, x.Note
+		f := j.Feat()
+		r.Group, r.Progress, r.Note = f.Group, f.Progress, f.Note
 		r.BackoffBase, r.BackoffCap, r.Timeout = x.BackoffBase, x.BackoffCap, x.Timeout
 		r.History = x.History
 		r.Error, r.Finished = x.Error, x.Finished

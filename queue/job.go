@@ -229,8 +229,8 @@ func snapshot(j *index.Job, now int64) *Job {
 		out.LastError = x.Error
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
-		out.Group = x.Group
-		out.Progress, out.ProgressNote = x.Progress, x.Note
+		f := j.Feat()
+		out.Group, out.Progress, out.ProgressNote = f.Group, f.Progress, f.Note
 		out.HistoryDropped = int(x.Dropped)
 		if len(x.History) > 0 {
 			out.History = make([]Attempt, len(x.History))
