@@ -42,6 +42,10 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		return x.applyPause(r, pos)
 	case wlog.KindCheckpoint:
 		return x.applyCheckpoint(r)
+	case wlog.KindSchedule:
+		return x.applySchedule(r, pos)
+	case wlog.KindBatch:
+		return x.applyBatch(r, pos)
 	}
 	j, err := x.target(r, pos)
 	if j == nil {
@@ -52,6 +56,13 @@ func (x *Index) apply(r *wlog.Record, pos Pos) error {
 		return x.applyLeased(j, r, pos)
 	case wlog.KindExtended:
 		return x.applyExtended(j, r, pos)
+	case wlog.KindProgress:
+		if err := x.checkAttempt(j, r, pos); err != nil {
+			return err
+		}
+		f := j.features()
+		f.Progress, f.Note = r.Progress, r.Note
+		return nil
 	case wlog.KindCompleted, wlog.KindFailed, wlog.KindDead, wlog.KindExpired, wlog.KindReleased:
 		return x.applyEnd(j, r, pos)
 	case wlog.KindRequeued:
@@ -267,6 +278,9 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	if r.Result != nil {
 		e := j.extra()
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
+	}
+	if r.Group != "" || r.Progress != 0 || r.Note != "" {
+		*j.features() = Features{Group: r.Group, Progress: r.Progress, Note: r.Note}
 	}
 	x.jobs.set(j)
 	if r.Key != "" {

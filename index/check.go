@@ -29,7 +29,11 @@ func (x *Index) Check() error {
 		return fmt.Errorf("finished: %w", err)
 	}
 	var err error
+	grouped := 0
 	x.jobs.each(func(j *Job) bool {
+		if j.grouped() && member(j.State) {
+			grouped++
+		}
 		err = x.checkJob(j, counts)
 		return err == nil
 	})
@@ -58,7 +62,7 @@ func (x *Index) Check() error {
 			return fmt.Errorf("queue %q: counts %v, jobs say %v", q.Name, q.counts, *c)
 		}
 	}
-	return nil
+	return x.checkGroups(grouped)
 }
 
 // checkDue checks that the due heap holds exactly the queues with scheduled
@@ -138,6 +142,8 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 		want = inLeased
 	case (j.State == Completed || j.State == Cancelled) && !j.Busy:
 		want = inFinished
+	case j.State == Pending && !j.Busy && x.parked(j):
+		want = inNone // waits for its group's turn
 	case j.State == Pending && !j.Busy && j.RunAt <= x.now:
 		want = inReady
 	case j.State == Pending && !j.Busy:

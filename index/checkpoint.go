@@ -754,3 +754,29 @@ func (x *Index) Digest(w io.Writer) error {
 var crc64Table = crc64.MakeTable(crc64.ECMA)
 
 func crc64Sum(b []byte) uint64 { return crc64.Checksum(b, crc64Table) }
+
+// Uncheckpointable returns why the index holds state that a checkpoint of
+// version CheckpointVersion cannot restate — periodic schedules, batches,
+// ordered groups, or a job's group or progress — or "" if it holds none.
+// Such an index is not checkpointed: Open then replays the log after the
+// last checkpoint written without that state, which remains exact (the
+// records after it carry the state).
+func (x *Index) Uncheckpointable() string {
+	switch {
+	case len(x.schedules) > 0:
+		return "periodic schedules"
+	case len(x.batches) > 0:
+		return "batches"
+	case len(x.groups) > 0:
+		return "ordered groups"
+	}
+	reason := ""
+	x.jobs.each(func(j *Job) bool {
+		if j.X != nil && j.X.F != nil {
+			reason = fmt.Sprintf("job %d has a group or progress", j.ID)
+			return false
+		}
+		return true
+	})
+	return reason
+}

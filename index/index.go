@@ -49,6 +49,16 @@ type Index struct {
 	// unresolved counts the orphans whose last record is not a purge:
 	// those EndReplay would reject.
 	unresolved int
+	// schedules holds the periodic schedules by name; nil until one is
+	// registered.
+	schedules map[string]*Schedule
+	// groups holds the ordered groups with unfinished jobs by name (see
+	// group.go).
+	groups map[string]*group
+	// batches holds the batches not yet ended by first job, and
+	// batchFirsts their first jobs in order (nil when stale).
+	batches     map[uint64]*Batch
+	batchFirsts []uint64
 }
 
 // orphan is the last record seen for an unknown job during a lenient replay.
@@ -557,6 +567,9 @@ func (x *Index) schedule(j *Job) {
 	}
 	switch j.State {
 	case Pending:
+		if x.parked(j) {
+			return // waits for its group's turn; regroup schedules it
+		}
 		if j.RunAt <= x.now {
 			x.toReady(j)
 		} else {
@@ -582,10 +595,14 @@ func (x *Index) setState(j *Job, s State) {
 	if j.State == Dead {
 		delete(q.dead, j.ID)
 	}
+	old := j.State
 	j.State = s
 	q.counts[s]++
 	if s == Dead {
 		q.dead[j.ID] = j
+	}
+	if j.grouped() {
+		x.groupMove(j, old)
 	}
 	x.schedule(j)
 }
@@ -602,5 +619,8 @@ func (x *Index) remove(j *Job) {
 	}
 	if j.Queue.keyed != nil {
 		delete(j.Queue.keyed, j)
+	}
+	if j.grouped() {
+		x.groupRemove(j)
 	}
 }

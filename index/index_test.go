@@ -1687,6 +1687,74 @@ func TestRandomWalk(t *testing.T) {
 	t.Logf("%d steps, %d jobs at the end, kinds %v", steps, len(w.jobs), kinds)
 }
 
+// schedule applies a random schedule record (a registration, a tick's last
+// run or a removal) and checks the index states the schedule as the record
+// does.
+func (w *walk) schedule() wlog.Kind {
+	name := walkQueues[w.rng.IntN(len(walkQueues))]
+	r := wlog.Record{Kind: wlog.KindSchedule, Key: name, At: w.now}
+	if w.rng.IntN(4) != 0 {
+		r.Spec, r.Queue, r.Payload = "@every 1m0s", name, []byte{byte(w.rng.IntN(256))}
+		r.Created, r.RunAt, r.State, r.Priority = w.now-100, w.now, uint8(w.rng.IntN(2)), int64(w.rng.IntN(5))
+	}
+	w.apply(r, nil)
+	s := w.a.x.Schedule(name)
+	if r.Spec == "" {
+		if s != nil {
+			w.a.t.Fatalf("schedule %q still there after its removal", name)
+		}
+		return r.Kind
+	}
+	if s == nil {
+		w.a.t.Fatalf("schedule %q missing", name)
+	}
+	if got := s.Record(r.At); got.Spec != r.Spec || got.RunAt != r.RunAt || got.Created != r.Created ||
+		got.State != r.State || got.Priority != r.Priority || string(got.Payload) != string(r.Payload) || got.Queue != r.Queue {
+		w.a.t.Fatalf("schedule %q restated as %+v, applied %+v", name, got, r)
+	}
+	return r.Kind
+}
+
+// progress applies a progress record to a random leased job, if there is
+// one, and checks the job then holds the report.
+func (w *walk) progress() (wlog.Kind, bool) {
+	for _, id := range w.ids {
+		m := w.jobs[id]
+		if m.state != index.Leased {
+			continue
+		}
+		r := wlog.Record{Kind: wlog.KindProgress, Job: id, At: w.now, Attempt: int64(m.attempt),
+			Progress: int64(w.rng.IntN(100)), Note: "step"}
+		w.apply(r, nil)
+		if f := w.a.x.Job(id).Feat(); f.Progress != r.Progress || f.Note != r.Note {
+			w.a.t.Fatalf("job %d after %+v: %+v", id, r, f)
+		}
+		return r.Kind, true
+	}
+	return 0, false
+}
+
+// batch applies a random batch record (a creation or an end) over a small
+// range of IDs and checks which IDs the index then puts in a batch.
+func (w *walk) batch() wlog.Kind {
+	first := uint64(1 + 4*w.rng.IntN(5)) // batches 1-4, 5-8, … never overlap
+	r := wlog.Record{Kind: wlog.KindBatch, Job: first, At: w.now}
+	if w.rng.IntN(3) == 0 {
+		r.State = 1
+	} else {
+		r.Attempt, r.Queue, r.Payload = int64(1+w.rng.IntN(4)), "cb", []byte("x")
+	}
+	w.apply(r, nil)
+	for id := first; id < first+4; id++ {
+		b := w.a.x.Batch(id)
+		in := r.State == 0 && id < first+uint64(r.Attempt)
+		if (b != nil) != in || in && b.First != first {
+			w.a.t.Fatalf("after %+v: Batch(%d) = %+v", r, id, b)
+		}
+	}
+	return r.Kind
+}
+
 // step applies one random record (or promotes) and returns its kind (0 for
 // a promotion).
 func (w *walk) step() wlog.Kind {
@@ -1710,6 +1778,14 @@ func (w *walk) step() wlog.Kind {
 		w.apply(r, nil)
 		w.nextID = max(w.nextID, r.NextID)
 		return r.Kind
+	case p < 0.44:
+		return w.schedule()
+	case p < 0.45:
+		return w.batch()
+	case p < 0.47:
+		if k, ok := w.progress(); ok {
+			return k
+		}
 	}
 	id := w.ids[w.rng.IntN(len(w.ids))]
 	m := w.jobs[id]

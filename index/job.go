@@ -117,6 +117,9 @@ type Extra struct {
 	Result Loc
 	// HasResult tells an empty result from none.
 	HasResult bool
+	// F holds the job's ordered group and latest progress report; nil
+	// for jobs with neither (see group.go).
+	F *Features
 }
 
 func (j *Job) extra() *Extra {

@@ -43,9 +43,13 @@ const (
 	tagFinished    = 20
 	tagNextID      = 21
 	tagMeta        = 22
+	tagSpec        = 23
+	tagGroup       = 24
+	tagProgress    = 25
+	tagNote        = 26
 
 	// tagMax is the largest known tag.
-	tagMax = tagMeta
+	tagMax = tagNote
 )
 
 // An attempt in a history is a msgpack array of attemptFields values
@@ -166,6 +170,10 @@ func (w *recordWriter) record(r *Record) offsets {
 	w.putString(tagQueue, r.Queue)
 	w.putString(tagKey, r.Key)
 	w.putString(tagError, r.Error)
+	w.putString(tagSpec, r.Spec)
+	w.putString(tagGroup, r.Group)
+	w.putInt(tagProgress, r.Progress)
+	w.putString(tagNote, r.Note)
 	var at offsets
 	at.result = w.putBytes(tagResult, r.Result)
 	at.payload = w.putBytes(tagPayload, r.Payload)
@@ -187,7 +195,8 @@ func fieldCount(r *Record) int {
 		r.BackoffCap, r.Timeout, r.Attempt, r.Deadline, r.Created, r.Finished} {
 		n += nonZero(v != 0)
 	}
-	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "")
+	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "") + nonZero(r.Spec != "") + nonZero(r.Group != "")
+	n += nonZero(r.Progress != 0) + nonZero(r.Note != "")
 	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
 	n += nonZero(len(r.Meta) > 0)
 	return n
@@ -359,6 +368,8 @@ func intField(r *Record, tag uint64) *int64 {
 		return &r.Deadline
 	case tagCreated:
 		return &r.Created
+	case tagProgress:
+		return &r.Progress
 	default: // tagFinished; decodeRecord has ruled out unknown tags
 		return &r.Finished
 	}

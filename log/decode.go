@@ -265,6 +265,12 @@ func decodeField(d *reader, names map[string]string, r *Record, tag uint64) erro
 		r.Key, err = d.string()
 	case tagError:
 		r.Error, err = d.string()
+	case tagSpec:
+		r.Spec, err = d.string()
+	case tagGroup:
+		r.Group, err = d.string()
+	case tagNote:
+		r.Note, err = d.string()
 	case tagPayload:
 		r.Payload, r.PayloadAt, err = d.raw()
 	case tagResult:

@@ -45,7 +45,8 @@
 // walq's, or an attempt whose numbers are both zero), 19 created,
 // 20 finished, 21 next-id, 22 meta (a msgpack map of str keys to str
 // values, the job's metadata; written, when present, immediately after the
-// payload, so that a reader that has located the payload finds it there).
+// payload, so that a reader that has located the payload finds it there),
+// 23 spec, 24 group, 25 progress, 26 note.
 // Integers are msgpack's shortest form; times are Unix nanoseconds.
 //
 // An entry is the unit of atomicity: an operation that must be all or

@@ -10,8 +10,8 @@ type Kind uint8
 // change); see DESIGN.md for the state machine they drive.
 const (
 	// KindEnqueued creates a job: Job, At, Queue, Key, Payload, Priority,
-	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout, and Meta if
-	// the job has metadata.
+	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout, Group, and Meta
+	// if the job has metadata.
 	KindEnqueued Kind = 1
 	// KindLeased starts attempt Attempt of Job at At, held until Deadline.
 	KindLeased Kind = 2
@@ -51,9 +51,30 @@ const (
 	// KindCheckpoint records engine-wide counters, such as NextID, that must
 	// survive the compaction of every record that implied them.
 	KindCheckpoint Kind = 15
+	// KindSchedule registers, restates or removes periodic schedule Key: a
+	// cron expression or "@every <duration>" in Spec (empty Spec removes
+	// the schedule), the job template in Queue, Payload, Priority,
+	// MaxAttempts, BackoffBase, BackoffCap and Timeout, the missed-tick
+	// policy in State, the anchor (registration time) in Created and the
+	// last tick that enqueued a job in RunAt. It is written when a
+	// schedule is registered, in the same entry as each job a tick
+	// enqueues, and by compaction's checkpoint.
+	KindSchedule Kind = 16
+	// KindBatch creates (State 0) or ends (State 1) a batch: the jobs with
+	// IDs Job to Job+Attempt-1, created in the same entry, whose callback
+	// job (template in Queue, Payload, Priority, MaxAttempts, BackoffBase,
+	// BackoffCap, Timeout, Group) is enqueued when every one has finished.
+	// The ending record is in the entry that enqueues the callback, with
+	// the last member's transition; compaction's checkpoint restates the
+	// batches not yet ended.
+	KindBatch Kind = 17
+	// KindProgress records the progress attempt Attempt of Job reports:
+	// Progress (a number) and Note (a short message), replacing the job's
+	// previous report.
+	KindProgress Kind = 18
 
 	// kindMax is one past the largest known kind.
-	kindMax = 16
+	kindMax = 19
 )
 
 var kindNames = [kindMax]string{
@@ -72,6 +93,9 @@ var kindNames = [kindMax]string{
 	KindPaused:     "paused",
 	KindResumed:    "resumed",
 	KindCheckpoint: "checkpoint",
+	KindSchedule:   "schedule",
+	KindBatch:      "batch",
+	KindProgress:   "progress",
 }
 
 // String returns the lower-case name of the kind, such as "enqueued".
@@ -152,6 +176,16 @@ type Record struct {
 	// msgpack map EncodeMeta makes; nil for none. The encoder writes it
 	// verbatim after checking its shape, right after Payload.
 	Meta []byte
+	// Spec is a KindSchedule record's schedule: a cron expression or
+	// "@every <duration>".
+	Spec string
+	// Group is the ordered group of the job a KindEnqueued or KindCarry
+	// record creates; empty for none.
+	Group string
+	// Progress and Note are the progress a KindProgress record reports, or
+	// a KindCarry record restates.
+	Progress int64
+	Note     string
 
 	// PayloadAt and ResultAt are the offsets of Payload and Result within
 	// the entry's bytes, set by the encoder and the decoder so that a

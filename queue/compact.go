@@ -415,6 +415,8 @@ func carryRecord(j *index.Job, key string, payload, result []byte) wlog.Record {
 		State:       uint8(j.State),
 	}
 	if x := j.X; x != nil {
+		f := j.Feat()
+		r.Group, r.Progress, r.Note = f.Group, f.Progress, f.Note
 		r.BackoffBase, r.BackoffCap, r.Timeout = x.BackoffBase, x.BackoffCap, x.Timeout
 		r.History = x.History
 		r.Error, r.Finished = x.Error, x.Finished
@@ -428,8 +430,9 @@ func carryRecord(j *index.Job, key string, payload, result []byte) wlog.Record {
 	return r
 }
 
-// checkpoint restates what is not a job: the next job ID and paused queues.
-// It holds ctlMu, as Pause and Resume do until their entry is applied, so
+// checkpoint restates what is not a job: the next job ID, paused queues and
+// periodic schedules. It holds ctlMu, as Pause, Resume and every change of a
+// schedule do until their entry is applied, so
 // that no pause or resume is in flight while it reads the paused queues: a
 // checkpoint written after a Resume's entry must not restate the pause the
 // Resume undid.
@@ -445,7 +448,7 @@ func (q *Queue) checkpoint() error {
 			recs = append(recs, wlog.Record{Kind: wlog.KindPaused, At: now, Queue: iq.Name})
 		}
 	}
-	return q.commit(recs, nil)
+	return q.restateSchedules(recs, now)
 }
 
 // sweep purges finished jobs whose retention is over and dead jobs beyond

@@ -355,6 +355,7 @@ func (q *Queue) changeLeases(ctx context.Context, c leaseChange) ([]error, error
 			}
 		} else {
 			q.releaseKeys(e.keys)
+			q.releaseGroups(e.groups)
 		}
 		for _, i := range owner[k] {
 			if failed != nil {

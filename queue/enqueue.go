@@ -76,6 +76,9 @@ type entry struct {
 	recs []wlog.Record
 	busy []*index.Job // reserved; commit unreserves them
 	keys []string     // held in q.keys; commitEntry releases them
+	// groups lists the ordered groups this entry enqueues into, each held
+	// (index.ReserveGroup) until the entry is applied or fails.
+	groups []string
 	// inBatch maps the keys this entry creates to their jobs.
 	inBatch map[string]uint64
 }
@@ -83,6 +86,7 @@ type entry struct {
 // commitEntry commits e (see commit) and releases the keys it holds.
 func (q *Queue) commitEntry(e *entry) error {
 	defer q.releaseKeys(e.keys)
+	defer q.releaseGroups(e.groups)
 	return q.commit(e.recs, e.busy)
 }
 
@@ -134,6 +138,10 @@ func (q *Queue) addJobs(e *entry, jobs []NewJob, now int64) []Enqueued {
 			e.inBatch[nj.Key] = id
 			q.keys[nj.Key] = true
 			e.keys = append(e.keys, nj.Key)
+		}
+		if nj.Group != "" {
+			q.idx.ReserveGroup(nj.Group)
+			e.groups = append(e.groups, nj.Group)
 		}
 	}
 	return res
@@ -208,6 +216,8 @@ func (q *Queue) validate(nj *NewJob) error {
 		return fmt.Errorf("%w: NewJob.MaxAttempts: %d out of range", ErrInvalid, nj.MaxAttempts)
 	case nj.Timeout < 0:
 		return fmt.Errorf("%w: NewJob.Timeout: %v is negative", ErrInvalid, nj.Timeout)
+	case len(nj.Group) > maxGroupLen:
+		return fmt.Errorf("%w: NewJob.Group: longer than %d bytes", ErrInvalid, maxGroupLen)
 	}
 	if err := checkQueueName("NewJob.Queue", nj.Queue); err != nil {
 		return err
@@ -252,6 +262,7 @@ func (q *Queue) enqueueRecord(nj *NewJob, id uint64, now int64) wlog.Record {
 		RunAt:       runAt,
 		MaxAttempts: int64(maxAttempts),
 		Timeout:     int64(nj.Timeout),
+		Group:       nj.Group,
 	}
 	if r.Payload == nil {
 		r.Payload = []byte{}

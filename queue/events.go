@@ -48,6 +48,9 @@ type Event struct {
 	Duration time.Duration
 	// Error is the failure's text.
 	Error string
+	// Progress and Note are a progress report's (EventProgress).
+	Progress int64
+	Note     string
 }
 
 // Subscription receives events on C. Events are sent only after the
@@ -170,6 +173,7 @@ var eventKinds = map[wlog.Kind]EventKind{
 	wlog.KindRequeued:  EventRequeued,
 	wlog.KindCancelled: EventCancelled,
 	wlog.KindPurged:    EventPurged,
+	wlog.KindProgress:  EventProgress,
 }
 
 // observe records metrics and publishes events for records just applied.
@@ -182,7 +186,8 @@ func (q *Queue) observe(recs []wlog.Record, queues []string) {
 		if !ok {
 			continue
 		}
-		ev := Event{Kind: kind, Job: r.Job, Queue: queues[i], Attempt: int(r.Attempt), At: unixTime(r.At), Error: r.Error}
+		ev := Event{Kind: kind, Job: r.Job, Queue: queues[i], Attempt: int(r.Attempt), At: unixTime(r.At), Error: r.Error,
+			Progress: r.Progress, Note: r.Note}
 		j := q.idx.Job(r.Job)
 		if j != nil {
 			ev.Attempt = int(j.Attempt)

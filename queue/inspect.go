@@ -22,6 +22,9 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
 	out := snapshot(j, q.now())
+	if b := q.idx.Batch(id); b != nil {
+		out.Batch = q.batchProgress(b)
+	}
 	var result index.Loc
 	if j.X != nil && j.X.HasResult {
 		result = j.X.Result
@@ -185,6 +188,14 @@ type QueueStats struct {
 	// Metrics are the queue's counters, rates and latency distributions
 	// since Open.
 	Metrics Metrics
+	// RateLimit is the queue's limit from Options.RateLimits (zero if
+	// none) and WindowStarts the leases counted in its current window.
+	RateLimit    RateLimit
+	WindowStarts int
+	// Breaker is the queue's circuit breaker (State empty if none; see
+	// Options.Breakers). A read-only queue reports the writer's open
+	// breakers from a status file the writer keeps.
+	Breaker BreakerStatus
 }
 
 // LogStats describes the log on disk.
@@ -223,10 +234,16 @@ type Stats struct {
 	CompactFailures    int
 	LastCompactError   string
 	LastCompactErrorAt time.Time
+	// Schedules describes the periodic schedules, sorted by name (see
+	// Queue.Schedules).
+	Schedules []ScheduleInfo
 }
 
 // Stats returns per-queue counts and log figures.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
+	if err := q.fireDue(ctx); err != nil {
+		return Stats{}, err
+	}
 	if err := q.beginRead(ctx); err != nil {
 		return Stats{}, err
 	}
@@ -237,7 +254,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	// durable.
 	type split struct{ ready, scheduled int }
 	busy := map[*index.Queue]split{}
-	q.idx.Reserved(func(j *index.Job) {
+	count := func(j *index.Job) {
 		if j.State == index.Pending {
 			s := busy[j.Queue]
 			if j.RunAt <= now {
@@ -247,7 +264,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			}
 			busy[j.Queue] = s
 		}
-	})
+	}
+	q.idx.Reserved(count)
+	q.idx.Parked(count) // waiting for their group's turn: ready or scheduled all the same
 	st := Stats{Queues: map[string]QueueStats{}}
 	for _, iq := range q.idx.Queues() {
 		qs := QueueStats{
@@ -263,6 +282,12 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			qs.OldestReady = time.Duration(now - t)
 		}
 		qs.Metrics = q.metrics.get(iq.Name).snapshot(now)
+		if l := q.limits[iq.Name]; l != nil {
+			qs.RateLimit, qs.WindowStarts = l.lim, l.lim.N-l.allowed(now)
+		}
+		if b := q.breakers[iq.Name]; b != nil {
+			qs.Breaker = breakerStatus(b)
+		}
 		st.Queues[iq.Name] = qs
 	}
 	st.Log = LogStats{Segments: q.log.Segments(), FirstIndex: q.log.FirstIndex(), LastIndex: q.log.LastIndex(),
@@ -274,7 +299,9 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	}
 	if q.opts.ReadOnly {
 		q.readCompactStatus(&st)
+		q.readBreakerStatus(&st)
 	}
+	st.Schedules = q.scheduleInfosLocked(now)
 	q.end()
 	return st, nil
 }

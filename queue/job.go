@@ -79,6 +79,13 @@ type NewJob struct {
 	// MetaError). The map is not kept: the queue stores a copy. Defaults
 	// to none.
 	Meta map[string]string
+	// Group names an ordered group (a customer ID, say), up to 255 bytes:
+	// at most one job of a group is leased at a time, and a group's jobs
+	// run in enqueue order, whatever their priorities; a job waiting for
+	// its run-at (a delay, a retry's backoff) holds the group's turn.
+	// Groups are global to the directory, across named queues. See
+	// DESIGN.md, "Ordered groups". Defaults to none.
+	Group string
 }
 
 // Enqueued is the outcome of enqueueing one job.
@@ -140,6 +147,16 @@ type Job struct {
 	HasResult bool
 	// Timeout is the job's per-attempt time limit, 0 for the default.
 	Timeout time.Duration
+	// Group is the job's ordered group, empty if none.
+	Group string
+	// Progress and ProgressNote are the job's latest progress report (see
+	// Queue.Progress); zero and empty if none.
+	Progress     int64
+	ProgressNote string
+	// Batch is the progress of the batch the job belongs to (see
+	// EnqueueBatchThen), from Get only, while the batch has not ended; nil
+	// otherwise.
+	Batch *BatchInfo
 	// History lists the job's attempts, oldest first: every one while
 	// there are at most HistoryFirst+HistoryLast, then the first
 	// HistoryFirst and the last HistoryLast.
@@ -223,6 +240,8 @@ func snapshot(j *index.Job, now int64) *Job {
 		out.LastError = x.Error
 		out.HasResult = x.HasResult
 		out.Timeout = time.Duration(x.Timeout)
+		f := j.Feat()
+		out.Group, out.Progress, out.ProgressNote = f.Group, f.Progress, f.Note
 		out.HistoryDropped = int(x.Dropped)
 		if len(x.History) > 0 {
 			out.History = make([]Attempt, len(x.History))

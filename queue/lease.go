@@ -120,6 +120,9 @@ func (q *Queue) sleep(ctx context.Context, wake <-chan struct{}, next int64) err
 // that signals new work and the next time (Unix ns, 0 if none) at which a
 // scheduled job or a lease deadline comes due.
 func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-chan struct{}, int64, error) {
+	if err := q.fireDue(ctx); err != nil {
+		return nil, nil, 0, err
+	}
 	if err := q.beginWrite(ctx); err != nil {
 		return nil, nil, 0, err
 	}
@@ -132,6 +135,26 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	iq := q.idx.Queue(name)
 	if iq == nil || iq.Paused || iq.Next() == nil {
 		return nil, q.wake, q.nextDue(iq), nil
+	}
+	lim := q.limits[name]
+	if lim != nil {
+		a := lim.allowed(now)
+		if a == 0 {
+			return nil, q.wake, minTime(q.nextDue(nil), lim.nextFree()), nil
+		}
+		n = min(n, a)
+	}
+	brk := q.breakers[name]
+	if brk != nil {
+		a, at := brk.leaseBudget(n, now)
+		if a == 0 {
+			return nil, q.wake, minTime(q.nextDue(nil), at), nil
+		}
+		n = min(n, a)
+	}
+	probe := brk != nil && brk.state == BreakerOpen // this lease is the probe
+	if probe {
+		brk.probing = true
 	}
 	deadline := addDuration(now, q.opts.LeaseDuration)
 	var jobs []*index.Job
@@ -146,7 +169,24 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 		recs = append(recs, wlog.Record{Kind: wlog.KindLeased, Job: j.ID, At: now,
 			Attempt: int64(j.Attempt) + 1, Deadline: deadline})
 	}
-	if err := q.commit(recs, jobs); err != nil {
+	if lim != nil {
+		lim.take(now, len(jobs)) // counted before the entry is durable, so that no concurrent lease exceeds the limit
+	}
+	if brk != nil {
+		q.traceBreaker(brkStep{leased: len(jobs), job: jobs[0].ID, state: brk.state, now: now, openedAt: brk.openedAt})
+	}
+	err := q.commit(recs, jobs)
+	if probe {
+		var id uint64
+		if err == nil {
+			id = jobs[0].ID
+		}
+		q.probeLeased(name, brk, id, now)
+	}
+	if err != nil {
+		if lim != nil {
+			lim.undo(now, len(jobs))
+		}
 		return nil, nil, 0, err
 	}
 	ls := make([]*Lease, len(jobs))
@@ -183,7 +223,18 @@ func (q *Queue) nextDue(iq *index.Queue) int64 {
 	if t, ok := q.idx.NextDeadline(); ok && (next == 0 || t < next) {
 		next = t
 	}
+	if t := q.periodic.next.Load(); t != 0 && (next == 0 || t < next) {
+		next = t // a schedule's tick may enqueue into this queue
+	}
 	return next
+}
+
+// minTime returns the earlier of two times (Unix ns), 0 meaning none.
+func minTime(a, b int64) int64 {
+	if a == 0 || b != 0 && b < a {
+		return b
+	}
+	return a
 }
 
 // reapLocked ends every lease whose deadline has passed: the expired

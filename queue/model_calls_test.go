@@ -28,6 +28,7 @@ func (h *harness) drawJob(t *rapid.T, label string) NewJob {
 	if rapid.IntRange(0, 3).Draw(t, label+".ownBackoff") == 0 {
 		nj.Backoff = &Backoff{Base: 3 * time.Second, Cap: 10 * time.Second}
 	}
+	nj.Group = rapid.SampledFrom([]string{"", "", "g1", "g2"}).Draw(t, label+".group")
 	return nj
 }
 

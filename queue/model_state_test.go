@@ -50,6 +50,7 @@ type mjob struct {
 	maxAttempts int
 	backoff     *Backoff // per-job override, nil for the queue's
 	created     int64
+	group       string
 
 	state     mstate
 	runAt     int64 // pending jobs: when ready
@@ -158,7 +159,7 @@ func (m *model) enqueue(t *rapid.T, njs []NewJob, got []Enqueued, now int64) {
 		m.jobs[got[i].ID] = &mjob{
 			id: got[i].ID, queue: queueName(nj.Queue), key: nj.Key, payload: nj.Payload,
 			priority: nj.Priority, maxAttempts: maxAttempts, backoff: nj.Backoff, created: now,
-			state: mPending, runAt: now + int64(nj.Delay),
+			state: mPending, runAt: now + int64(nj.Delay), group: nj.Group,
 		}
 		if nj.Key != "" {
 			inBatch[nj.Key] = got[i].ID
@@ -174,15 +175,16 @@ func wantEnqueued(t *rapid.T, i int, got, want Enqueued) {
 }
 
 // nextReady returns the job TryLease must hand out from the named queue:
-// highest priority, then earliest run-at, then lowest ID; nil if none is
-// ready or the queue is paused.
+// highest priority, then earliest run-at, then lowest ID, among the ready
+// jobs whose group (if any) has no job leased and no unfinished job with a
+// lower ID; nil if none is ready or the queue is paused.
 func (m *model) nextReady(name string, now int64) *mjob {
 	if m.paused[name] {
 		return nil
 	}
 	var best *mjob
 	for _, j := range m.jobs {
-		if j.state != mPending || j.queue != name || j.runAt > now {
+		if j.state != mPending || j.queue != name || j.runAt > now || !m.groupTurn(j) {
 			continue
 		}
 		if best == nil || j.priority > best.priority ||
@@ -191,6 +193,20 @@ func (m *model) nextReady(name string, now int64) *mjob {
 		}
 	}
 	return best
+}
+
+// groupTurn reports whether it is pending job j's turn in its group: no
+// other unfinished job of the group is leased or has a lower ID.
+func (m *model) groupTurn(j *mjob) bool {
+	if j.group == "" {
+		return true
+	}
+	for _, o := range m.jobs {
+		if o != j && o.group == j.group && !o.state.terminal() && (o.state == mLeased || o.id < j.id) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *model) leaseJob(j *mjob, now int64) {
@@ -341,6 +357,9 @@ func (j *mjob) diff(got *Job, now int64, full bool) []string {
 	}
 	if got.Priority != j.priority {
 		add("Priority", got.Priority, j.priority)
+	}
+	if got.Group != j.group {
+		add("Group", got.Group, j.group)
 	}
 	if j.state == mPending && nsOf(got.RunAt) != j.runAt {
 		add("RunAt", time.Unix(0, nsOf(got.RunAt)).Sub(time.Unix(0, now)), time.Unix(0, j.runAt).Sub(time.Unix(0, now)))

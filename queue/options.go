@@ -176,6 +176,14 @@ type Options struct {
 	// context) to the jobs, time the call or record its outcome. See
 	// EnqueueMiddleware. Defaults to none (and then costs nothing).
 	EnqueueMiddleware []EnqueueMiddleware
+	// RateLimits caps, per named queue, how many jobs are leased (started)
+	// in any window of a duration, for Lease, LeaseN and the worker
+	// runtime alike (see RateLimit). Open copies the map. Defaults to nil
+	// (no limits).
+	RateLimits map[string]RateLimit
+	// Breakers sets a circuit breaker on named queues (see Breaker). Open
+	// copies the map. Defaults to nil (none).
+	Breakers map[string]Breaker
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -241,6 +249,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.RateLimits, err = copyRateLimits(c.RateLimits); err != nil {
+		return c, err
+	}
+	if c.Breakers, err = copyBreakers(c.Breakers); err != nil {
+		return c, err
 	}
 	return c, nil
 }

@@ -78,6 +78,11 @@ type Queue struct {
 	ckptHold    bool
 	ckptRecords int
 	ckptPending bool
+	periodic        periodic             // periodic schedules' in-memory state (periodic.go)
+	limits          map[string]*limiter  // rate limits by queue name (ratelimit.go); under mu
+	breakers        map[string]*breaker  // circuit breakers by queue name (breaker.go); under mu
+	batches         map[uint64]*batchRun // batches not yet ended, by first job (batch.go); under mu
+	brkTrace        *[]brkStep           // set by tests only: see traceBreaker
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -133,6 +138,10 @@ func Open(dir string, opts *Options) (*Queue, error) {
 	}
 	q.cond = sync.NewCond(&q.mu)
 	q.enqueue = chainEnqueue(o.EnqueueMiddleware, q.enqueueBatch)
+	q.restoreLimiters()
+	q.restoreBreakers()
+	q.restoreBatches()
+	q.startPeriodic()
 	if !o.ReadOnly && o.CompactRatio >= 0 && q.inject(fault.Op{Kind: fault.Background}) == nil {
 		q.sweepAtOpen()
 		q.bg.Add(1)
@@ -252,10 +261,13 @@ func (q *Queue) now() int64 { return q.opts.Clock.Now().UnixNano() }
 func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	defer q.unreserve(busy)
 	q.recoverLog()
+	recs, undo := q.batchesSaw(recs)
 	p, err := q.log.Submit(recs)
 	if err != nil {
+		undo()
 		return q.logErr(err)
 	}
+	q.breakersSaw(recs)
 	// Until the entry is applied, compaction must not cut the log at or
 	// past it: its records are in no job of the index for a carry to
 	// restate (see compactCut).
@@ -268,6 +280,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		delete(q.inflight, p.Index())
 	}
 	if err != nil {
+		undo()
 		return q.logErr(err)
 	}
 	queues := q.queueOf(recs)
@@ -282,6 +295,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	}
 	q.notify(recs)
 	q.observe(recs, queues)
+	q.batchesEnded(recs)
 	if q.compactDue() || q.checkpointDue() {
 		select {
 		case q.compactCh <- struct{}{}:
@@ -344,6 +358,9 @@ func (q *Queue) notify(recs []wlog.Record) {
 		}
 		switch recs[i].Kind {
 		case wlog.KindCompleted, wlog.KindDead, wlog.KindCancelled, wlog.KindPurged:
+			if j := q.idx.Job(recs[i].Job); j != nil && j.Group() != "" {
+				wake = true // the group's next job may be ready now
+			}
 			for _, ch := range q.waiters[recs[i].Job] {
 				close(ch)
 			}

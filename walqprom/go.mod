@@ -4,7 +4,10 @@ go 1.26
 
 require github.com/walq/walq v0.0.0
 
-require github.com/kylelemons/godebug v1.1.0 // indirect
+require (
+	github.com/kylelemons/godebug v1.1.0 // indirect
+	github.com/robfig/cron/v3 v3.0.1 // indirect
+)
 
 require (
 	github.com/benbjohnson/clock v1.3.5

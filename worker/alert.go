@@ -22,6 +22,11 @@ type Alert struct {
 	// (a full disk, say: the log then grows without bound). Defaults to
 	// false (off).
 	CompactionFailing bool
+	// BreakerOpen alerts when a named queue's circuit breaker is open or
+	// half-open (see queue.Options.Breakers); an opening shorter than
+	// Every can go unnoticed (queue.Subscribe reports every transition).
+	// Defaults to false (off).
+	BreakerOpen bool
 	// Every is how often stats are checked, on the queue's clock. Defaults
 	// to 10s.
 	Every time.Duration
@@ -33,7 +38,8 @@ type Alert struct {
 type AlertEvent struct {
 	// Queue is the named queue.
 	Queue string
-	// Kind is "dead", "oldest_ready" or "compaction" (Queue is empty).
+	// Kind is "dead", "oldest_ready", "breaker" or "compaction" (Queue is
+	// empty).
 	Kind string
 	// Dead and OldestReady are the values that crossed the threshold.
 	Dead        int
@@ -43,6 +49,8 @@ type AlertEvent struct {
 	CompactError    string
 	// At is when it was noticed.
 	At time.Time
+	// Breaker describes the queue's circuit breaker (Kind "breaker").
+	Breaker queue.BreakerStatus
 }
 
 func (a *Alert) watch(ctx context.Context, q queue.Engine, clk clock.Clock) {
@@ -74,6 +82,8 @@ func (a *Alert) check(ctx context.Context, q queue.Engine, now time.Time, firing
 			AlertEvent{Queue: name, Kind: "dead", Dead: qs.Dead, OldestReady: qs.OldestReady, At: now})
 		a.edge(firing, name, "oldest_ready", a.OldestReadyAbove > 0 && qs.OldestReady > a.OldestReadyAbove,
 			AlertEvent{Queue: name, Kind: "oldest_ready", Dead: qs.Dead, OldestReady: qs.OldestReady, At: now})
+		a.edge(firing, name, "breaker", a.BreakerOpen && qs.Breaker.State != "" && qs.Breaker.State != queue.BreakerClosed,
+			AlertEvent{Queue: name, Kind: "breaker", Dead: qs.Dead, OldestReady: qs.OldestReady, Breaker: qs.Breaker, At: now})
 	}
 	a.edge(firing, "", "compaction", a.CompactionFailing && st.LastCompactError != "",
 		AlertEvent{Kind: "compaction", CompactFailures: st.CompactFailures, CompactError: st.LastCompactError, At: now})

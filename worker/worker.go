@@ -532,6 +532,7 @@ func (p *pool) run(l *queue.Lease) bool {
 	}
 	ctx, cancel := p.r.clock.WithTimeout(leaseCtx, p.timeoutOf(l))
 	defer cancel()
+	ctx = withProgress(ctx, p.r.q, l.Token) // progress.go
 
 	ch := make(chan outcome, 1)
 	go func() {

@@ -37,7 +37,7 @@ var groups = []string{"Start here", "Inspect (read-only, safe while an app runs)
 func commands() []*command {
 	return []*command{
 		demoCmd,
-		statsCmd, jobsCmd, showCmd, deadCmd, logCmd, checkCmd,
+		statsCmd, jobsCmd, showCmd, deadCmd, logCmd, checkCmd, schedulesCmd,
 		enqueueCmd, cancelCmd, requeueCmd, purgeCmd, compactCmd, salvageCmd,
 		benchCmd, versionCmd,
 	}

@@ -40,13 +40,23 @@ type jobJSON struct {
 	LeaseDeadline *string `json:"lease_deadline"`
 	FinishedAt    *string `json:"finished_at"`
 	LastError     string  `json:"last_error"`
+	// Group is the job's ordered group; absent when it has none.
+	Group string `json:"group,omitempty"`
+	// Batch is the progress of the job's batch (show only), while the
+	// batch has not ended; absent otherwise.
+	Batch *queue.BatchInfo `json:"batch,omitempty"`
+	// Progress and ProgressNote are the job's latest progress report;
+	// absent when it has made none.
+	Progress     int64  `json:"progress,omitempty"`
+	ProgressNote string `json:"progress_note,omitempty"`
 }
 
 func toJobJSON(j *queue.Job) jobJSON {
 	out := jobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group, Batch: j.Batch,
+		Progress: j.Progress, ProgressNote: j.ProgressNote,
 	}
 	// Each time applies to some states only; a requeued job, for one,
 	// still carries the time it died.
@@ -365,6 +375,13 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	t.row("job", fmt.Sprint(j.ID))
 	t.row("queue", j.Queue)
 	t.row("key", orDash(j.Key))
+	if j.Group != "" {
+		t.row("group", j.Group)
+	}
+	if b := j.Batch; b != nil {
+		t.row("batch", fmt.Sprintf("%d: %d of %d jobs finished (%d completed, %d dead, %d cancelled)",
+			b.ID, b.Finished, b.Total, b.Completed, b.Dead, b.Cancelled))
+	}
 	t.row("state", string(j.State))
 	t.row("attempts", fmt.Sprintf("%d of %d", j.Attempt, j.MaxAttempts))
 	t.row("priority", fmt.Sprint(j.Priority))
@@ -379,6 +396,9 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	}
 	if j.Timeout > 0 {
 		t.row("timeout", humanDuration(j.Timeout))
+	}
+	if j.Progress != 0 || j.ProgressNote != "" {
+		t.row("progress", fmt.Sprintf("%d %s", j.Progress, quoteIfNeeded(j.ProgressNote)))
 	}
 	t.row("last error", orDash(j.LastError))
 	for _, k := range slices.Sorted(maps.Keys(j.Meta)) {

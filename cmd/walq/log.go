@@ -247,13 +247,26 @@ func (a *app) recordFields(r *wlog.Record) string {
 	dur("backoff_base", r.BackoffBase)
 	dur("backoff_cap", r.BackoffCap)
 	dur("timeout", r.Timeout)
-	num("attempt", r.Attempt)
+	if r.Kind == wlog.KindBatch {
+		num("jobs", r.Attempt)
+	} else {
+		num("attempt", r.Attempt)
+	}
 	tm("deadline", r.Deadline)
 	str("error", r.Error)
+	str("spec", r.Spec)
+	str("group", r.Group)
+	num("progress", r.Progress)
+	str("note", r.Note)
 	if r.Result != nil {
 		add("result", fmt.Sprintf("%dB:%s", len(r.Result), preview(r.Result, 40)))
 	}
-	if r.State != 0 {
+	switch {
+	case r.State != 0 && r.Kind == wlog.KindSchedule:
+		add("missed", queue.Missed(r.State).String())
+	case r.State != 0 && r.Kind == wlog.KindBatch:
+		add("ended", "true")
+	case r.State != 0:
 		add("state", recordState(r))
 	}
 	if len(r.History) > 0 {
@@ -323,6 +336,11 @@ type recordJSON struct {
 	NextID         uint64        `json:"next_id,omitempty"`
 	// Meta is a job's metadata (enqueued and carry records).
 	Meta map[string]string `json:"meta,omitempty"`
+	Spec           string        `json:"spec,omitempty"`
+	Group          string        `json:"group,omitempty"`
+	Progress       int64         `json:"progress,omitempty"`
+	Note           string        `json:"note,omitempty"`
+	Missed         string        `json:"missed,omitempty"`
 }
 
 // historyJSON is one attempt restated by a carry record.
@@ -351,9 +369,12 @@ func toRecordJSON(e *entryRecord) recordJSON {
 		out.Result = encodeBytes(r.Result)
 	}
 	out.Meta, _ = wlog.DecodeMeta(r.Meta) // the decoder checked its shape
-	if r.State != 0 {
+	if r.State != 0 && r.Kind == wlog.KindSchedule {
+		out.Missed = queue.Missed(r.State).String()
+	} else if r.State != 0 {
 		out.State = recordState(r)
 	}
+	out.Spec, out.Group, out.Progress, out.Note = r.Spec, r.Group, r.Progress, r.Note
 	for _, h := range r.History {
 		outcome := "running"
 		if h.Outcome != 0 {

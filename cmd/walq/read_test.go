@@ -119,6 +119,7 @@ func readCommands(dir string) [][]string {
 		{"dead", dir}, {"dead", dir, "--json"},
 		{"log", dir}, {"log", dir, "--json"},
 		{"check", dir}, {"check", dir, "--json"},
+		{"schedules", dir}, {"schedules", dir, "--json"},
 	}
 }
 

@@ -34,6 +34,9 @@ type statsJSON struct {
 	// Partial is set when --partial read only the valid prefix of a
 	// damaged log.
 	Partial *partialJSON `json:"partial,omitempty"`
+	// Schedules are the periodic schedules, sorted by name; absent when
+	// there are none.
+	Schedules []scheduleJSON `json:"schedules,omitempty"`
 }
 
 // compactionJSON describes a failing compaction.
@@ -61,6 +64,9 @@ type queueStatsJSON struct {
 	// OldestReadySeconds is how long the oldest ready job has been ready;
 	// null when no job is ready (the table's "-").
 	OldestReadySeconds *float64 `json:"oldest_ready_seconds"`
+	// Breaker is the queue's circuit breaker while it is open or
+	// half-open; absent otherwise.
+	Breaker *queue.BreakerStatus `json:"breaker,omitempty"`
 }
 
 // logStatsJSON describes the log on disk.
@@ -110,6 +116,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 		qs := st.Queues[name]
 		c := countsJSON{qs.Ready, qs.Scheduled, qs.Leased, qs.Completed, qs.Dead, qs.Cancelled}
 		qj := queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c}
+		if b := qs.Breaker; b.State != "" && b.State != queue.BreakerClosed {
+			qj.Breaker = &b
+		}
 		if qs.Ready > 0 {
 			s := seconds(qs.OldestReady)
 			qj.OldestReadySeconds = &s
@@ -125,6 +134,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 	}
 	out.Log = logStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
 		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
+	if len(st.Schedules) > 0 {
+		out.Schedules = toSchedulesJSON(st.Schedules)
+	}
 	if st.LastCompactError != "" {
 		out.Compaction = &compactionJSON{Failures: st.CompactFailures, LastError: st.LastCompactError, LastErrorAt: st.LastCompactErrorAt}
 	}
@@ -155,6 +167,9 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 			if qs.Paused {
 				name += " (paused)"
 			}
+			if b := qs.Breaker; b != nil {
+				name += " (breaker " + string(b.State) + ")"
+			}
 			d := st.Queues[qs.Name].OldestReady
 			oldestAll = max(oldestAll, d)
 			row(name, qs.countsJSON, oldest(qs.Ready, d))
@@ -178,5 +193,15 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 	if c := out.Compaction; c != nil {
 		fmt.Fprintf(w, "compaction: FAILING (%d failures; last %s): %s\n", c.Failures,
 			relative(c.LastErrorAt, a.clock.Now()), c.LastError)
+	}
+	for _, qs := range out.Queues {
+		if b := qs.Breaker; b != nil && b.State == queue.BreakerOpen {
+			fmt.Fprintf(w, "breaker: %s open since %s; probe %s\n", qs.Name, a.stampAgo(b.OpenedAt),
+				relative(b.ProbeAt, a.clock.Now()))
+		}
+	}
+	if len(st.Schedules) > 0 {
+		fmt.Fprintln(w)
+		a.scheduleTable(st.Schedules)
 	}
 }
