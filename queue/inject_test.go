@@ -31,6 +31,9 @@ type hooks struct {
 	// another operation holds (q.mu held), so that the test knows it
 	// waits.
 	wait func()
+	// truncateSync runs before each fsync of the log's truncation, step
+	// "tail" or "dir"; an error fails it as a failed fsync would.
+	truncateSync func(step string) error
 }
 
 // MaybeError dispatches op to its hook.
@@ -48,6 +51,8 @@ func (h *hooks) MaybeError(op fault.Op) error {
 		h.apply(op.First)
 	case op.Kind == fault.Wait && h.wait != nil:
 		h.wait()
+	case op.Kind == fault.TruncateSync && h.truncateSync != nil:
+		return h.truncateSync(op.Step)
 	}
 	return nil
 }

@@ -34,8 +34,8 @@ const (
 	// ignored.
 	Apply
 	// Wait: a queue call is about to wait for an idempotency key or a job
-	// that another operation holds; the queue's mutex is held. Errors are
-	// ignored.
+	// that another operation holds, or for a truncation to finish removing
+	// segments; the queue's mutex is held. Errors are ignored.
 	Wait
 	// Compact: a compaction is about to take step Step ("carry",
 	// "checkpoint" or "truncate"). An error stops the compaction there, as
@@ -45,6 +45,11 @@ const (
 	// An error keeps it from starting, so that a test runs compaction
 	// itself.
 	Background
+	// TruncateSync: the log's TruncateFront is about to fsync, Step
+	// "tail" (the written entries, before removing segments) or "dir"
+	// (the directory, after removing them). An error fails the
+	// truncation as a failed fsync would; blocking holds it there.
+	TruncateSync
 )
 
 // Op is one step of the write path.
@@ -53,7 +58,8 @@ type Op struct {
 	// First and Last are the log indexes of the entries the step concerns
 	// (Write, Sync, Apply).
 	First, Last uint64
-	// Step names the compaction step (Compact).
+	// Step names the compaction step (Compact) or the truncation's
+	// fsync (TruncateSync).
 	Step string
 }
 
