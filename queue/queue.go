@@ -65,6 +65,9 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
+	// queueNames is commit's scratch for queueOf, under q.mu: reused so
+	// that a batch's apply allocates no slice of names.
+	queueNames []string
 
 	// enqueue is Options.EnqueueMiddleware around enqueueBatch; nil
 	// without middleware.
@@ -247,6 +250,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		return q.logErr(err)
 	}
 	queues := q.queueOf(recs)
+	defer q.dropQueueNames(queues)
 	for i := range recs {
 		if err := q.idx.Apply(&recs[i], index.Pos{Index: p.Index(), Slot: i}); err != nil {
 			// The log holds a record the index refuses: a bug. Stop
