@@ -9,8 +9,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/tidwall/wal"
 	"github.com/walq/walq/internal/fault"
+	"github.com/walq/walq/internal/wal"
 )
 
 // group is a set of entries committed together: one write and (in Sync

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/tidwall/wal"
+	"github.com/walq/walq/internal/wal"
 )
 
 // verifiedEntry remembers the last entry whose checksum Read verified, by
