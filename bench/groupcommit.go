@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -129,4 +130,13 @@ func (g *groupLog) close() error {
 	g.cond.L.Unlock()
 	<-g.done
 	return g.err
+}
+
+// groupLimit describes GroupRate for the table's line of limits, or is
+// empty when it was not measured (a report from before it was).
+func (b *Baseline) groupLimit() string {
+	if b.GroupRate.Median <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" · %s records/s by %d producers through an ideal group commit (256 B append+fdatasync)", num(b.GroupRate.Median), GroupProducers)
 }
