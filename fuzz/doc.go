@@ -10,6 +10,10 @@
 //     arbitrary bytes opens (read-only and writable) to a consistent queue
 //     that works on and reopens to the same jobs, or fails with a typed
 //     error (log.ErrCorrupt, index.ErrInconsistent); never a panic.
+//   - FuzzCheckpoint: any bytes read as an index checkpoint give an index
+//     that passes index.Check and re-encodes to the same state, or an
+//     error matching index.ErrCheckpoint; never a panic, never an
+//     allocation the input's size does not allow.
 //   - FuzzAPISequence: bytes decoded into a sequence of queue calls
 //     (enqueue, lease, complete, fail, extend, release, clock moves,
 //     requeue, cancel, purge, compact, reopen, crash) keep walq's promises:
@@ -21,7 +25,7 @@
 //
 //	go test ./fuzz -run '^$' -fuzz '^FuzzDecodeEntry$' -fuzztime 10m
 //
-// (likewise FuzzOpenDir and FuzzAPISequence). With Go 1.26 a run bounded
+// (likewise FuzzOpenDir, FuzzCheckpoint and FuzzAPISequence). With Go 1.26 a run bounded
 // by time can end in a spurious "context deadline exceeded" failure with no
 // input written (golang/go#75804, fixed in Go 1.27); a count, such as
 // -fuzztime 5000000x, cannot, and is what CI uses. A failing input is saved

@@ -31,6 +31,7 @@ func TestWriteSeeds(t *testing.T) {
 		"FuzzDecodeEntry": decodeSeeds(t),
 		"FuzzOpenDir":     openDirSeeds(t),
 		"FuzzAPISequence": apiSeeds(),
+		"FuzzCheckpoint":  checkpointSeeds(t),
 	} {
 		dir := filepath.Join("testdata", "fuzz", name)
 		old, _ := filepath.Glob(filepath.Join(dir, "gen-*"))

@@ -100,7 +100,7 @@ func (x *Index) applyExtended(j *Job, r *wlog.Record, pos Pos) error {
 		return err
 	}
 	x.unschedule(j)
-	j.Deadline = r.Deadline
+	j.setDeadline(r.Deadline)
 	x.schedule(j)
 	return nil
 }
@@ -115,7 +115,10 @@ func (x *Index) applyRequeued(j *Job, r *wlog.Record, pos Pos) error {
 	if r.Queue != "" && r.Queue != j.Queue.Name {
 		j.Queue.counts[Dead]--
 		delete(j.Queue.dead, j.ID)
+		key := j.Key()
+		delete(j.Queue.keyed, j)
 		j.Queue = x.queue(r.Queue)
+		j.Queue.setKey(j, key)
 		j.Queue.counts[Dead]++
 		j.Queue.dead[j.ID] = j
 	}
@@ -169,8 +172,8 @@ func (x *Index) applyLeased(j *Job, r *wlog.Record, pos Pos) error {
 	}
 	x.unschedule(j)
 	j.Attempt = int32(r.Attempt)
-	j.Deadline = r.Deadline
 	e := j.extra()
+	e.Deadline = r.Deadline
 	e.Leases++
 	e.addHistory(wlog.Attempt{Started: r.At, Number: int32(r.Attempt), Lease: e.Leases})
 	x.setState(j, Leased)
@@ -191,7 +194,7 @@ func (x *Index) applyEnd(j *Job, r *wlog.Record, pos Pos) error {
 	if r.Error != "" {
 		e.Error = r.Error
 	}
-	j.Deadline = 0
+	e.Deadline = 0
 	switch r.Kind {
 	case wlog.KindCompleted:
 		e.Finished = r.At
@@ -243,17 +246,17 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 	j := &Job{
 		ID:          r.Job,
 		Queue:       x.queue(r.Queue),
-		Key:         r.Key,
 		Payload:     Loc{Index: pos.Index, Off: uint32(r.PayloadAt), Len: uint32(len(r.Payload))},
 		RunAt:       r.RunAt,
 		Created:     r.At,
 		Attempt:     int32(r.Attempt),
 		MaxAttempts: int32(r.MaxAttempts),
 		Priority:    int32(r.Priority),
-		pos:         [3]int32{-1, -1, -1},
+		pos:         [2]int32{-1, -1},
 	}
 	if r.Kind == wlog.KindCarry {
-		j.Created, j.Deadline = r.Created, r.Deadline
+		j.Created = r.Created
+		j.setDeadline(r.Deadline)
 	}
 	if r.BackoffBase != 0 || r.BackoffCap != 0 || r.Timeout != 0 || len(r.History) > 0 || r.Error != "" || r.Finished != 0 {
 		e := j.extra()
@@ -266,13 +269,16 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
 	}
 	x.jobs.set(j)
-	if j.Key != "" {
-		x.keys[j.Key] = j
+	if r.Key != "" {
+		j.Queue.setKey(j, r.Key)
+		x.keys[r.Key] = j
 	}
 	if x.lenient {
 		x.dropOrphan(j.ID)
 	}
-	x.created = append(x.created, j)
+	if x.hasCreated {
+		x.created = append(x.created, j)
+	}
 	x.liveBytes += j.bytes()
 	if j.ID >= x.nextID {
 		x.nextID = j.ID + 1

@@ -154,45 +154,50 @@ func BenchmarkLeaseCycle(b *testing.B) {
 	}
 }
 
-// BenchmarkMemoryPerPendingJob folds 1,000,000 Enqueued records (queue
-// "default", 256-byte payloads in batch entries of 1000) into a fresh index
-// and reports the heap it retains per job. The work is done once per call,
-// whatever b.N: run it with -benchtime 1x. key=16B gives every job a
-// distinct 16-byte idempotency key, to show the key's overhead.
+// BenchmarkMemoryPerPendingJob folds 200,000 and 1,000,000 Enqueued records
+// (queue "default", 256-byte payloads in batch entries of 1000) into a fresh
+// index, trims it as recovery does after a replay, and reports the heap it
+// retains per job. The work is done once per call, whatever b.N: run it
+// with -benchtime 1x. key=16B gives every job a distinct 16-byte
+// idempotency key, to show the key's overhead.
 func BenchmarkMemoryPerPendingJob(b *testing.B) {
-	const jobs = 1_000_000
-	for _, keyLen := range []int{0, 16} {
-		name := "key=none"
-		if keyLen > 0 {
-			name = fmt.Sprintf("key=%dB", keyLen)
+	for _, jobs := range []int{200_000, 1_000_000} {
+		for _, keyLen := range []int{0, 16} {
+			name := fmt.Sprintf("jobs=%d/key=none", jobs)
+			if keyLen > 0 {
+				name = fmt.Sprintf("jobs=%d/key=%dB", jobs, keyLen)
+			}
+			b.Run(name, func(b *testing.B) { memoryPerPendingJob(b, jobs, keyLen) })
 		}
-		b.Run(name, func(b *testing.B) {
-			b.ReportAllocs()
-			var raw [8]byte
-			keyBuf := make([]byte, keyLen)
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			x := index.New()
-			x.Promote(t0 + jobs) // every job is due, as after an open
-			for i := 0; i < jobs; i++ {
-				r := benchEnqueued(i)
-				if keyLen > 0 {
-					binary.BigEndian.PutUint64(raw[:], uint64(i))
-					hex.Encode(keyBuf, raw[:]) // 16 hex digits
-					r.Key = string(keyBuf)
-				}
-				if err := x.Apply(&r, benchPos(i)); err != nil {
-					b.Fatal(err)
-				}
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			if x.Len() != jobs {
-				b.Fatalf("Len %d, want %d", x.Len(), jobs)
-			}
-			runtime.KeepAlive(x)
-			b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/jobs, "B/job")
-		})
 	}
+}
+
+func memoryPerPendingJob(b *testing.B, jobs, keyLen int) {
+	b.ReportAllocs()
+	var raw [8]byte
+	keyBuf := make([]byte, keyLen)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	x := index.New()
+	x.Promote(t0 + int64(jobs)) // every job is due, as after an open
+	for i := 0; i < jobs; i++ {
+		r := benchEnqueued(i)
+		if keyLen > 0 {
+			binary.BigEndian.PutUint64(raw[:], uint64(i))
+			hex.Encode(keyBuf, raw[:]) // 16 hex digits
+			r.Key = string(keyBuf)
+		}
+		if err := x.Apply(&r, benchPos(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	x.Trim()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if x.Len() != jobs {
+		b.Fatalf("Len %d, want %d", x.Len(), jobs)
+	}
+	runtime.KeepAlive(x)
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(jobs), "B/job")
 }

@@ -10,10 +10,10 @@ func (x *Index) Check() error {
 	counts := map[*Queue]*[numStates]int{}
 	for _, q := range x.queues {
 		counts[q] = new([numStates]int)
-		if q.ages.Len() != q.ready.Len() {
-			return fmt.Errorf("queue %q: %d jobs by age, %d ready", q.Name, q.ages.Len(), q.ready.Len())
+		if q.ages.Len() != q.side.Len() {
+			return fmt.Errorf("queue %q: %d jobs by age, %d on the side", q.Name, q.ages.Len(), q.side.Len())
 		}
-		for _, h := range []*jobHeap{&q.ready, &q.ages, &q.scheduled} {
+		for _, h := range []*jobHeap{&q.ready, &q.side, &q.ages, &q.scheduled} {
 			if err := h.check(); err != nil {
 				return fmt.Errorf("queue %q: %w", q.Name, err)
 			}
@@ -37,12 +37,19 @@ func (x *Index) Check() error {
 		return err
 	}
 	for i, j := range x.reserved {
-		if int(j.pos[2]) != i || !j.Busy {
-			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[2], j.Busy)
+		if int(j.pos[slotReserved]) != i || !j.Busy {
+			return fmt.Errorf("reserved job %d at %d: position %d, busy %v", j.ID, i, j.pos[slotReserved], j.Busy)
+		}
+	}
+	for _, q := range x.queues {
+		for j, k := range q.keyed {
+			if x.jobs.get(j.ID) != j || j.Queue != q || x.keys[k] != j {
+				return fmt.Errorf("queue %q: key %q of job %d that is gone, elsewhere or not its holder", q.Name, k, j.ID)
+			}
 		}
 	}
 	for k, j := range x.keys {
-		if x.jobs.get(j.ID) != j || j.Key != k {
+		if x.jobs.get(j.ID) != j || j.Key() != k {
 			return fmt.Errorf("key %q points at a stale job %d", k, j.ID)
 		}
 	}
@@ -69,12 +76,28 @@ func (x *Index) checkDue() error {
 		if in := q.due >= 0; in != (q.scheduled.Len() > 0) || (in && x.due.qs[q.due] != q) {
 			return fmt.Errorf("queue %q with %d scheduled jobs: due heap position %d", q.Name, q.scheduled.Len(), q.due)
 		}
-		for _, j := range q.ready.jobs {
+		for _, j := range q.side.jobs {
 			if i := j.pos[1]; i < 0 || int(i) >= q.ages.Len() || q.ages.jobs[i] != j {
-				return fmt.Errorf("job %d: ready but not in its queue's ages heap", j.ID)
+				return fmt.Errorf("job %d: on the side but not in its queue's ages heap", j.ID)
 			}
-			if j.RunAt > x.readyMax {
-				return fmt.Errorf("job %d: ready with run-at %d above the bound %d", j.ID, j.RunAt, x.readyMax)
+			if j.where != inReadySide {
+				return fmt.Errorf("job %d: on the side, marked %d", j.ID, j.where)
+			}
+		}
+		for _, j := range q.ready.jobs {
+			if j.Priority != q.plain || j.Created > j.RunAt {
+				return fmt.Errorf("job %d (priority %d, created %d, run-at %d): in the ready heap of plain priority %d",
+					j.ID, j.Priority, j.Created, j.RunAt, q.plain)
+			}
+			if j.pos[1] != -1 || j.where != inReady {
+				return fmt.Errorf("job %d: in the ready heap, ages position %d, marked %d", j.ID, j.pos[1], j.where)
+			}
+		}
+		for _, h := range []*jobHeap{&q.ready, &q.side} {
+			for _, j := range h.jobs {
+				if j.RunAt > x.readyMax {
+					return fmt.Errorf("job %d: ready with run-at %d above the bound %d", j.ID, j.RunAt, x.readyMax)
+				}
 			}
 		}
 	}
@@ -106,8 +129,8 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	if id >= x.nextID {
 		return fmt.Errorf("job %d not below next ID %d", id, x.nextID)
 	}
-	if j.Key != "" && x.keys[j.Key] != j {
-		return fmt.Errorf("job %d: key %q points elsewhere", id, j.Key)
+	if k := j.Key(); k != "" && x.keys[k] != j {
+		return fmt.Errorf("job %d: key %q points elsewhere", id, k)
 	}
 	want := inNone
 	switch {
@@ -120,10 +143,13 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	case j.State == Pending && !j.Busy:
 		want = inScheduled
 	}
+	if want == inReady && j.where == inReadySide {
+		want = inReadySide
+	}
 	if want != j.where {
 		return fmt.Errorf("job %d (%s, busy=%v): in heap %d, want %d", id, j.State, j.Busy, j.where, want)
 	}
-	if j.Busy && (j.pos[2] < 0 || x.reserved[j.pos[2]] != j) {
+	if j.Busy && (j.pos[slotReserved] < 0 || x.reserved[j.pos[slotReserved]] != j) {
 		return fmt.Errorf("job %d: busy but not in the reserved list", id)
 	}
 	if (j.State == Dead) != (j.Queue.dead[id] == j) {

@@ -46,11 +46,15 @@ func finishedLess(a, b *Job) bool {
 }
 
 func deadlineLess(a, b *Job) bool {
-	if a.Deadline != b.Deadline {
-		return a.Deadline < b.Deadline
+	if da, db := a.Deadline(), b.Deadline(); da != db {
+		return da < db
 	}
 	return a.ID < b.ID
 }
+
+// minShrink is the capacity below which a heap keeps its array however
+// empty it gets.
+const minShrink = 1024
 
 func (h *jobHeap) Len() int { return len(h.jobs) }
 
@@ -75,6 +79,11 @@ func (h *jobHeap) remove(j *Job) {
 	}
 	h.jobs[n] = nil
 	h.jobs = h.jobs[:n]
+	if c := cap(h.jobs); c > minShrink && n < c/4 {
+		// A heap that emptied gives back most of its array, so that a
+		// burst of scheduled jobs, once promoted, costs nothing.
+		h.jobs = append(make([]*Job, 0, 2*n), h.jobs...)
+	}
 	j.pos[h.slot] = -1
 	if i != n {
 		if !h.down(i) {

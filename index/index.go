@@ -1,7 +1,9 @@
 package index
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
 
 	wlog "github.com/walq/walq/log"
@@ -28,16 +30,18 @@ type Index struct {
 	// undo.
 	readyMax int64
 	// reserved lists the busy jobs (Reserve to Unreserve); each knows
-	// its place in Job.pos[2].
+	// its place in Job.pos[slotReserved].
 	reserved []*Job
 	// work counts the queues and jobs Promote looked at, so that tests
 	// can bound its cost without timing it.
 	work    int
 	records int
 	// created lists jobs in the order they were created (or restated by a
-	// carry record); entries whose job is gone or was replaced are stale.
-	created   []*Job
-	liveBytes int64
+	// carry record) while hasCreated (see Created); entries whose job is
+	// gone or was replaced are stale.
+	created    []*Job
+	hasCreated bool
+	liveBytes  int64
 	// orphans tracks, during a lenient replay, jobs that records refer to
 	// but that are unknown: jobs created before the log's first index.
 	lenient bool
@@ -58,7 +62,7 @@ type orphan struct {
 const jobOverhead = 64
 
 func (j *Job) bytes() int64 {
-	n := int64(jobOverhead) + int64(j.Payload.Len) + int64(len(j.Key))
+	n := int64(jobOverhead) + int64(j.Payload.Len) + int64(len(j.Key()))
 	if j.X != nil {
 		n += int64(j.X.Result.Len)
 	}
@@ -71,11 +75,27 @@ func (x *Index) LiveBytes() int64 { return x.liveBytes }
 
 // Created returns the number of positions in the creation order: jobs
 // created later get positions at or after it.
-func (x *Index) Created() int { return len(x.created) }
+//
+// The creation order is materialised only while someone uses it (from
+// Created or CreatedAt until TidyCreated), so that an index at rest does
+// not pay a pointer per job for it: the first call lists every job by
+// origin, that is by the log position of the record that created or last
+// restated it (Payload.Index, then Payload.Off, then ID), in O(n log n);
+// while it is materialised, jobs created or restated are appended.
+func (x *Index) Created() int {
+	x.materializeCreated()
+	return len(x.created)
+}
 
 // CreatedAt returns the job at position i of the creation order, or nil if
-// that job is gone or was since restated (and so sits at a later position).
+// that job is gone or was since restated (and so sits at a later position),
+// or if there is no position i (the order listed only the jobs alive when it
+// was materialised).
 func (x *Index) CreatedAt(i int) *Job {
+	x.materializeCreated()
+	if i < 0 || i >= len(x.created) {
+		return nil
+	}
 	j := x.created[i]
 	if x.jobs.get(j.ID) != j {
 		return nil
@@ -83,17 +103,39 @@ func (x *Index) CreatedAt(i int) *Job {
 	return j
 }
 
-// TidyCreated drops stale positions from the creation order. Positions
-// returned by Created and used with CreatedAt are invalid afterwards.
+// TidyCreated drops the creation order. Positions returned by Created and
+// used with CreatedAt are invalid afterwards; the next Created lists the
+// live jobs afresh.
 func (x *Index) TidyCreated() {
-	live := x.created[:0]
-	for _, j := range x.created {
-		if x.jobs.get(j.ID) == j {
-			live = append(live, j)
-		}
+	x.created, x.hasCreated = nil, false
+}
+
+// materializeCreated lists every job in origin order, unless the list is
+// already kept.
+func (x *Index) materializeCreated() {
+	if x.hasCreated {
+		return
 	}
-	clear(x.created[len(live):])
-	x.created = live
+	js := make([]*Job, 0, x.jobs.len())
+	x.jobs.each(func(j *Job) bool {
+		js = append(js, j)
+		return true
+	})
+	slices.SortFunc(js, originCmp)
+	x.created, x.hasCreated = js, true
+}
+
+// originCmp orders jobs by the log position of the record that created or
+// last restated them; the records of one entry lay out their payloads in
+// record order.
+func originCmp(a, b *Job) int {
+	if c := cmp.Compare(a.Payload.Index, b.Payload.Index); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Payload.Off, b.Payload.Off); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
 }
 
 // SetLenient makes Apply accept records for unknown jobs, as a replay of a
@@ -156,11 +198,13 @@ func (x *Index) dropOrphan(id uint64) {
 // New returns an empty index.
 func New() *Index { return NewSized(0) }
 
-// NewSized returns an empty index with room for about n jobs, which saves
-// rehashing when a replay knows roughly how many to expect.
+// NewSized returns an empty index with room for about n jobs in its job
+// table's page list, for a replay that knows roughly how many to expect.
+// (What grows with the jobs themselves is sized exactly by Trim after the
+// replay instead: an estimate that is too high would be kept.)
 func NewSized(n int) *Index {
 	return &Index{
-		created:  make([]*Job, 0, n),
+		jobs:     jobTable{pages: make([]*jobPage, 0, max(n, 0)>>pageBits+1)},
 		keys:     make(map[string]*Job),
 		queues:   make(map[string]*Queue),
 		leased:   jobHeap{less: deadlineLess},
@@ -168,6 +212,36 @@ func NewSized(n int) *Index {
 		nextID:   1,
 		readyMax: math.MinInt64,
 	}
+}
+
+// Trim gives back the spare capacity that growing left in the index's
+// slices (the heaps, the reserved list, the job table's page list), so that
+// an index just replayed holds what its jobs need: appending grows a slice
+// by up to a quarter (doubling when small), which for the heaps of a
+// million pending jobs is megabytes. Recovery calls it after a replay. It
+// costs O(n), changes nothing observable, and the next push into a trimmed
+// heap grows it again as usual.
+func (x *Index) Trim() {
+	for _, q := range x.queues {
+		q.ready.jobs = clip(q.ready.jobs)
+		q.side.jobs = clip(q.side.jobs)
+		q.ages.jobs = clip(q.ages.jobs)
+		q.scheduled.jobs = clip(q.scheduled.jobs)
+	}
+	x.leased.jobs = clip(x.leased.jobs)
+	x.finished.jobs = clip(x.finished.jobs)
+	x.reserved = clip(x.reserved)
+	x.due.qs = clip(x.due.qs)
+	x.jobs.trim()
+}
+
+// clip returns s in an array of its own length, or s itself when its spare
+// capacity is too small to be worth a copy.
+func clip[T any](s []T) []T {
+	if cap(s)-len(s) <= max(len(s)/32, 64) {
+		return s
+	}
+	return append(make([]T, 0, len(s)), s...)
 }
 
 // NextID returns the smallest job ID no record has used.
@@ -219,6 +293,7 @@ func (x *Index) queue(name string) *Queue {
 		q = &Queue{
 			Name:      name,
 			ready:     jobHeap{less: readyLess},
+			side:      jobHeap{less: readyLess},
 			ages:      jobHeap{less: ageLess, slot: 1},
 			scheduled: jobHeap{less: runAtLess},
 			dead:      make(map[uint64]*Job),
@@ -271,11 +346,13 @@ func (x *Index) demote(now int64) {
 	x.readyMax = math.MinInt64
 	var late []*Job
 	for _, q := range x.queues {
-		for _, j := range q.ready.jobs {
-			if j.RunAt > now {
-				late = append(late, j)
-			} else {
-				x.readyMax = max(x.readyMax, j.RunAt)
+		for _, h := range []*jobHeap{&q.ready, &q.side} {
+			for _, j := range h.jobs {
+				if j.RunAt > now {
+					late = append(late, j)
+				} else {
+					x.readyMax = max(x.readyMax, j.RunAt)
+				}
 			}
 		}
 	}
@@ -285,18 +362,30 @@ func (x *Index) demote(now int64) {
 	}
 }
 
-// toReady puts a pending job into its queue's ready heaps.
+// toReady puts a pending job into its queue's ready heaps: the ready heap
+// if it is plain, else the side and ages heaps (see Queue).
 func (x *Index) toReady(j *Job) {
-	j.where = inReady
-	j.Queue.ready.push(j)
-	j.Queue.ages.push(j)
+	q := j.Queue
+	if q.plainFor(j) {
+		j.where = inReady
+		q.ready.push(j)
+	} else {
+		j.where = inReadySide
+		q.side.push(j)
+		q.ages.push(j)
+	}
 	x.readyMax = max(x.readyMax, j.RunAt)
 }
 
 // fromReady takes a job out of its queue's ready heaps.
 func (x *Index) fromReady(j *Job) {
-	j.Queue.ready.remove(j)
-	j.Queue.ages.remove(j)
+	q := j.Queue
+	if j.where == inReady {
+		q.ready.remove(j)
+	} else {
+		q.side.remove(j)
+		q.ages.remove(j)
+	}
 }
 
 // toScheduled puts a pending job into its queue's scheduled heap, keeping
@@ -328,7 +417,7 @@ func (x *Index) Expired(now int64, fn func(*Job) bool) {
 	// ordered.
 	var due []*Job
 	for _, j := range x.leased.jobs {
-		if j.Deadline <= now {
+		if j.Deadline() <= now {
 			due = append(due, j)
 		}
 	}
@@ -346,7 +435,7 @@ func (x *Index) NextDeadline() (int64, bool) {
 	if j == nil {
 		return 0, false
 	}
-	return j.Deadline, true
+	return j.Deadline(), true
 }
 
 // Leased calls fn with every leased job, in no particular order.
@@ -412,8 +501,8 @@ func (x *Index) Finished(fn func(*Job) bool) {
 func (x *Index) Reserve(j *Job) {
 	j.Busy = true
 	x.unschedule(j)
-	if j.pos[2] < 0 {
-		j.pos[2] = int32(len(x.reserved))
+	if j.pos[slotReserved] < 0 {
+		j.pos[slotReserved] = int32(len(x.reserved))
 		x.reserved = append(x.reserved, j)
 	}
 }
@@ -421,15 +510,17 @@ func (x *Index) Reserve(j *Job) {
 // Unreserve clears j's busy mark and puts a pending job back into
 // scheduling (after a failed append, or once its record is applied).
 func (x *Index) Unreserve(j *Job) {
-	j.Busy = false
-	if i := int(j.pos[2]); i >= 0 {
+	// Only a busy job has its place in the reserved list in
+	// pos[slotReserved]; any other job may have its ages position there.
+	if i := int(j.pos[slotReserved]); j.Busy && i >= 0 {
 		last := len(x.reserved) - 1
 		x.reserved[i] = x.reserved[last]
-		x.reserved[i].pos[2] = int32(i)
+		x.reserved[i].pos[slotReserved] = int32(i)
 		x.reserved[last] = nil
 		x.reserved = x.reserved[:last]
-		j.pos[2] = -1
+		j.pos[slotReserved] = -1
 	}
+	j.Busy = false
 	if x.jobs.get(j.ID) == j {
 		x.schedule(j)
 	}
@@ -447,7 +538,7 @@ func (x *Index) Reserved(fn func(*Job)) {
 // unschedule takes j out of whichever heap holds it.
 func (x *Index) unschedule(j *Job) {
 	switch j.where {
-	case inReady:
+	case inReady, inReadySide:
 		x.fromReady(j)
 	case inScheduled:
 		x.fromScheduled(j)
@@ -506,7 +597,10 @@ func (x *Index) remove(j *Job) {
 	delete(j.Queue.dead, j.ID)
 	x.jobs.delete(j.ID)
 	x.liveBytes -= j.bytes()
-	if j.Key != "" && x.keys[j.Key] == j {
-		delete(x.keys, j.Key)
+	if k := j.Key(); k != "" && x.keys[k] == j {
+		delete(x.keys, k)
+	}
+	if j.Queue.keyed != nil {
+		delete(j.Queue.keyed, j)
 	}
 }

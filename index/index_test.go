@@ -187,14 +187,15 @@ type jobSnap struct {
 }
 
 func snapJob(j *index.Job) jobSnap {
-	s := jobSnap{ID: j.ID, Queue: j.Queue.Name, Key: j.Key, Payload: j.Payload, RunAt: j.RunAt,
-		Created: j.Created, Deadline: j.Deadline, Attempt: j.Attempt, MaxAttempts: j.MaxAttempts,
+	s := jobSnap{ID: j.ID, Queue: j.Queue.Name, Key: j.Key(), Payload: j.Payload, RunAt: j.RunAt,
+		Created: j.Created, Deadline: j.Deadline(), Attempt: j.Attempt, MaxAttempts: j.MaxAttempts,
 		Prio: j.Priority, State: j.State, Busy: j.Busy, Finished: j.Finished(), Error: j.Error(),
 		History: slices.Clone(j.History())}
 	if j.X != nil {
 		s.HasX = true
 		s.X = *j.X
 		s.X.History = nil // compared through History, cloned
+		s.X.Deadline = 0  // compared through Deadline
 	}
 	return s
 }
@@ -244,8 +245,8 @@ func snapIndex(x *index.Index) indexSnap {
 	}
 	for _, j := range x.Jobs() {
 		s.Jobs = append(s.Jobs, snapJob(j))
-		if j.Key != "" {
-			s.Keys[j.Key] = x.Key(j.Key).ID
+		if j.Key() != "" {
+			s.Keys[j.Key()] = x.Key(j.Key()).ID
 		}
 	}
 	s.Finished = finishedIDs(x)
@@ -353,8 +354,8 @@ func TestTransitions(t *testing.T) {
 			check: func(t *testing.T, a *applier, pos index.Pos) {
 				j := a.job(1)
 				wantJob(t, j, index.Leased, 1)
-				if j.Deadline != t0+1000 {
-					t.Errorf("Deadline = %d, want %d", j.Deadline, t0+1000)
+				if j.Deadline() != t0+1000 {
+					t.Errorf("Deadline = %d, want %d", j.Deadline(), t0+1000)
 				}
 				wantHistory(t, j, wlog.Attempt{Started: t0 + 10, Number: 1, Lease: 1})
 				if q := a.x.Queue("q"); q.Next() != nil || q.Ready() != 0 {
@@ -381,8 +382,8 @@ func TestTransitions(t *testing.T) {
 			check: func(t *testing.T, a *applier, pos index.Pos) {
 				j := a.job(1)
 				wantJob(t, j, index.Leased, 1)
-				if j.Deadline != t0+2000 {
-					t.Errorf("Deadline = %d, want %d", j.Deadline, t0+2000)
+				if j.Deadline() != t0+2000 {
+					t.Errorf("Deadline = %d, want %d", j.Deadline(), t0+2000)
 				}
 				if got := expiredIDs(a.x, t0+1999); len(got) != 0 {
 					t.Errorf("Expired before the new deadline: %v", got)
@@ -400,8 +401,8 @@ func TestTransitions(t *testing.T) {
 				if j.X.Result != want || !j.X.HasResult {
 					t.Errorf("Result = %+v (has %v), want %+v", j.X.Result, j.X.HasResult, want)
 				}
-				if j.Finished() != t0+20 || j.Deadline != 0 {
-					t.Errorf("Finished %d Deadline %d, want %d 0", j.Finished(), j.Deadline, t0+20)
+				if j.Finished() != t0+20 || j.Deadline() != 0 {
+					t.Errorf("Finished %d Deadline %d, want %d 0", j.Finished(), j.Deadline(), t0+20)
 				}
 				wantHistory(t, j, wlog.Attempt{Started: t0 + 10, Number: 1, Lease: 1, Ended: t0 + 20, Outcome: wlog.KindCompleted})
 				if got := finishedIDs(a.x); !slices.Equal(got, []uint64{1}) {
@@ -446,8 +447,8 @@ func TestTransitions(t *testing.T) {
 			check: func(t *testing.T, a *applier, pos index.Pos) {
 				j := a.job(1)
 				wantJob(t, j, index.Pending, 1)
-				if j.RunAt != t0+500 || j.Error() != "boom" || j.Deadline != 0 {
-					t.Errorf("RunAt %d Error %q Deadline %d", j.RunAt, j.Error(), j.Deadline)
+				if j.RunAt != t0+500 || j.Error() != "boom" || j.Deadline() != 0 {
+					t.Errorf("RunAt %d Error %q Deadline %d", j.RunAt, j.Error(), j.Deadline())
 				}
 				wantHistory(t, j, wlog.Attempt{Started: t0 + 10, Number: 1, Lease: 1, Ended: t0 + 21, Outcome: wlog.KindFailed, Error: "boom"})
 				q := a.x.Queue("q")
@@ -1890,12 +1891,12 @@ func (w *walk) compare() error {
 		if j == nil {
 			return fmt.Errorf("job %d missing", id)
 		}
-		if j.State != m.state || j.Queue.Name != m.queue || j.Key != m.key || j.Attempt != m.attempt {
+		if j.State != m.state || j.Queue.Name != m.queue || j.Key() != m.key || j.Attempt != m.attempt {
 			return fmt.Errorf("job %d: %s in %q key %q attempt %d, model %s in %q key %q attempt %d",
-				id, j.State, j.Queue.Name, j.Key, j.Attempt, m.state, m.queue, m.key, m.attempt)
+				id, j.State, j.Queue.Name, j.Key(), j.Attempt, m.state, m.queue, m.key, m.attempt)
 		}
-		if m.state == index.Leased && j.Deadline != m.deadline {
-			return fmt.Errorf("job %d: deadline %d, model %d", id, j.Deadline, m.deadline)
+		if m.state == index.Leased && j.Deadline() != m.deadline {
+			return fmt.Errorf("job %d: deadline %d, model %d", id, j.Deadline(), m.deadline)
 		}
 		if j.Busy {
 			return fmt.Errorf("job %d left busy", id)
@@ -1933,8 +1934,8 @@ func (w *walk) compare() error {
 		return fmt.Errorf("Expired yields %d jobs, model %d", len(got), len(due))
 	}
 	for i := 1; i < len(got); i++ {
-		if a, b := got[i-1], got[i]; a.Deadline > b.Deadline || (a.Deadline == b.Deadline && a.ID >= b.ID) {
-			return fmt.Errorf("Expired out of order: job %d (deadline %d) before job %d (%d)", a.ID, a.Deadline, b.ID, b.Deadline)
+		if a, b := got[i-1], got[i]; a.Deadline() > b.Deadline() || (a.Deadline() == b.Deadline() && a.ID >= b.ID) {
+			return fmt.Errorf("Expired out of order: job %d (deadline %d) before job %d (%d)", a.ID, a.Deadline(), b.ID, b.Deadline())
 		}
 	}
 	if x.NextID() < w.nextID {

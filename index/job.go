@@ -24,16 +24,21 @@ const (
 	inScheduled
 	inLeased
 	inFinished
+	inReadySide // ready, in the queue's side and ages heaps
 )
 
 // Job is the index's view of one job: what scheduling, leasing and
 // inspection need, without the payload. Fields are read by the queue package
 // under its lock and changed only by Apply (and Reserve/Unreserve).
+//
+// A Job is 80 bytes (a size class of its own): what a pending job needs and
+// nothing else. The idempotency key, which most jobs do not have, is kept
+// by the job's queue (see Key); the lease deadline, which only leased jobs
+// have, lives in X (see Deadline). TestJobSize keeps the size from growing
+// unnoticed.
 type Job struct {
 	ID    uint64
 	Queue *Queue
-	// Key is the idempotency key, empty if none.
-	Key string
 	// Payload locates the payload in the log. Payload.Index is also the
 	// job's origin: the entry that created (or last restated) it.
 	Payload Loc
@@ -41,16 +46,16 @@ type Job struct {
 	RunAt int64
 	// Created is when the job was first enqueued (Unix ns).
 	Created int64
-	// Deadline is when the current lease expires (Unix ns); leased jobs only.
-	Deadline int64
 	// Attempt counts the runs started and counted so far; during a lease
 	// it is the running attempt's number.
 	Attempt     int32
 	MaxAttempts int32
 	Priority    int32
-	// pos holds the job's positions: in heaps (see jobHeap) and, in
-	// slot 2, in Index.reserved.
-	pos   [3]int32
+	// pos holds the job's positions: slot 0 in the heap its state calls
+	// for (see jobHeap), slot 1 in its queue's ages heap while it is
+	// ready, or in Index.reserved while it is busy (a busy job is in no
+	// heap, so the two never overlap).
+	pos   [2]int32
 	State State
 	where uint8
 	// Busy is set by Reserve while an operation on the job is being made
@@ -60,9 +65,37 @@ type Job struct {
 	X *Extra
 }
 
+// slotReserved is the pos slot that holds a busy job's place in
+// Index.reserved: the ages slot, free while the job is in no heap.
+const slotReserved = 1
+
+// Key returns the job's idempotency key, empty if none (and empty once the
+// job has left the index: purged, or replaced by a carry).
+func (j *Job) Key() string { return j.Queue.keyed[j] }
+
+// Deadline returns when the current lease expires (Unix ns); 0 unless the
+// job is leased.
+func (j *Job) Deadline() int64 {
+	if j.X == nil {
+		return 0
+	}
+	return j.X.Deadline
+}
+
+// setDeadline sets the lease deadline, making room for it only when it is
+// not 0.
+func (j *Job) setDeadline(d int64) {
+	if d != 0 || j.X != nil {
+		j.extra().Deadline = d
+	}
+}
+
 // Extra is the rarely needed part of a job: per-job policy overrides,
 // history, outcome.
 type Extra struct {
+	// Deadline is when the current lease expires (Unix ns); leased jobs
+	// only (read it with Job.Deadline).
+	Deadline    int64
 	BackoffBase int64
 	BackoffCap  int64
 	Timeout     int64
@@ -130,12 +163,27 @@ func (j *Job) History() []wlog.Attempt {
 
 // Queue is one named queue: its pending jobs in scheduling order and its
 // counts per state.
+//
+// Its ready jobs are split in two heaps, both in scheduling order (readyLess),
+// so that most of them need one heap slot and not two. A plain job has the
+// queue's plain priority and was created at or before its RunAt: among such
+// jobs scheduling order is age order (RunAt, then ID, and RunAt is when the
+// job became ready), so the top of the ready heap is also its oldest. Every
+// other ready job goes to the side heap and, by age, to the ages heap. Next
+// is the better of the two tops, OldestReady the older of the ready top and
+// the ages top: both O(1). The plain priority is set by the first job to
+// become ready when the ready heap is empty.
 type Queue struct {
 	Name string
 	// Paused queues hand out no leases.
-	Paused    bool
-	ready     jobHeap
-	ages      jobHeap // the ready jobs again, by when they became ready
+	Paused bool
+	ready  jobHeap // plain ready jobs
+	side   jobHeap // the other ready jobs
+	ages   jobHeap // side's jobs again, by when they became ready
+	plain  int32   // the priority of the jobs in ready
+	// keyed holds the idempotency keys of the queue's jobs that have
+	// one: a map entry for those, not a field in every Job.
+	keyed     map[*Job]string
 	scheduled jobHeap
 	counts    [numStates]int
 	dead      map[uint64]*Job
@@ -147,7 +195,7 @@ func (q *Queue) Count(s State) int { return q.counts[s] }
 
 // Ready returns how many pending jobs were due at the last Promote and are
 // not reserved (Index.Reserved lists those).
-func (q *Queue) Ready() int { return q.ready.Len() }
+func (q *Queue) Ready() int { return q.ready.Len() + q.side.Len() }
 
 // Scheduled returns how many pending jobs were not yet due at the last
 // Promote.
@@ -155,7 +203,13 @@ func (q *Queue) Scheduled() int { return q.scheduled.Len() }
 
 // Next returns the best ready job (highest priority, then earliest RunAt,
 // then lowest ID) without removing it, or nil. Call Promote first.
-func (q *Queue) Next() *Job { return q.ready.peek() }
+func (q *Queue) Next() *Job {
+	a, b := q.ready.peek(), q.side.peek()
+	if a == nil || b != nil && readyLess(b, a) {
+		return b
+	}
+	return a
+}
 
 // NextRunAt returns the earliest RunAt of a scheduled job.
 func (q *Queue) NextRunAt() (int64, bool) {
@@ -170,11 +224,36 @@ func (q *Queue) NextRunAt() (int64, bool) {
 // a currently ready job became ready, or false if none is ready. It costs
 // O(1).
 func (q *Queue) OldestReady() (int64, bool) {
-	j := q.ages.peek()
-	if j == nil {
+	a, b := q.ready.peek(), q.ages.peek()
+	switch {
+	case a == nil && b == nil:
 		return 0, false
+	case a == nil:
+		return readyTime(b), true
+	case b == nil:
+		return readyTime(a), true
 	}
-	return readyTime(j), true
+	return min(readyTime(a), readyTime(b)), true
+}
+
+// setKey records j's idempotency key k; an empty k records nothing.
+func (q *Queue) setKey(j *Job, k string) {
+	if k == "" {
+		return
+	}
+	if q.keyed == nil {
+		q.keyed = make(map[*Job]string)
+	}
+	q.keyed[j] = k
+}
+
+// plainFor reports whether j, becoming ready, goes to the ready heap (see
+// Queue), setting the plain priority if that heap is empty.
+func (q *Queue) plainFor(j *Job) bool {
+	if q.ready.Len() == 0 {
+		q.plain = j.Priority
+	}
+	return j.Priority == q.plain && j.Created <= j.RunAt
 }
 
 // Dead calls fn with each dead job of the queue, in no particular order.

@@ -99,7 +99,7 @@ func TestOldestReadyMatchesScan(t *testing.T) {
 		for _, q := range x.Queues() {
 			var want int64
 			found := false
-			for _, j := range q.ready.jobs {
+			for _, j := range slices.Concat(q.ready.jobs, q.side.jobs) {
 				if t := max(j.RunAt, j.Created); !found || t < want {
 					want, found = t, true
 				}

@@ -3,18 +3,27 @@ package index
 // pageBits sets the size of a jobTable page: 1024 job slots.
 const pageBits = 10
 
+// jobPage holds the jobs of 1<<pageBits consecutive IDs.
+type jobPage [1 << pageBits]*Job
+
 // jobTable maps job IDs to jobs. IDs are handed out in increasing order, so
 // a table of pages indexed by ID is denser and faster than a hash map: a
 // pointer per ID within the live range, pages freed when they empty, and the
 // range moving forward as old jobs are purged.
 type jobTable struct {
 	base  uint64 // page number of pages[0]
-	pages []*[1 << pageBits]*Job
+	pages []*jobPage
 	count []uint16 // live jobs per page
 	n     int
 }
 
 func (t *jobTable) len() int { return t.n }
+
+// trim gives back the spare capacity of the page list.
+func (t *jobTable) trim() {
+	t.pages = clip(t.pages)
+	t.count = clip(t.count)
+}
 
 func (t *jobTable) get(id uint64) *Job {
 	p := id >> pageBits
@@ -35,7 +44,7 @@ func (t *jobTable) set(j *Job) {
 	}
 	if p < t.base { // an ID below the range (a carry of an old job)
 		grow := t.base - p
-		t.pages = append(make([]*[1 << pageBits]*Job, grow), t.pages...)
+		t.pages = append(make([]*jobPage, grow), t.pages...)
 		t.count = append(make([]uint16, grow), t.count...)
 		t.base = p
 	}
@@ -45,7 +54,7 @@ func (t *jobTable) set(j *Job) {
 	}
 	i := p - t.base
 	if t.pages[i] == nil {
-		t.pages[i] = new([1 << pageBits]*Job)
+		t.pages[i] = new(jobPage)
 	}
 	slot := &t.pages[i][j.ID&(1<<pageBits-1)]
 	if *slot == nil {

@@ -155,6 +155,13 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	if !ok {
 		return nil
 	}
+	// The index keeps the creation order only while compaction walks it
+	// (see index.Created), whether or not compaction succeeds.
+	defer func() {
+		q.mu.Lock()
+		q.idx.TidyCreated()
+		q.mu.Unlock()
+	}()
 	if err := q.carry(ctx, cut, end, st); err != nil {
 		return err
 	}
@@ -181,9 +188,9 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 		return err
 	}
 	st.SegmentsRemoved = q.segmentsBefore(first)
-	q.mu.Lock()
-	q.idx.TidyCreated()
-	q.mu.Unlock()
+	// The index now locates everything in the shortened log: a checkpoint
+	// of it lets the next Open skip replaying the carries.
+	q.checkpointQuietly("compaction", false)
 	return nil
 }
 
@@ -303,7 +310,7 @@ const carryBytes = 4 << 20
 
 // carrySize estimates the bytes a job's carry record takes.
 func carrySize(j *index.Job) int {
-	n := 128 + int(j.Payload.Len) + len(j.Key)
+	n := 128 + int(j.Payload.Len) + len(j.Key())
 	if x := j.X; x != nil {
 		n += int(x.Result.Len) + len(x.Error) + 64*len(x.History)
 		for _, a := range x.History {
@@ -341,9 +348,13 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	type locs struct{ payload, result index.Loc }
+	type locs struct {
+		payload, result index.Loc
+		key             string // read under q.mu: Key reads a map of the job's queue
+	}
 	ls := make([]locs, len(jobs))
 	for i, j := range jobs {
+		ls[i].key = j.Key()
 		ls[i].payload = j.Payload
 		if j.X != nil && j.X.HasResult {
 			ls[i].result = j.X.Result
@@ -363,7 +374,7 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 		if result, err = q.readLoc(ls[i].result); err != nil {
 			break
 		}
-		recs[i] = carryRecord(j, payload, result)
+		recs[i] = carryRecord(j, ls[i].key, payload, result)
 		recs[i].Meta = meta
 		st.CarriedBytes += int64(len(payload) + len(result) + len(meta))
 	}
@@ -384,8 +395,9 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 }
 
 // carryRecord restates a job's whole state. The job is reserved, so its
-// fields are stable although q.mu is not held.
-func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
+// fields are stable although q.mu is not held; its key, which lives in a
+// map of its queue that other calls change, the caller read under q.mu.
+func carryRecord(j *index.Job, key string, payload, result []byte) wlog.Record {
 	if payload == nil {
 		payload = []byte{}
 	}
@@ -395,13 +407,13 @@ func carryRecord(j *index.Job, payload, result []byte) wlog.Record {
 		At:          j.Created,
 		Created:     j.Created,
 		Queue:       j.Queue.Name,
-		Key:         j.Key,
+		Key:         key,
 		Payload:     payload,
 		Priority:    int64(j.Priority),
 		RunAt:       j.RunAt,
 		MaxAttempts: int64(j.MaxAttempts),
 		Attempt:     int64(j.Attempt),
-		Deadline:    j.Deadline,
+		Deadline:    j.Deadline(),
 		State:       uint8(j.State),
 	}
 	if x := j.X; x != nil {
@@ -561,5 +573,11 @@ func (q *Queue) maintainOnce() error {
 	q.mu.Unlock()
 	defer q.ops.Done()
 	_, err := q.runCompaction(context.Background(), false)
+	q.mu.Lock()
+	due := q.checkpointDue() && q.stoppingLocked(context.Background()) == nil
+	q.mu.Unlock()
+	if due {
+		q.checkpointQuietly("background", true)
+	}
 	return err
 }

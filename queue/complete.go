@@ -373,7 +373,7 @@ func (q *Queue) checkLease(j *index.Job, tok Token, now int64) error {
 	if j == nil || j.State != index.Leased || int(j.Attempt) != tok.Attempt || int(j.Leases()) != tok.Lease {
 		return fmt.Errorf("%w: job %d attempt %d (lease %d)", ErrLeaseLost, tok.Job, tok.Attempt, tok.Lease)
 	}
-	if now >= j.Deadline {
+	if now >= j.Deadline() {
 		return fmt.Errorf("%w: job %d attempt %d", ErrLeaseExpired, tok.Job, tok.Attempt)
 	}
 	return nil

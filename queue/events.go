@@ -56,11 +56,26 @@ type Event struct {
 type Subscription struct {
 	// C delivers the events; it is closed by Close and when the queue
 	// closes.
-	C       <-chan Event
-	c       chan Event
-	q       *Queue
+	C <-chan Event
+	c chan Event
+	// mu guards subs, the set of subscriptions this one belongs to (its
+	// Queue's or its Broadcaster's).
+	mu      *sync.Mutex
+	subs    map[*Subscription]struct{}
 	dropped atomic.Uint64
 	once    sync.Once
+}
+
+// newSubscription adds a subscription with the given buffer to subs,
+// guarded by mu, which the caller holds; closed makes it closed at once.
+func newSubscription(mu *sync.Mutex, subs map[*Subscription]struct{}, buffer int, closed bool) *Subscription {
+	c := make(chan Event, max(buffer, 1))
+	s := &Subscription{C: c, c: c, mu: mu, subs: subs}
+	subs[s] = struct{}{}
+	if closed {
+		s.closeLocked()
+	}
+	return s
 }
 
 // Dropped returns how many events were dropped because the buffer was full.
@@ -68,30 +83,80 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // Close ends the subscription and closes C.
 func (s *Subscription) Close() {
-	s.q.mu.Lock()
-	defer s.q.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closeLocked()
 }
 
 func (s *Subscription) closeLocked() {
 	s.once.Do(func() {
-		delete(s.q.subs, s)
+		delete(s.subs, s)
 		close(s.c)
 	})
+}
+
+// send delivers ev, or counts it dropped if the buffer is full. The caller
+// holds s.mu.
+func (s *Subscription) send(ev Event) {
+	select {
+	case s.c <- ev:
+	default:
+		s.dropped.Add(1)
+	}
 }
 
 // Subscribe returns a subscription to every job transition from now on,
 // buffering up to buffer events (at least 1).
 func (q *Queue) Subscribe(buffer int) *Subscription {
-	c := make(chan Event, max(buffer, 1))
-	s := &Subscription{C: c, c: c, q: q}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.subs[s] = struct{}{}
-	if q.closed {
+	return newSubscription(&q.mu, q.subs, buffer, q.closed)
+}
+
+// Broadcaster fans events out to subscriptions the way *Queue does: every
+// subscription has a buffer of its own, and one that falls behind loses
+// events (counted by Subscription.Dropped) without ever blocking Publish.
+// It is how an Engine other than *Queue implements Subscribe. The zero
+// value is ready to use; it is safe for concurrent use.
+type Broadcaster struct {
+	mu     sync.Mutex
+	subs   map[*Subscription]struct{}
+	closed bool
+}
+
+// Subscribe returns a subscription to every event published from now on,
+// buffering up to buffer events (at least 1). After Close it returns a
+// subscription whose C is already closed.
+func (b *Broadcaster) Subscribe(buffer int) *Subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subs == nil {
+		b.subs = make(map[*Subscription]struct{})
+	}
+	return newSubscription(&b.mu, b.subs, buffer, b.closed)
+}
+
+// Publish sends ev to every subscription. An engine publishes a transition
+// only once it is durable, in the order its transitions happened. After
+// Close it does nothing.
+func (b *Broadcaster) Publish(ev Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		s.send(ev)
+	}
+}
+
+// Close closes every subscription's C; later subscriptions are closed at
+// once. An engine calls it from its own Close. Calling it again does
+// nothing.
+func (b *Broadcaster) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for s := range b.subs {
 		s.closeLocked()
 	}
-	return s
 }
 
 var eventKinds = map[wlog.Kind]EventKind{
@@ -140,11 +205,7 @@ func (q *Queue) observe(recs []wlog.Record, queues []string) {
 			q.metrics.observe(&ev, j, r)
 		}
 		for s := range q.subs {
-			select {
-			case s.c <- ev:
-			default:
-				s.dropped.Add(1)
-			}
+			s.send(ev)
 		}
 	}
 }

@@ -31,6 +31,9 @@ type hooks struct {
 	// another operation holds (q.mu held), so that the test knows it
 	// waits.
 	wait func()
+	// checkpoint runs before each step of writing the index checkpoint;
+	// an error stops the write there, as a crash would.
+	checkpoint func(step string) error
 	// truncateSync runs before each fsync of the log's truncation, step
 	// "tail" or "dir"; an error fails it as a failed fsync would.
 	truncateSync func(step string) error
@@ -51,6 +54,8 @@ func (h *hooks) MaybeError(op fault.Op) error {
 		h.apply(op.First)
 	case op.Kind == fault.Wait && h.wait != nil:
 		h.wait()
+	case op.Kind == fault.Checkpoint && h.checkpoint != nil:
+		return h.checkpoint(op.Step)
 	case op.Kind == fault.TruncateSync && h.truncateSync != nil:
 		return h.truncateSync(op.Step)
 	}

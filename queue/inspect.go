@@ -103,7 +103,7 @@ func (q *Queue) waitOnce(ctx context.Context, id uint64) (b []byte, done bool, e
 		// else looking, and the job may die of it. The timer is stopped
 		// when this look ends, so that a Wait outliving many leases
 		// holds one timer at a time.
-		t := q.opts.Clock.Timer(time.Duration(j.Deadline - q.now()))
+		t := q.opts.Clock.Timer(time.Duration(j.Deadline() - q.now()))
 		defer t.Stop()
 		expiry = t.C
 	}

@@ -207,14 +207,14 @@ func snapshot(j *index.Job, now int64) *Job {
 	out := &Job{
 		ID:            j.ID,
 		Queue:         j.Queue.Name,
-		Key:           j.Key,
+		Key:           j.Key(),
 		State:         jobState(j, now),
 		Attempt:       int(j.Attempt),
 		MaxAttempts:   int(j.MaxAttempts),
 		Priority:      j.Priority,
 		RunAt:         unixTime(j.RunAt),
 		EnqueuedAt:    unixTime(j.Created),
-		LeaseDeadline: unixTime(j.Deadline),
+		LeaseDeadline: unixTime(j.Deadline()),
 	}
 	if x := j.X; x != nil {
 		if j.State.Terminal() {

@@ -72,6 +72,15 @@ type Queue struct {
 	// enqueue is Options.EnqueueMiddleware around enqueueBatch; nil
 	// without middleware.
 	enqueue EnqueueFunc
+
+	// ckptHold holds new calls back (in begin) while a checkpoint waits
+	// for the entries in flight to be applied and reads the index;
+	// ckptRecords is idx.Records() as of the last checkpoint;
+	// ckptPending is set when compaction's checkpoint found entries in
+	// flight and left it to the background. Under q.mu.
+	ckptHold    bool
+	ckptRecords int
+	ckptPending bool
 }
 
 // Open opens the queue in dir, creating the directory if needed, and
@@ -142,7 +151,9 @@ func (q *Queue) Options() Options { return q.opts }
 func (q *Queue) Dir() string { return q.dir }
 
 // Close stops the queue: calls already in progress finish (blocked Lease and
-// Wait calls return ErrClosed), then the log is flushed and closed and the
+// Wait calls return ErrClosed); if much was applied since the last index
+// checkpoint, a new one is written (so that the next Open replays little;
+// about 72 bytes per job); then the log is flushed and closed and the
 // directory lock released. Leased jobs stay leased on disk; the next Open
 // voids those leases. Calling Close again returns nil; every other call
 // returns ErrClosed afterwards.
@@ -161,6 +172,16 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	q.ops.Wait()
 	q.bg.Wait()
+	if !q.opts.ReadOnly {
+		q.mu.Lock()
+		due := q.broken == nil && q.checkpointDueAtClose()
+		q.mu.Unlock()
+		if due {
+			// Nothing is in flight any more: the checkpoint saves the
+			// next Open the replay of what this process wrote.
+			q.checkpointQuietly("close", true)
+		}
+	}
 	err := q.log.Close()
 	q.forget()
 	return fromLower("close", err)
@@ -185,6 +206,9 @@ func (q *Queue) begin(ctx context.Context) error {
 		return err
 	}
 	q.mu.Lock()
+	for q.ckptHold && !q.closed {
+		q.cond.Wait() // a checkpoint is reading the index (see writeCheckpoint)
+	}
 	if err := q.enterLocked(); err != nil {
 		q.mu.Unlock()
 		return err
@@ -262,7 +286,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 	}
 	q.notify(recs)
 	q.observe(recs, queues)
-	if q.compactDue() {
+	if q.compactDue() || q.checkpointDue() {
 		select {
 		case q.compactCh <- struct{}{}:
 		default:

@@ -35,6 +35,10 @@ type RecoveryReport struct {
 	// because the writer's compaction removed segments they had yet to
 	// read.
 	Restarts int
+	// Checkpoint says whether Open started from the index checkpoint and
+	// replayed only the entries after it (Entries and Records then count
+	// those), or replayed the whole log, and why.
+	Checkpoint CheckpointReport
 }
 
 // Repair describes a torn tail that Open cut from the last segment: the
@@ -74,7 +78,8 @@ func newReport(rep *recovery.Report, x *index.Index) RecoveryReport {
 	r := RecoveryReport{Entries: rep.Entries, Records: rep.Records, Bytes: rep.Bytes,
 		FirstIndex: rep.FirstIndex, LastIndex: rep.LastIndex, Voided: rep.Voided,
 		PoisonPills: rep.PoisonPills, Duration: rep.Duration, Restarts: rep.Restarts,
-		Jobs: make(map[JobState]int, len(JobStates()))}
+		Checkpoint: newCheckpointReport(rep.Checkpoint),
+		Jobs:       make(map[JobState]int, len(JobStates()))}
 	for _, s := range JobStates() {
 		r.Jobs[s] = 0
 	}

@@ -29,6 +29,14 @@ func TestPublicSurface(t *testing.T) {
 	if !strings.Contains(doc, "func Open(dir string, opts *Options) (*Queue, error)") {
 		t.Fatalf("go doc -all . printed no Open; output:\n%s", doc)
 	}
+	// The shared API of every engine, and what another engine builds its
+	// events on.
+	for _, want := range []string{"type Engine interface {", "type EngineInfo struct {",
+		"func (b *Broadcaster) Publish(ev Event)", "func (q *Queue) Info() EngineInfo"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("go doc -all . lacks %q", want)
+		}
+	}
 	for i, line := range strings.Split(doc, "\n") {
 		if m := lowerRef.FindString(line); m != "" {
 			t.Errorf("go doc line %d refers to a lower walq package (%q): %s", i+1, m, strings.TrimSpace(line))

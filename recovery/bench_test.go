@@ -2,8 +2,11 @@ package recovery_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/walq/walq/index"
 	wlog "github.com/walq/walq/log"
 	"github.com/walq/walq/recovery"
 )
@@ -37,11 +40,26 @@ func writeBenchLog(b *testing.B, dir string, jobs int) {
 	}
 }
 
+// writeBenchCheckpoint writes the checkpoint of the log in dir.
+func writeBenchCheckpoint(b *testing.B, dir string) {
+	b.Helper()
+	l, x, _, err := recovery.Open(dir, &recovery.Options{Log: wlog.Options{Logger: quiet}, Now: t0, NoCheckpoint: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := recovery.WriteCheckpoint(l, x, nil, nil); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkReplay times opening a directory of jobs pending jobs.
-// stage=open is the whole recovery.Open (log open with its tail check,
-// replay, voiding); stage=iterate (read and checksum every entry) and
-// stage=decode (also decode every record, without folding) are baselines
-// that show where the time of an open goes.
+// stage=open is the whole recovery.Open with a full replay (log open with
+// its tail check, replay, voiding); stage=checkpoint is recovery.Open from
+// the checkpoint; stage=iterate (read and checksum every entry),
+// stage=decode (also decode every record, without folding), stage=logopen
+// (the log's own open) and stage=readcheckpoint (decoding the checkpoint
+// alone) are baselines that show where the time of an open goes.
 func BenchmarkReplay(b *testing.B) {
 	stages := []struct {
 		name string
@@ -50,7 +68,7 @@ func BenchmarkReplay(b *testing.B) {
 		{"iterate", iterateLog(false)},
 		{"decode", iterateLog(true)},
 		{"open", func(b *testing.B, dir string) int {
-			l, x, rep, err := recovery.Open(dir, &recovery.Options{Log: wlog.Options{Logger: quiet}, Now: t0})
+			l, x, rep, err := recovery.Open(dir, &recovery.Options{Log: wlog.Options{Logger: quiet}, Now: t0, NoCheckpoint: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -62,6 +80,40 @@ func BenchmarkReplay(b *testing.B) {
 			b.StartTimer()
 			return rep.Records
 		}},
+		{"logopen", func(b *testing.B, dir string) int {
+			l, err := wlog.Open(dir, &wlog.Options{Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Close()
+			return -1
+		}},
+		{"readcheckpoint", func(b *testing.B, dir string) int {
+			f, err := os.Open(filepath.Join(dir, recovery.CheckpointName))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			st, _ := f.Stat()
+			x, _, err := index.ReadCheckpoint(f, st.Size(), t0.UnixNano())
+			if err != nil {
+				b.Fatal(err)
+			}
+			return x.Len()
+		}},
+		{"checkpoint", func(b *testing.B, dir string) int {
+			l, x, rep, err := recovery.Open(dir, &recovery.Options{Log: wlog.Options{Logger: quiet}, Now: t0})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if !rep.Checkpoint.Used {
+				b.Fatalf("checkpoint not used: %s", rep.Checkpoint.Reason)
+			}
+			l.Close()
+			b.StartTimer()
+			return x.Len()
+		}},
 	}
 	for _, jobs := range []int{200_000, 1_000_000} {
 		dir := b.TempDir()
@@ -70,12 +122,13 @@ func BenchmarkReplay(b *testing.B) {
 			b.Run(fmt.Sprintf("jobs=%d/stage=%s", jobs, st.name), func(b *testing.B) {
 				if !written {
 					writeBenchLog(b, dir, jobs)
+					writeBenchCheckpoint(b, dir)
 					written = true
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					if n := st.run(b, dir); n != jobs {
+					if n := st.run(b, dir); n != jobs && n >= 0 {
 						b.Fatalf("%d records, want %d", n, jobs)
 					}
 				}

@@ -7,6 +7,13 @@
 // which prefix of a log replays (ReplayablePrefix), which Salvage uses to
 // cut a log whose checksums are valid but whose records do not replay.
 //
+// Open starts from the index checkpoint (CHECKPOINT, see
+// index.WriteCheckpoint) when it names an entry of this log with the same
+// bytes, and replays only the entries after it; on any damage or mismatch
+// it replays the whole log and says why in Report.Checkpoint. The
+// checkpoint is never trusted over the log. WriteCheckpoint writes one
+// crash-safely.
+//
 // A read-only open replays beside a writer that may compact the log: when
 // a segment it has yet to read is removed, it starts again from the new
 // first segment (see Replay).

@@ -19,6 +19,10 @@ type Options struct {
 	// Now is the time of opening, used to stamp voided leases and to sort
 	// due jobs into the ready heap. Defaults to the zero time (Unix 0).
 	Now time.Time
+	// NoCheckpoint replays the whole log even when a checkpoint exists.
+	// Defaults to false: a checkpoint that matches the log is loaded and
+	// only the entries after it are replayed.
+	NoCheckpoint bool
 }
 
 // Report describes an open.
@@ -46,6 +50,10 @@ type Report struct {
 	// because the writer's compaction removed a segment they had yet to
 	// read.
 	Restarts int
+	// Checkpoint says whether a checkpoint was loaded, and if not, why.
+	// When it was, Entries, Records and Bytes count only what was
+	// replayed after it.
+	Checkpoint CheckpointReport
 }
 
 // Open opens the log in dir and folds it into a new index. A writer (not
@@ -61,7 +69,10 @@ func Open(dir string, opts *Options) (*wlog.Log, *index.Index, *Report, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	x, rep, err := Replay(l, o.Now)
+	if !o.Log.ReadOnly {
+		RemoveCheckpointTemp(dir)
+	}
+	x, rep, err := replay(l, o.Now, !o.NoCheckpoint, o.Log.ReadOnly)
 	if err == nil && !o.Log.ReadOnly {
 		err = voidLeases(l, x, rep, o.Now)
 	}
@@ -71,11 +82,14 @@ func Open(dir string, opts *Options) (*wlog.Log, *index.Index, *Report, error) {
 	}
 	rep.Jobs = CountStates(x)
 	rep.Duration = time.Since(start)
+	logger := o.Log.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if c := rep.Checkpoint; !c.Used && c.Reason != noCheckpoint && !o.NoCheckpoint {
+		logger.Warn("walq: checkpoint not used; replayed the whole log", "dir", dir, "reason", c.Reason)
+	}
 	if rep.Voided > 0 {
-		logger := o.Log.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
 		logger.Warn("walq: voided leases of a previous process",
 			"dir", dir, "voided", rep.Voided, "poison_pills", rep.PoisonPills)
 	}
@@ -97,8 +111,14 @@ const replayAttempts = 5
 // replayAttempts such starts it gives up with an error matching
 // log.ErrVanished.
 func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
+	return replay(l, now, false, true)
+}
+
+// replay is Replay, starting from the checkpoint if checkpoint is set and
+// one matches the log. readOnly says l is a read-only log.
+func replay(l *wlog.Log, now time.Time, checkpoint, readOnly bool) (*index.Index, *Report, error) {
 	for attempt := 1; ; attempt++ {
-		x, rep, err := replayOnce(l, now)
+		x, rep, err := replayOnce(l, now, checkpoint, readOnly)
 		if !errors.Is(err, wlog.ErrVanished) {
 			if rep != nil {
 				rep.Restarts = attempt - 1
@@ -114,8 +134,34 @@ func Replay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 	}
 }
 
-// replayOnce is one attempt of Replay.
-func replayOnce(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
+// replayOnce is one attempt of replay. With checkpoint, it first tries
+// the checkpoint, and replays the whole log if there is none or it does
+// not match the log, saying why in the report.
+func replayOnce(l *wlog.Log, now time.Time, checkpoint, readOnly bool) (*index.Index, *Report, error) {
+	if !checkpoint {
+		return fullReplay(l, now)
+	}
+	rep := &Report{Repaired: l.Repaired(), FirstIndex: l.FirstIndex(), LastIndex: l.LastIndex()}
+	x, reason, err := loadCheckpoint(l, now, rep, readOnly)
+	if err != nil {
+		return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
+	}
+	if x != nil {
+		rep.Checkpoint.Used = true
+		rep.Bytes = l.Size()
+		return x, rep, nil
+	}
+	x, full, err := fullReplay(l, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	full.Checkpoint = rep.Checkpoint
+	full.Checkpoint.Used, full.Checkpoint.Reason = false, reason
+	return x, full, nil
+}
+
+// fullReplay folds the whole log into a new index.
+func fullReplay(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 	// About 300 bytes per record is typical; overestimating costs little.
 	x := index.NewSized(int(min(l.Size()/300, 1<<26)))
 	x.Promote(now.UnixNano())
@@ -125,7 +171,7 @@ func replayOnce(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 		// created before it, which later carry records restate.
 		x.SetLenient()
 	}
-	err := fold(l, x, rep)
+	err := foldFrom(l, x, rep, 1)
 	rep.Bytes = l.Size()
 	if err == nil && rep.FirstIndex > 1 {
 		err = x.EndReplay()
@@ -133,6 +179,8 @@ func replayOnce(l *wlog.Log, now time.Time) (*index.Index, *Report, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("walq/recovery: replay %s: %w", l.Dir(), err)
 	}
+	// Heaps grown record by record keep up to a quarter spare.
+	x.Trim()
 	return x, rep, nil
 }
 
@@ -190,12 +238,12 @@ type batch struct {
 	pos  []index.Pos
 }
 
-// fold decodes the log on one goroutine and applies it on another, so that
+// foldFrom decodes the log from entry from on one goroutine and applies it on another, so that
 // the two halves of replay overlap on a machine with two cores or more.
 // Decoded payloads and results alias the log's read buffer, which is reused
 // once decoding moves on; that is safe because Apply keeps only their
 // positions, never their bytes.
-func fold(l *wlog.Log, x *index.Index, rep *Report) error {
+func foldFrom(l *wlog.Log, x *index.Index, rep *Report, from uint64) error {
 	full := make(chan *batch, 4)
 	free := make(chan *batch, 6)
 	for range cap(free) {
@@ -225,7 +273,7 @@ func fold(l *wlog.Log, x *index.Index, rep *Report) error {
 	}()
 	errStopped := fmt.Errorf("stopped")
 	cur := <-free
-	err := l.Replay(1, func(i uint64, slot int, r *wlog.Record) error {
+	err := l.Replay(from, func(i uint64, slot int, r *wlog.Record) error {
 		cur.recs = append(cur.recs, *r)
 		cur.pos = append(cur.pos, index.Pos{Index: i, Slot: slot})
 		if len(cur.recs) < batchSize {

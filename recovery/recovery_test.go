@@ -122,7 +122,7 @@ func view(x *index.Index) []jobView {
 	var vs []jobView
 	for _, j := range x.Jobs() {
 		v := jobView{ID: j.ID, State: j.State, Queue: j.Queue.Name, Attempt: j.Attempt, RunAt: j.RunAt,
-			Deadline: j.Deadline, Error: j.Error(), Finished: j.Finished(), History: j.History(), Payload: j.Payload}
+			Deadline: j.Deadline(), Error: j.Error(), Finished: j.Finished(), History: j.History(), Payload: j.Payload}
 		if j.X != nil {
 			v.Reslt = j.X.Result
 		}
@@ -422,8 +422,8 @@ func TestReadOnly(t *testing.T) {
 				t.Errorf("read-only open voided %d leases", rep.Voided)
 			}
 			wantJobs(t, rep, map[index.State]int{index.Leased: 2})
-			if j := x.Job(1); j.State != index.Leased || j.Deadline != ns(time.Minute) {
-				t.Errorf("job 1: %s deadline %d, want leased until %d", j.State, j.Deadline, ns(time.Minute))
+			if j := x.Job(1); j.State != index.Leased || j.Deadline() != ns(time.Minute) {
+				t.Errorf("job 1: %s deadline %d, want leased until %d", j.State, j.Deadline(), ns(time.Minute))
 			}
 			if after := hashDir(t, dir); !reflect.DeepEqual(before, after) {
 				t.Errorf("read-only open changed the directory:\nbefore %v\n after %v", before, after)

@@ -3,6 +3,8 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/walq/walq/index"
 	wlog "github.com/walq/walq/log"
@@ -14,7 +16,18 @@ import (
 // ReplayablePrefix). Everything after it is moved aside into broken-*
 // files; nothing is deleted. With dryRun it only reports what it would
 // cut. It takes the directory's write lock, so the queue must not be open.
+// Unless dryRun, it first removes the index checkpoint (derived data, which
+// may describe entries the cut removed; the writer writes a new one), so
+// that a later log reusing the cut indexes cannot be mistaken for the one
+// it describes.
 func Salvage(dir string, dryRun bool) (*wlog.SalvageReport, error) {
+	if !dryRun {
+		// Before the cut: a crash between the two must not leave a
+		// checkpoint beside a shorter log.
+		if err := os.Remove(filepath.Join(dir, CheckpointName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("walq/recovery: salvage %s: remove the checkpoint: %w", dir, err)
+		}
+	}
 	return wlog.SalvageWith(dir, &wlog.SalvageOptions{DryRun: dryRun, Check: ReplayablePrefix})
 }
 

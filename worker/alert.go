@@ -45,7 +45,7 @@ type AlertEvent struct {
 	At time.Time
 }
 
-func (a *Alert) watch(ctx context.Context, q *queue.Queue, clk clock.Clock) {
+func (a *Alert) watch(ctx context.Context, q queue.Engine, clk clock.Clock) {
 	every := a.Every
 	if every <= 0 {
 		every = 10 * time.Second
@@ -64,7 +64,7 @@ func (a *Alert) watch(ctx context.Context, q *queue.Queue, clk clock.Clock) {
 }
 
 // check compares the stats with the thresholds once.
-func (a *Alert) check(ctx context.Context, q *queue.Queue, now time.Time, firing map[string]bool) {
+func (a *Alert) check(ctx context.Context, q queue.Engine, now time.Time, firing map[string]bool) {
 	st, err := q.Stats(ctx)
 	if err != nil || a.Notify == nil {
 		return

@@ -357,6 +357,9 @@ func TestNewRefusesUnusableQueue(t *testing.T) {
 	if _, err := New(nil, nil); !errors.Is(err, queue.ErrInvalid) {
 		t.Errorf("New(nil, nil) = %v, want %v", err, queue.ErrInvalid)
 	}
+	if _, err := New((*queue.Queue)(nil), nil); !errors.Is(err, queue.ErrInvalid) {
+		t.Errorf("New((*queue.Queue)(nil), nil) = %v, want %v", err, queue.ErrInvalid)
+	}
 
 	q, _ := openQueue(t, nil)
 	ro, err := queue.Open(q.Dir(), &queue.Options{ReadOnly: true, CompactRatio: -1, Logger: slog.New(slog.DiscardHandler)})

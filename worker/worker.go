@@ -91,10 +91,10 @@ type HandlerOptions struct {
 	Middleware []Middleware
 }
 
-// Runtime runs handlers for the jobs of one queue.Queue. Its methods are
-// safe for concurrent use.
+// Runtime runs handlers for the jobs of one queue.Engine: a *queue.Queue or
+// another engine. Its methods are safe for concurrent use.
 type Runtime struct {
-	q          *queue.Queue
+	q          queue.Engine
 	opts       Options
 	clock      clock.Clock
 	lease      time.Duration
@@ -124,10 +124,11 @@ type Runtime struct {
 // errShutdown is the cause given to handler contexts when Stop gives up.
 var errShutdown = errors.New("walq/worker: shutting down")
 
-// New returns a runtime for q. Register handlers with Handle, then Start.
-// It fails if q is nil, closed or read-only: no job could ever run.
-func New(q *queue.Queue, opts *Options) (*Runtime, error) {
-	if q == nil {
+// New returns a runtime for q, a *queue.Queue or any other queue.Engine.
+// Register handlers with Handle, then Start. It fails if q is nil, closed or
+// read-only: no job could ever run.
+func New(q queue.Engine, opts *Options) (*Runtime, error) {
+	if wq, ok := q.(*queue.Queue); q == nil || ok && wq == nil {
 		return nil, fmt.Errorf("%w: worker.New: nil queue", queue.ErrInvalid)
 	}
 	if err := usable(context.Background(), q); err != nil {
@@ -137,7 +138,7 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 	if opts != nil {
 		o = *opts
 	}
-	qo := q.Options()
+	qo := q.Info()
 	switch {
 	case o.Concurrency < 0:
 		return nil, fmt.Errorf("%w: Options.Concurrency: %d is negative", queue.ErrInvalid, o.Concurrency)
@@ -173,12 +174,13 @@ func New(q *queue.Queue, opts *Options) (*Runtime, error) {
 
 // usable reports why workers could never run a job of q, if they could
 // not: it is closed (or stopped after an internal error), or read-only.
-func usable(ctx context.Context, q *queue.Queue) error {
-	if q.Options().ReadOnly {
-		return fmt.Errorf("%w (%s): workers could run no job", queue.ErrReadOnly, q.Dir())
+func usable(ctx context.Context, q queue.Engine) error {
+	info := q.Info()
+	if info.ReadOnly {
+		return fmt.Errorf("%w (%s): workers could run no job", queue.ErrReadOnly, info.Location)
 	}
 	if _, err := q.Stats(ctx); err != nil {
-		return fmt.Errorf("%w (%s): workers could run no job", err, q.Dir())
+		return fmt.Errorf("%w (%s): workers could run no job", err, info.Location)
 	}
 	return nil
 }

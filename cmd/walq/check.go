@@ -54,6 +54,22 @@ type checkJSON struct {
 	KeepLastIndex *uint64 `json:"keep_last_index"`
 	// Notes are observations that are not corruption.
 	Notes []string `json:"notes"`
+	// Checkpoint compares the index checkpoint with a full replay;
+	// absent when the directory has none.
+	Checkpoint *checkpointJSON `json:"checkpoint,omitempty"`
+}
+
+// checkpointJSON is what check found about the index checkpoint.
+type checkpointJSON struct {
+	// Usable is true when it matches the log, so that Open loads it;
+	// Reason says why not otherwise (Open then replays the whole log).
+	Usable bool   `json:"usable"`
+	Reason string `json:"reason"`
+	Index  uint64 `json:"index"`
+	Jobs   int    `json:"jobs"`
+	// Matches is true when the state it gives equals a full replay's; a
+	// usable checkpoint that does not match is a problem.
+	Matches bool `json:"matches"`
 }
 
 // replayFailureJSON locates a record that does not replay.
@@ -154,7 +170,31 @@ func (a *app) check(dir string) (*checkJSON, error) {
 		return res, nil
 	}
 	a.replayInto(dir, l, res)
+	if res.OK {
+		a.checkpointInto(dir, l, res)
+	}
 	return res, nil
+}
+
+// checkpointInto compares the directory's index checkpoint, if any, with
+// a full replay of the log. One that Open would load but that gives
+// another state is a problem; one that Open would not load is a note.
+func (a *app) checkpointInto(dir string, l *wlog.Log, res *checkJSON) {
+	c, err := recovery.VerifyCheckpoint(l, a.clock.Now())
+	if err != nil {
+		res.OK, res.ReplayError = false, oneLine(err)
+		return
+	}
+	if !c.Present {
+		return
+	}
+	res.Checkpoint = &checkpointJSON{Usable: c.Used, Reason: c.Reason, Index: c.Index, Jobs: c.Jobs, Matches: c.Matches}
+	switch {
+	case !c.Used:
+		res.Notes = append(res.Notes, fmt.Sprintf("the checkpoint is not used (%s): open replays the whole log, and the writer writes a new one", c.Reason))
+	case !c.Matches:
+		res.OK = false
+	}
 }
 
 // tornJSON describes a torn tail: bytes after the last whole entry of the
@@ -292,6 +332,12 @@ func (a *app) printCheck(dir string, res *checkJSON) {
 		}
 		fmt.Fprintf(w, "%s %s %s record at index %d slot %d for job %d does not replay: %s\n",
 			paint(w, red, "PROBLEM:"), what, f.Kind, f.Index, f.Slot, f.Job, f.Reason)
+	}
+	if c := res.Checkpoint; c != nil && c.Usable && !c.Matches && res.ReplayError == "" {
+		fmt.Fprintf(w, "%s the checkpoint (covering index %d) matches the log but gives another state than a full replay; "+
+			"remove %s so that open replays the log (the writer writes a new one)\n",
+			paint(w, red, "PROBLEM:"), c.Index, filepath.Join(dir, recovery.CheckpointName))
+		return
 	}
 	if res.Corruption == nil && res.ReplayFailure == nil {
 		fmt.Fprintf(w, "%s every checksum is valid, but replay failed: %s\n", paint(w, red, "PROBLEM:"), res.ReplayError)

@@ -45,6 +45,10 @@ const (
 	// An error keeps it from starting, so that a test runs compaction
 	// itself.
 	Background
+	// Checkpoint: the queue is about to take step Step of writing its
+	// index checkpoint ("create", "write", "sync", "rename", "syncdir").
+	// An error stops the write there, leaving the files as a crash would.
+	Checkpoint
 	// TruncateSync: the log's TruncateFront is about to fsync, Step
 	// "tail" (the written entries, before removing segments) or "dir"
 	// (the directory, after removing them). An error fails the
@@ -58,8 +62,8 @@ type Op struct {
 	// First and Last are the log indexes of the entries the step concerns
 	// (Write, Sync, Apply).
 	First, Last uint64
-	// Step names the compaction step (Compact) or the truncation's
-	// fsync (TruncateSync).
+	// Step names the compaction step (Compact), the checkpoint step
+	// (Checkpoint) or the truncation's fsync (TruncateSync).
 	Step string
 }
 
