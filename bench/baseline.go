@@ -20,6 +20,11 @@ type Baseline struct {
 	// WriteBandwidth is sequential write bandwidth in bytes per second
 	// (1 MiB writes, one fdatasync at the end).
 	WriteBandwidth Stat
+	// GroupRate is GroupProducers producers each appending 256 bytes and
+	// waiting for fdatasync, again and again, through the simplest group
+	// commit (see groupRun), in records per second: W2's limit on this
+	// disk.
+	GroupRate Stat
 
 	p50s, p99s []float64
 }
@@ -98,7 +103,13 @@ func measureBaseline(b *Baseline, dir string, runs int, sz Sizes) error {
 			return err
 		}
 		b.WriteBandwidth.Samples = append(b.WriteBandwidth.Samples, bw)
+		gr, err := groupRun(dir, sz.BaselineDuration, GroupProducers, PayloadSize)
+		if err != nil {
+			return err
+		}
+		b.GroupRate.Samples = append(b.GroupRate.Samples, gr)
 	}
+	b.GroupRate.Median = median(b.GroupRate.Samples)
 	b.FsyncRate.Median = median(b.FsyncRate.Samples)
 	b.WriteBandwidth.Median = median(b.WriteBandwidth.Samples)
 	b.FsyncP50 = time.Duration(median(b.p50s))

@@ -33,6 +33,13 @@ func BenchmarkBaseline(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 	})
+	b.Run("op=group-append-fdatasync/producers=64", func(b *testing.B) {
+		rate, err := groupRun(b.TempDir(), time.Second, GroupProducers, PayloadSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(rate, "records/s")
+	})
 	b.Run("op=write/bytes=1MiB", func(b *testing.B) {
 		f := benchFile(b)
 		buf := make([]byte, 1<<20)

@@ -147,15 +147,21 @@ func Advantage(walq, other *Result) float64 {
 
 // VsRaw relates a result to the disk's limits, or returns "" where no
 // limit applies: enqueue and drain rates as a multiple of the serial
-// fdatasync rate (W1's target is 0.9), batch enqueue as the share of the
-// sequential bandwidth its payload bytes use.
+// fdatasync rate (W1's target is 0.9), W2 also as a multiple of the best
+// group commit of its 64 producers (GroupRate), batch enqueue as the share
+// of the sequential bandwidth its payload bytes use.
 func (rep *Report) VsRaw(res *Result) string {
 	fs, bw := rep.Baseline.FsyncRate.Median, rep.Baseline.WriteBandwidth.Median
 	if res.Median <= 0 || fs <= 0 {
 		return ""
 	}
 	switch res.Workload {
-	case "W1", "W2-8", "W2", "W4", "W4rt":
+	case "W2":
+		if g := rep.Baseline.GroupRate.Median; g > 0 {
+			return fmt.Sprintf("%.2f× fsync, %.2f× group limit", res.Median/fs, res.Median/g)
+		}
+		return fmt.Sprintf("%.2f× fsync", res.Median/fs)
+	case "W1", "W2-8", "W4", "W4rt":
 		return fmt.Sprintf("%.2f× fsync", res.Median/fs)
 	case "W3":
 		if bw <= 0 {

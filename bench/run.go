@@ -171,8 +171,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 func (r *runner) baselineLine() {
 	b := r.rep.Baseline
-	fmt.Fprintf(r.progress, "baselines: %s fdatasync/s (p50 %v, p99 %v), %s MB/s sequential (medians so far)\n",
-		num(b.FsyncRate.Median), b.FsyncP50.Round(time.Microsecond), b.FsyncP99.Round(time.Microsecond), num(b.WriteBandwidth.Median/1e6))
+	fmt.Fprintf(r.progress, "baselines: %s fdatasync/s (p50 %v, p99 %v), %s MB/s sequential, %s records/s group-committed by %d producers (medians so far)\n",
+		num(b.FsyncRate.Median), b.FsyncP50.Round(time.Microsecond), b.FsyncP99.Round(time.Microsecond), num(b.WriteBandwidth.Median/1e6), num(b.GroupRate.Median), GroupProducers)
 }
 
 // workload runs w against every target, Runs times, and records a result

@@ -154,8 +154,8 @@ func (rep *Report) writeTable(w io.Writer, machine bool) {
 	}
 	fmt.Fprintf(w, "\n%d run(s) per row%s, medians; every row and baseline in %s\n", rep.Runs, mode, m.Dir)
 	b := rep.Baseline
-	fmt.Fprintf(w, "%s: %s fdatasync/s (serial 256 B append+fdatasync; p50 %s ms, p99 %s ms) · %s MB/s sequential write\n\n",
-		limits, num(b.FsyncRate.Median), ms(b.FsyncP50), ms(b.FsyncP99), num(b.WriteBandwidth.Median/1e6))
+	fmt.Fprintf(w, "%s: %s fdatasync/s (serial 256 B append+fdatasync; p50 %s ms, p99 %s ms) · %s MB/s sequential write%s\n\n",
+		limits, num(b.FsyncRate.Median), ms(b.FsyncP50), ms(b.FsyncP99), num(b.WriteBandwidth.Median/1e6), b.groupLimit())
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, id := range rep.workloadIDs() {
 		rep.writeBlock(tw, id, machine)

@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -210,7 +209,7 @@ func BenchmarkEncodeEntry(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				buf := bufPool.Get().(*bytes.Buffer)
+				buf := bufPool.Get().(*entryBuf)
 				buf.Reset()
 				if _, err := encodeBody(buf, bc.recs); err != nil {
 					b.Fatal(err)

@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -9,8 +8,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/tidwall/wal"
 	"github.com/walq/walq/internal/fault"
+	"github.com/tidwall/wal"
 )
 
 // group is a set of entries committed together: one write and (in Sync
@@ -20,7 +19,7 @@ type group struct {
 	err   error
 	first uint64
 	last  uint64
-	bufs  []*bytes.Buffer
+	bufs  []*entryBuf
 }
 
 // Pending is an entry submitted to the log and not yet known to be durable.
@@ -58,7 +57,7 @@ func (l *Log) Submit(recs []Record) (*Pending, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("walq/log: append of no records")
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
+	buf := bufPool.Get().(*entryBuf)
 	buf.Reset()
 	body, err := encodeBody(buf, recs)
 	if err != nil {

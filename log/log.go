@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/wal"
 	"github.com/walq/walq/internal/fault"
+	"github.com/tidwall/wal"
 )
 
 // Durability says when an appended entry counts as durable.

@@ -3,6 +3,9 @@ package log
 import (
 	"fmt"
 	"os"
+	"sync"
+
+	"github.com/walq/walq/internal/fault"
 )
 
 // TruncateFront removes every segment whose entries all come before index,
@@ -31,23 +34,105 @@ func (l *Log) TruncateFrontAt(gen, index uint64) (uint64, error) {
 	return l.truncateFront(index, true, gen)
 }
 
+// TruncateFrontAtUnder is TruncateFrontAt holding lock (for writing) only
+// while segment files are removed, never across an fsync, so that a caller
+// can keep its own readers from reading locations in a segment as it goes
+// without making them wait for the disk. lock is taken before the log's
+// read lock: a reader that holds lock for reading may call Read.
+func (l *Log) TruncateFrontAtUnder(gen, index uint64, lock sync.Locker) (uint64, error) {
+	return l.truncateFrontUnder(index, true, gen, lock)
+}
+
 func (l *Log) truncateFront(index uint64, checkGen bool, gen uint64) (uint64, error) {
+	return l.truncateFrontUnder(index, checkGen, gen, nil)
+}
+
+// truncateFrontUnder removes the segments before the one holding index in
+// three steps, each fsync outside the locks readers take:
+//
+//  1. fsync every written entry (what is cut may be restated by entries
+//     after it — compaction's carry and checkpoint records — and in
+//     Interval and None mode those may be written and not yet fsynced; a
+//     power cut must not leave neither the old records nor their
+//     restatement);
+//  2. under lock (if any) and readMu: check the generation, remove the
+//     files oldest first and drop them from the segment list — readers
+//     check FirstIndex under readMu, so a read that passed the check
+//     finishes before its file goes, and Recover takes readMu too, so no
+//     recovery slips in between the generation check and the removal;
+//  3. fsync the directory, so that the removals are durable before it
+//     returns (a crash before that leaves a longer log, which replays to
+//     the same state).
+//
+// truncMu spans all three so that truncations do not interleave.
+func (l *Log) truncateFrontUnder(index uint64, checkGen bool, gen uint64, lock sync.Locker) (uint64, error) {
 	l.truncMu.Lock()
 	defer l.truncMu.Unlock()
-	// readMu for the whole truncation: readers check FirstIndex before
-	// reading, and holding it lets any read that passed the check finish
-	// before its file goes; and Recover takes it too, so no recovery can
-	// slip in between the generation check and the removal.
+	if first, ok, err := l.cuts(index, checkGen, gen); !ok {
+		return first, err
+	}
+	if err := l.injectTruncate("tail"); err != nil {
+		return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
+	}
+	if err := l.syncWritten(); err != nil {
+		return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
+	}
+	first, removed, err := l.removeFront(index, checkGen, gen, lock)
+	if err != nil || !removed {
+		return first, err
+	}
+	if err := l.injectTruncate("dir"); err != nil {
+		return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
+	}
+	if err := syncDir(l.dir); err != nil {
+		return 0, l.fail(err)
+	}
+	return first, nil
+}
+
+// cuts reports whether a truncation at index would remove a segment now,
+// and if not, what it returns: the first index, or why it cannot truncate.
+// Only truncations (serialised by truncMu) remove segments, so a caller
+// holding truncMu can rely on a false answer.
+func (l *Log) cuts(index uint64, checkGen bool, gen uint64) (uint64, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return 0, false, err
+	}
+	if checkGen && gen != l.generation {
+		return 0, false, fmt.Errorf("%w: truncate front at %d chosen in generation %d, log is in generation %d", ErrStale, index, gen, l.generation)
+	}
+	return l.first, len(l.segs) > 1 && l.segs[1].first <= index, nil
+}
+
+// injectTruncate asks the test's fault injector, if there is one, about the
+// truncation's fsync of step ("tail" or "dir").
+func (l *Log) injectTruncate(step string) error {
+	if l.faults == nil {
+		return nil
+	}
+	return l.faults.MaybeError(fault.Op{Kind: fault.TruncateSync, Step: step})
+}
+
+// removeFront is step 2 of truncateFrontUnder: it removes the segments
+// before the one holding index and reports the new first index and whether
+// any file was removed.
+func (l *Log) removeFront(index uint64, checkGen bool, gen uint64, lock sync.Locker) (uint64, bool, error) {
+	if lock != nil {
+		lock.Lock()
+		defer lock.Unlock()
+	}
 	l.readMu.Lock()
 	defer l.readMu.Unlock()
 	l.mu.Lock()
 	if err := l.writableLocked(); err != nil {
 		l.mu.Unlock()
-		return 0, err
+		return 0, false, err
 	}
 	if checkGen && gen != l.generation {
 		l.mu.Unlock()
-		return 0, fmt.Errorf("%w: truncate front at %d chosen in generation %d, log is in generation %d", ErrStale, index, gen, l.generation)
+		return 0, false, fmt.Errorf("%w: truncate front at %d chosen in generation %d, log is in generation %d", ErrStale, index, gen, l.generation)
 	}
 	k := 0
 	for k < len(l.segs)-1 && l.segs[k+1].first <= index {
@@ -60,29 +145,18 @@ func (l *Log) truncateFront(index uint64, checkGen bool, gen uint64) (uint64, er
 	first := l.first
 	l.mu.Unlock()
 	if k == 0 {
-		return first, nil
-	}
-	// What is cut may be restated by entries after it (compaction's carry
-	// and checkpoint records). In Interval and None mode those may be
-	// written and not yet fsynced: make every written entry durable before
-	// a file goes, or a power cut could leave neither the old records nor
-	// their restatement.
-	if err := l.syncWritten(); err != nil {
-		return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
+		return first, false, nil
 	}
 	for _, s := range victims {
 		if err := os.Remove(s.path); err != nil && !os.IsNotExist(err) {
-			return 0, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
+			return 0, false, l.fail(fmt.Errorf("walq/log: truncate front: %w", err))
 		}
-	}
-	if err := syncDir(l.dir); err != nil {
-		return 0, l.fail(err)
 	}
 	l.mu.Lock()
 	l.segs = append([]segment(nil), l.segs[k:]...)
 	l.mu.Unlock()
 	l.cold.drop()
-	return first, nil
+	return first, true, nil
 }
 
 // fail records err as the log's failure (if it is the first) and returns the

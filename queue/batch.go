@@ -128,14 +128,19 @@ func (q *Queue) Batch(ctx context.Context, id uint64) (*BatchInfo, error) {
 		return q.batchProgress(b), nil
 	}
 	bi := &BatchInfo{ID: id}
-	if cb := q.idx.Key(batchKey(id)); cb != nil {
-		bi.Done, bi.Callback = true, cb.ID
-		var r BatchResult
-		if payloads, err := q.readLocs(cb.Payload); err == nil && json.Unmarshal(payloads[0], &r) == nil {
-			bi.Total = len(r.Jobs)
-		}
-	} else {
+	cb := q.idx.Key(batchKey(id))
+	// Copy the callback's payload location with readGate held (see
+	// gateRead), looking the callback up again after a truncation.
+	for cb != nil && !q.gateRead() {
+		cb = q.idx.Key(batchKey(id))
+	}
+	if cb == nil {
 		return nil, fmt.Errorf("%w: batch %d", ErrNotFound, id)
+	}
+	bi.Done, bi.Callback = true, cb.ID
+	var r BatchResult
+	if payloads, err := q.readLocs(cb.Payload); err == nil && json.Unmarshal(payloads[0], &r) == nil {
+		bi.Total = len(r.Jobs)
 	}
 	q.countMembers(bi)
 	return bi, nil

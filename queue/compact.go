@@ -176,9 +176,9 @@ func (q *Queue) compact(ctx context.Context, st *CompactStats, full bool) error 
 	}
 	// Readers of payloads hold readGate from the moment they copy a
 	// location until they have read it, so no segment goes under them.
-	q.readGate.Lock()
-	first, err := q.log.TruncateFrontAt(gen, cut)
-	q.readGate.Unlock()
+	// The log holds it only while it removes files, not across its
+	// fsyncs: readers never wait for the disk here (see gateRead).
+	first, err := q.log.TruncateFrontAtUnder(gen, cut, &q.readGate)
 	if errors.Is(err, wlog.ErrStale) {
 		// A write failed and the log recovered while the carries were
 		// written: the failure is what the caller needs to know.
@@ -360,6 +360,8 @@ func (q *Queue) carryJobs(jobs []*index.Job, st *CompactStats) error {
 			ls[i].result = j.X.Result
 		}
 	}
+	// Only compaction takes readGate for writing, and the caller holds
+	// compactMu: this never waits with q.mu held.
 	q.readGate.RLock()
 	q.mu.Unlock()
 	recs := make([]wlog.Record, len(jobs))

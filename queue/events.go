@@ -216,8 +216,14 @@ func (q *Queue) observe(recs []wlog.Record, queues []string) {
 }
 
 // queueOf returns the queue name each record concerns, before it is applied.
+// The slice is q.queueNames, valid until dropQueueNames; the caller holds
+// q.mu.
 func (q *Queue) queueOf(recs []wlog.Record) []string {
-	names := make([]string, len(recs))
+	names := q.queueNames[:0]
+	if cap(names) < len(recs) {
+		names = make([]string, len(recs))
+	}
+	names = names[:len(recs)]
 	for i := range recs {
 		r := &recs[i]
 		if r.Queue != "" && r.Kind != wlog.KindRequeued {
@@ -230,6 +236,17 @@ func (q *Queue) queueOf(recs []wlog.Record) []string {
 		}
 	}
 	return names
+}
+
+// dropQueueNames keeps names, which queueOf returned, as the scratch of
+// the next queueOf, cleared and only if it is not large. The caller holds
+// q.mu.
+func (q *Queue) dropQueueNames(names []string) {
+	if cap(names) > maxPooledRecords {
+		return
+	}
+	clear(names)
+	q.queueNames = names[:0]
 }
 
 // readyTime is when a pending job became (or becomes) ready.

@@ -34,6 +34,9 @@ type hooks struct {
 	// checkpoint runs before each step of writing the index checkpoint;
 	// an error stops the write there, as a crash would.
 	checkpoint func(step string) error
+	// truncateSync runs before each fsync of the log's truncation, step
+	// "tail" or "dir"; an error fails it as a failed fsync would.
+	truncateSync func(step string) error
 }
 
 // MaybeError dispatches op to its hook.
@@ -53,6 +56,8 @@ func (h *hooks) MaybeError(op fault.Op) error {
 		h.wait()
 	case op.Kind == fault.Checkpoint && h.checkpoint != nil:
 		return h.checkpoint(op.Step)
+	case op.Kind == fault.TruncateSync && h.truncateSync != nil:
+		return h.truncateSync(op.Step)
 	}
 	return nil
 }

@@ -16,22 +16,29 @@ func (q *Queue) Get(ctx context.Context, id uint64) (*Job, error) {
 	if err := q.beginRead(ctx); err != nil {
 		return nil, err
 	}
-	j := q.idx.Job(id)
-	if j == nil {
-		q.end()
-		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
-	}
-	out := snapshot(j, q.now())
-	if b := q.idx.Batch(id); b != nil {
-		out.Batch = q.batchProgress(b)
-	}
-	var result index.Loc
-	if j.X != nil && j.X.HasResult {
-		result = j.X.Result
+	var out *Job
+	var payload, result index.Loc
+	for {
+		j := q.idx.Job(id)
+		if j == nil {
+			q.end()
+			return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		out = snapshot(j, q.now())
+		if b := q.idx.Batch(id); b != nil {
+			out.Batch = q.batchProgress(b)
+		}
+		payload, result = j.Payload, index.Loc{}
+		if j.X != nil && j.X.HasResult {
+			result = j.X.Result
+		}
+		if q.gateRead() {
+			break
+		}
 	}
 	var meta []byte
 	var err error
-	out.Payload, meta, out.Result, err = q.readJob(j.Payload, result)
+	out.Payload, meta, out.Result, err = q.readJob(payload, result)
 	q.end()
 	if err != nil {
 		return nil, err
@@ -73,6 +80,10 @@ func (q *Queue) waitOnce(ctx context.Context, id uint64) (b []byte, done bool, e
 	}
 	switch j.State {
 	case index.Completed:
+		if !q.gateRead() {
+			q.end() // look again: the job may have changed
+			return nil, false, nil
+		}
 		b, err := q.readLocs(j.X.Result)
 		q.end()
 		if err != nil {

@@ -198,6 +198,19 @@ func (q *Queue) tryLease(ctx context.Context, name string, n int) ([]*Lease, <-c
 	for i, j := range jobs {
 		locs[i] = j.Payload
 	}
+	for !q.gateRead() {
+		// A carry may have restated the jobs (in new index entries) and
+		// a truncation removed the segments locs name: look them up
+		// again. They are leased to this call, which nothing but their
+		// lease running out (reaped only once the deadline passes) ends.
+		for i := range locs {
+			j := q.idx.Job(ls[i].Job.ID)
+			if j == nil {
+				return nil, nil, 0, fmt.Errorf("%w: leased job %d vanished before its payload was read", ErrNotFound, ls[i].Job.ID)
+			}
+			locs[i] = j.Payload
+		}
+	}
 	payloads, metas, err := q.readPayloads(locs...)
 	if err != nil {
 		return nil, nil, 0, err

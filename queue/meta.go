@@ -78,11 +78,11 @@ func metaSize(m map[string]string) int {
 }
 
 // readPayloads copies the payloads stored in the log at each location,
-// with the metadata stored after each. The caller holds q.mu, which is
-// released during the reads; readGate keeps compaction from removing the
+// with the metadata stored after each. The caller holds q.mu and readGate
+// (see gateRead); q.mu is released during the reads and held again on
+// return, readGate is released: it keeps compaction from removing the
 // segments in the meantime.
 func (q *Queue) readPayloads(locs ...index.Loc) ([][]byte, [][]byte, error) {
-	q.readGate.RLock()
 	q.mu.Unlock()
 	defer func() {
 		q.readGate.RUnlock()
@@ -99,10 +99,9 @@ func (q *Queue) readPayloads(locs ...index.Loc) ([][]byte, [][]byte, error) {
 }
 
 // readJob reads a job's payload, its metadata and its result (at result,
-// a zero Loc for none) under one hold of readGate, releasing q.mu as
-// readPayloads does.
+// a zero Loc for none) under the caller's hold of readGate, releasing q.mu
+// and readGate as readPayloads does.
 func (q *Queue) readJob(payload, result index.Loc) (p, meta, r []byte, err error) {
-	q.readGate.RLock()
 	q.mu.Unlock()
 	defer func() {
 		q.readGate.RUnlock()

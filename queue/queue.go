@@ -65,6 +65,9 @@ type Queue struct {
 	segsBefore      []uint64     // segment firsts at the last compactCut; under compactMu
 	readGate        sync.RWMutex // held for reading while a payload location is read; truncation takes it
 	bg              sync.WaitGroup
+	// queueNames is commit's scratch for queueOf, under q.mu: reused so
+	// that a batch's apply allocates no slice of names.
+	queueNames []string
 
 	// enqueue is Options.EnqueueMiddleware around enqueueBatch; nil
 	// without middleware.
@@ -284,6 +287,7 @@ func (q *Queue) commit(recs []wlog.Record, busy []*index.Job) error {
 		return q.logErr(err)
 	}
 	queues := q.queueOf(recs)
+	defer q.dropQueueNames(queues)
 	for i := range recs {
 		if err := q.idx.Apply(&recs[i], index.Pos{Index: p.Index(), Slot: i}); err != nil {
 			// The log holds a record the index refuses: a bug. Stop
@@ -372,11 +376,34 @@ func (q *Queue) notify(recs []wlog.Record) {
 	}
 }
 
-// readLocs copies bytes stored in the log at each location. The caller
-// holds q.mu, which is released during the reads; readGate keeps compaction
-// from removing the segments in the meantime.
-func (q *Queue) readLocs(locs ...index.Loc) ([][]byte, error) {
+// gateRead takes readGate for reading, for a caller that holds q.mu and has
+// copied payload or result locations out of the index. It never blocks on
+// readGate while holding q.mu: a truncation takes readGate for writing, and
+// Go's RWMutex holds new readers back while a writer waits, so a reader
+// blocking there with q.mu held would stall every call of the queue until
+// the truncation ends. When readGate is not free at once, gateRead releases
+// q.mu, waits for the truncation to finish, takes q.mu again and returns
+// false without readGate: the locations the caller copied may name a
+// segment that is gone now (a carry restated the job, in a new *index.Job,
+// before the truncation), so it must look its jobs up again and call
+// gateRead again. On true the caller holds readGate for reading and q.mu,
+// and releases readGate through readLocs, readPayloads or readJob.
+func (q *Queue) gateRead() bool {
+	if q.readGate.TryRLock() {
+		return true
+	}
+	q.inject(fault.Op{Kind: fault.Wait})
+	q.mu.Unlock()
 	q.readGate.RLock()
+	q.readGate.RUnlock()
+	q.mu.Lock()
+	return false
+}
+
+// readLocs copies bytes stored in the log at each location. The caller
+// holds q.mu and readGate (see gateRead); q.mu is released during the
+// reads and held again on return, readGate is released.
+func (q *Queue) readLocs(locs ...index.Loc) ([][]byte, error) {
 	q.mu.Unlock()
 	defer func() {
 		q.readGate.RUnlock()

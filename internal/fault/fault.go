@@ -34,8 +34,8 @@ const (
 	// ignored.
 	Apply
 	// Wait: a queue call is about to wait for an idempotency key or a job
-	// that another operation holds; the queue's mutex is held. Errors are
-	// ignored.
+	// that another operation holds, or for a truncation to finish removing
+	// segments; the queue's mutex is held. Errors are ignored.
 	Wait
 	// Compact: a compaction is about to take step Step ("carry",
 	// "checkpoint" or "truncate"). An error stops the compaction there, as
@@ -49,6 +49,11 @@ const (
 	// index checkpoint ("create", "write", "sync", "rename", "syncdir").
 	// An error stops the write there, leaving the files as a crash would.
 	Checkpoint
+	// TruncateSync: the log's TruncateFront is about to fsync, Step
+	// "tail" (the written entries, before removing segments) or "dir"
+	// (the directory, after removing them). An error fails the
+	// truncation as a failed fsync would; blocking holds it there.
+	TruncateSync
 )
 
 // Op is one step of the write path.
@@ -57,8 +62,8 @@ type Op struct {
 	// First and Last are the log indexes of the entries the step concerns
 	// (Write, Sync, Apply).
 	First, Last uint64
-	// Step names the compaction step (Compact) or the checkpoint step
-	// (Checkpoint).
+	// Step names the compaction step (Compact), the checkpoint step
+	// (Checkpoint) or the truncation's fsync (TruncateSync).
 	Step string
 }
 
