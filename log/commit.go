@@ -8,8 +8,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/walq/walq/internal/fault"
 	"github.com/tidwall/wal"
+	"github.com/walq/walq/internal/fault"
 )
 
 // group is a set of entries committed together: one write and (in Sync

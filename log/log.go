@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/walq/walq/internal/fault"
 	"github.com/tidwall/wal"
+	"github.com/walq/walq/internal/fault"
 )
 
 // Durability says when an appended entry counts as durable.

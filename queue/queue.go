@@ -81,11 +81,11 @@ type Queue struct {
 	ckptHold    bool
 	ckptRecords int
 	ckptPending bool
-	periodic        periodic             // periodic schedules' in-memory state (periodic.go)
-	limits          map[string]*limiter  // rate limits by queue name (ratelimit.go); under mu
-	breakers        map[string]*breaker  // circuit breakers by queue name (breaker.go); under mu
-	batches         map[uint64]*batchRun // batches not yet ended, by first job (batch.go); under mu
-	brkTrace        *[]brkStep           // set by tests only: see traceBreaker
+	periodic    periodic             // periodic schedules' in-memory state (periodic.go)
+	limits      map[string]*limiter  // rate limits by queue name (ratelimit.go); under mu
+	breakers    map[string]*breaker  // circuit breakers by queue name (breaker.go); under mu
+	batches     map[uint64]*batchRun // batches not yet ended, by first job (batch.go); under mu
+	brkTrace    *[]brkStep           // set by tests only: see traceBreaker
 }
 
 // Open opens the queue in dir, creating the directory if needed, and

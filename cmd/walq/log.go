@@ -335,12 +335,12 @@ type recordJSON struct {
 	Finished       *string       `json:"finished,omitempty"`
 	NextID         uint64        `json:"next_id,omitempty"`
 	// Meta is a job's metadata (enqueued and carry records).
-	Meta map[string]string `json:"meta,omitempty"`
-	Spec           string        `json:"spec,omitempty"`
-	Group          string        `json:"group,omitempty"`
-	Progress       int64         `json:"progress,omitempty"`
-	Note           string        `json:"note,omitempty"`
-	Missed         string        `json:"missed,omitempty"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Spec     string            `json:"spec,omitempty"`
+	Group    string            `json:"group,omitempty"`
+	Progress int64             `json:"progress,omitempty"`
+	Note     string            `json:"note,omitempty"`
+	Missed   string            `json:"missed,omitempty"`
 }
 
 // historyJSON is one attempt restated by a carry record.
