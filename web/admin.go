@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/walq/walq/queue"
@@ -24,6 +25,9 @@ type Admin struct {
 	path string
 	srv  *http.Server
 	done chan error
+
+	once sync.Once
+	err  error
 }
 
 // ServeAdmin serves q's JSON API with writes enabled on the Unix socket
@@ -73,8 +77,14 @@ func (a *Admin) Path() string { return a.path }
 
 // Close stops serving at once (requests in progress are cut off; each
 // change they made is durable or not, as an interrupted API call's) and
-// removes the socket file. Call it before closing the queue.
+// removes the socket file. Call it before closing the queue. Calling it
+// again returns the first call's error.
 func (a *Admin) Close() error {
+	a.once.Do(func() { a.err = a.close() })
+	return a.err
+}
+
+func (a *Admin) close() error {
 	err := a.srv.Close()
 	if rerr := os.Remove(a.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 		err = rerr

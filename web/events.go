@@ -32,6 +32,10 @@ const heartbeat = 15 * time.Second
 // Dropped) and never slows the queue. A read-only queue (walq web)
 // sends none: its pages poll instead.
 func (h *handler) apiEvents(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+	// Subscribe before answering: a client that has the headers sees
+	// every transition after them.
+	sub := q.Subscribe(1024)
+	defer sub.Close()
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -39,8 +43,6 @@ func (h *handler) apiEvents(w http.ResponseWriter, r *http.Request, q *queue.Que
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	sub := q.Subscribe(1024)
-	defer sub.Close()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/walq/walq/queue"
 )
 
@@ -21,8 +22,9 @@ import (
 // It is read-only whatever Options.Write says. It is safe for concurrent
 // use; Close it when done.
 type Follower struct {
-	dir string
-	h   *handler
+	dir   string
+	clock clock.Clock
+	h     *handler
 
 	mu      sync.Mutex
 	cur     *opened
@@ -51,12 +53,12 @@ func Follow(dir string, opts *Options) (*Follower, error) {
 		o = *opts
 	}
 	o.Write = false
-	f := &Follower{dir: dir}
+	f := &Follower{dir: dir, clock: o.Clock}
 	sig, err := signature(dir)
 	if err != nil {
 		return nil, err
 	}
-	q, err := openReadOnly(dir)
+	q, err := openReadOnly(dir, o.Clock)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func (f *Follower) acquire() (*queue.Queue, func(), error) {
 			// A failed reopen (a compaction racing the replay past its
 			// retries) keeps serving the last good open; the next look
 			// tries again.
-			if q, err := openReadOnly(f.dir); err == nil {
+			if q, err := openReadOnly(f.dir, f.clock); err == nil {
 				f.retire(f.cur)
 				f.cur, f.sig = &opened{q: q}, sig
 			}
@@ -149,9 +151,9 @@ func signature(dir string) (string, error) {
 
 // openReadOnly opens dir for reading, trying again when a compaction of
 // the writer removed a segment file under the replay.
-func openReadOnly(dir string) (*queue.Queue, error) {
+func openReadOnly(dir string, c clock.Clock) (*queue.Queue, error) {
 	for attempt := 1; ; attempt++ {
-		q, err := queue.Open(dir, &queue.Options{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+		q, err := queue.Open(dir, &queue.Options{ReadOnly: true, Clock: c, Logger: slog.New(slog.DiscardHandler)})
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == 3 {
 			return q, err
 		}

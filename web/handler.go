@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/walq/walq/queue"
 )
 
@@ -29,6 +30,9 @@ type Options struct {
 	Refresh time.Duration
 	// Title names the dashboard in the page header. Defaults to "walq".
 	Title string
+	// Clock is the clock Follow's read-only opens judge readiness and
+	// ages by (Handler uses its queue's). Defaults to the real clock.
+	Clock clock.Clock
 }
 
 // Handler returns the dashboard and JSON API for q, to mount on the app's

@@ -58,7 +58,7 @@ func runWeb(a *app, c *command, args []string) error {
 		if err := checkQueueDir(a, dir); err != nil {
 			return err
 		}
-		f, err := web.Follow(dir, nil)
+		f, err := web.Follow(dir, &web.Options{Clock: a.clock})
 		if err != nil {
 			return openError(dir, err)
 		}
