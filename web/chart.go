@@ -123,7 +123,7 @@ func histDelta(b, a *queue.Histogram) *queue.Histogram {
 // sparkline renders points as a small inline SVG: a line over the steps
 // that have data, the last value printed beside it by the template.
 func sparkline(pts []point, label string) template.HTML {
-	const w, h = 120, 28
+	const w, h = 160, 32
 	var max float64
 	n := 0
 	for _, p := range pts {
@@ -152,6 +152,8 @@ func sparkline(pts []point, label string) template.HTML {
 		line = append(line, fmt.Sprintf("%.1f,%.1f", x, y))
 	}
 	fmt.Fprintf(&b, `<svg class="spark" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">`, w, h, w, h, template.HTMLEscapeString(label))
+	first, lastPt := strings.Split(line[0], ","), strings.Split(line[len(line)-1], ",")
+	fmt.Fprintf(&b, `<polygon class="area" points="%s,%d %s %s,%d"/>`, first[0], h, strings.Join(line, " "), lastPt[0], h)
 	fmt.Fprintf(&b, `<polyline points="%s"/></svg>`, strings.Join(line, " "))
 	return template.HTML(b.String())
 }
