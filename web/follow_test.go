@@ -71,3 +71,65 @@ func TestFollow(t *testing.T) {
 		t.Errorf("after Close: %d", code)
 	}
 }
+
+// TestFollowConcurrent reads a followed directory from several goroutines
+// while the writer changes and compacts it and every read forces a fresh
+// look: no request may see a queue closed under it.
+func TestFollowConcurrent(t *testing.T) {
+	t.Parallel()
+	q, mc := fixture(t)
+	f, err := Follow(q.Dir(), &Options{Clock: mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	stop := make(chan struct{})
+	writerDone := make(chan error, 1)
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := q.Enqueue(ctx, queue.NewJob{Queue: "emails", Payload: []byte("x")}); err != nil {
+				writerDone <- err
+				return
+			}
+			if i%20 == 0 {
+				if _, err := q.Compact(ctx); err != nil {
+					writerDone <- err
+					return
+				}
+			}
+		}
+	}()
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 30; i++ {
+				f.mu.Lock()
+				f.checked = time.Time{}
+				f.mu.Unlock()
+				for _, path := range []string{"/api/stats", "/api/jobs?limit=5", "/"} {
+					if code, body := get(t, f, path); code != http.StatusOK {
+						errs <- path + ": " + body
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	close(stop)
+	if err := <-writerDone; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -260,3 +260,25 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("a refused request changed job 2: %v %v", j.State, err)
 	}
 }
+
+// TestLiveUpdate checks that an open overview shows a new job without a
+// reload: the page polls itself.
+func TestLiveUpdate(t *testing.T) {
+	ctx := browser(t)
+	q, _ := fixture(t)
+	srv := httptest.NewServer(web.Handler(q, &web.Options{Refresh: 200 * time.Millisecond}))
+	defer srv.Close()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table.queues"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ctx, "main"); strings.Contains(got, "livequeue") {
+		t.Fatalf("queue shown before it exists:\n%s", got)
+	}
+	if _, err := q.Enqueue(context.Background(), queue.NewJob{Queue: "livequeue", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("main").textContent.includes("livequeue")`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the page never showed the new queue: %v", err)
+	}
+}
