@@ -21,7 +21,7 @@ import (
 )
 
 // browser starts headless Chromium for the test, or skips it when none is
-// installed.
+// installed (fails instead when WALQ_REQUIRE_BROWSER is set, as in CI).
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	var path string
@@ -32,6 +32,9 @@ func browser(t *testing.T) context.Context {
 		}
 	}
 	if path == "" {
+		if os.Getenv("WALQ_REQUIRE_BROWSER") != "" {
+			t.Fatal("WALQ_REQUIRE_BROWSER is set and no Chromium is on PATH (apt-get install -y chromium)")
+		}
 		t.Skip("no Chromium on PATH (apt-get install -y chromium)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.WindowSize(1280, 900))
