@@ -37,8 +37,8 @@ var groups = []string{"Start here", "Inspect (read-only, safe while an app runs)
 func commands() []*command {
 	return []*command{
 		demoCmd,
-		statsCmd, jobsCmd, showCmd, deadCmd, logCmd, checkCmd, schedulesCmd,
-		enqueueCmd, cancelCmd, requeueCmd, purgeCmd, compactCmd, salvageCmd,
+		statsCmd, jobsCmd, showCmd, deadCmd, logCmd, checkCmd, schedulesCmd, webCmd,
+		enqueueCmd, cancelCmd, requeueCmd, purgeCmd, compactCmd, salvageCmd, pauseCmd, resumeCmd,
 		benchCmd, versionCmd,
 	}
 }

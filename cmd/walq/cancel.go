@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var cancelCmd = &command{
@@ -33,7 +34,11 @@ func runCancel(a *app, c *command, args []string) error {
 	}
 	q, err := a.openForChange(dir, *dryRun)
 	if err != nil {
-		return err
+		r, err := a.adminOf(dir, err)
+		if err != nil {
+			return err
+		}
+		return a.remoteChange(r, "cancel", web.ActionRequest{IDs: ids}, change{verb: "cancelled", noun: "job", asJSON: *asJSON})
 	}
 	defer q.Close()
 	pending := func(s queue.JobState) bool { return s == queue.StateReady || s == queue.StateScheduled }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/walq/walq/web"
 )
 
 var compactCmd = &command{
@@ -36,7 +39,15 @@ func runCompact(a *app, c *command, args []string) error {
 	}
 	q, err := a.openWriter(dir)
 	if err != nil {
-		return err
+		r, err := a.adminOf(dir, err)
+		if err != nil {
+			return err
+		}
+		var out web.CompactJSON
+		if err := r.call(a.ctx, "compact", web.ActionRequest{}, &out); err != nil {
+			return err
+		}
+		return a.printCompact(compactJSON(out), *asJSON)
 	}
 	defer q.Close()
 	st, err := q.Compact(a.ctx)
@@ -46,13 +57,19 @@ func runCompact(a *app, c *command, args []string) error {
 	if err := q.Close(); err != nil {
 		return err
 	}
-	if *asJSON {
-		return writeJSON(a.stdout, compactJSON{Purged: st.Purged, Carried: st.Carried, CarriedBytes: st.CarriedBytes,
-			SegmentsRemoved: st.SegmentsRemoved, SizeBefore: st.SizeBefore, SizeAfter: st.SizeAfter,
-			DurationSeconds: seconds(st.Duration)})
+	return a.printCompact(compactJSON{Purged: st.Purged, Carried: st.Carried, CarriedBytes: st.CarriedBytes,
+		SegmentsRemoved: st.SegmentsRemoved, SizeBefore: st.SizeBefore, SizeAfter: st.SizeAfter,
+		DurationSeconds: seconds(st.Duration)}, *asJSON)
+}
+
+// printCompact reports what a compaction did.
+func (a *app) printCompact(st compactJSON, asJSON bool) error {
+	if asJSON {
+		return writeJSON(a.stdout, st)
 	}
-	fmt.Fprintf(a.stdout, "compacted in %s: purged %s past retention, carried %s (%s), removed %s; log %s -> %s\n",
-		humanDuration(st.Duration), plural(st.Purged, "job"), plural(st.Carried, "live job"), humanSize(st.CarriedBytes),
+	d := time.Duration(st.DurationSeconds * float64(time.Second))
+	_, err := fmt.Fprintf(a.stdout, "compacted in %s: purged %s past retention, carried %s (%s), removed %s; log %s -> %s\n",
+		humanDuration(d), plural(st.Purged, "job"), plural(st.Carried, "live job"), humanSize(st.CarriedBytes),
 		plural(st.SegmentsRemoved, "segment"), humanSize(st.SizeBefore), humanSize(st.SizeAfter))
-	return nil
+	return err
 }

@@ -451,6 +451,7 @@ func (d *demo) inspect() {
 	t.row("  "+walq+" jobs "+dir+" --state completed --limit 10", "# the first jobs sent")
 	t.row("  "+walq+" log "+dir+" --job 1", "# the raw log records of job 1")
 	t.row("  "+walq+" check "+dir, "# verify every checksum")
+	t.row("  "+walq+" web "+dir, "# the same in a browser, at http://127.0.0.1:8080/")
 	t.row("  "+walq+" requeue "+dir+" --all", "# give the dead jobs another chance")
 	t.flush()
 	if strings.HasPrefix(walq, "go run ") {

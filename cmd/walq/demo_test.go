@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -131,6 +132,19 @@ func TestDemoCommandsRunAsPrinted(t *testing.T) {
 			continue
 		}
 		args := shellWords(t, rest)
+		if args[0] == "web" {
+			// walq web serves until interrupted: run it interrupted
+			// from the start, on a free port.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var out, errb bytes.Buffer
+			a := testApp(ctx, newMock(), &out, &errb)
+			if code := a.main(append(args, "--addr", "127.0.0.1:0")); code != 0 || !strings.Contains(out.String(), "serving") {
+				t.Errorf("printed command %q: exit %d\n%s%s", cmd, code, out.String(), errb.String())
+			}
+			n++
+			continue
+		}
 		if got := walqAs(t, prog, args...); got.code != 0 {
 			t.Errorf("printed command %q: %s", cmd, got)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var enqueueCmd = &command{
@@ -68,7 +70,17 @@ func runEnqueue(a *app, c *command, args []string) error {
 	}
 	q, err := a.openForEnqueue(dir, *create)
 	if err != nil {
-		return err
+		r, err := a.adminOf(dir, err)
+		if err != nil {
+			return err
+		}
+		var out web.EnqueueJSON
+		req := web.ActionRequest{Queue: *name, Key: *key, PayloadBase64: base64.StdEncoding.EncodeToString(payload),
+			DelaySeconds: delay.d.Seconds(), Priority: int32(*priority), MaxAttempts: *attempts}
+		if err := r.call(a.ctx, "enqueue", req, &out); err != nil {
+			return fmt.Errorf("enqueue: %s", err)
+		}
+		return a.printEnqueued(enqueueJSON(out), *key, *asJSON)
 	}
 	defer q.Close()
 	res, err := q.Enqueue(a.ctx, queue.NewJob{Queue: *name, Key: *key, Payload: payload, Delay: delay.d,
@@ -92,13 +104,18 @@ func runEnqueue(a *app, c *command, args []string) error {
 	if err := q.Close(); err != nil {
 		return err
 	}
+	return a.printEnqueued(enqueueJSON{ID: res.ID, Queue: in, Duplicate: res.Duplicate}, *key, *asJSON)
+}
+
+// printEnqueued reports an enqueue.
+func (a *app) printEnqueued(res enqueueJSON, key string, asJSON bool) error {
 	switch {
-	case *asJSON:
-		return writeJSON(a.stdout, enqueueJSON{ID: res.ID, Queue: in, Duplicate: res.Duplicate})
+	case asJSON:
+		return writeJSON(a.stdout, res)
 	case res.Duplicate:
-		fmt.Fprintf(a.stdout, "duplicate: key %q is held by job %d in queue %s; nothing enqueued\n", *key, res.ID, in)
+		fmt.Fprintf(a.stdout, "duplicate: key %q is held by job %d in queue %s; nothing enqueued\n", key, res.ID, res.Queue)
 	default:
-		fmt.Fprintf(a.stdout, "enqueued job %d in queue %s\n", res.ID, in)
+		fmt.Fprintf(a.stdout, "enqueued job %d in queue %s\n", res.ID, res.Queue)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var purgeCmd = &command{
@@ -56,7 +57,17 @@ func runPurge(a *app, c *command, args []string) error {
 	}
 	q, err := a.openForChange(dir, *dryRun)
 	if err != nil {
-		return err
+		r, err := a.adminOf(dir, err)
+		if err != nil {
+			return err
+		}
+		req := web.ActionRequest{IDs: ids, Dead: *dead, Queue: *name, Error: *match}
+		noun := "job"
+		if *dead {
+			noun = "dead job"
+			req.OlderThanSeconds = olderThan.d.Seconds()
+		}
+		return a.remoteChange(r, "purge", req, change{verb: "purged", noun: noun, asJSON: *asJSON})
 	}
 	defer q.Close()
 	noun := "job"

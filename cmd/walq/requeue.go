@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var requeueCmd = &command{
@@ -57,7 +58,12 @@ func runRequeue(a *app, c *command, args []string) error {
 	}
 	q, err := a.openForChange(dir, *dryRun)
 	if err != nil {
-		return err
+		r, err := a.adminOf(dir, err)
+		if err != nil {
+			return err
+		}
+		return a.remoteChange(r, "requeue", web.ActionRequest{IDs: ids, All: *all, Queue: *name, To: *to,
+			DelaySeconds: delay.d.Seconds()}, change{verb: "requeued", noun: "job", asJSON: *asJSON})
 	}
 	defer q.Close()
 	if *all {
