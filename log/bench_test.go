@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -209,7 +210,7 @@ func BenchmarkEncodeEntry(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				buf := bufPool.Get().(*entryBuf)
+				buf := bufPool.Get().(*bytes.Buffer)
 				buf.Reset()
 				if _, err := encodeBody(buf, bc.recs); err != nil {
 					b.Fatal(err)

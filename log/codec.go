@@ -1,11 +1,13 @@
 package log
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"math"
 	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // FormatVersion is the entry format this version of walq writes and the
@@ -71,29 +73,13 @@ func entryCRC(body uint32, index uint64) uint32 {
 	return crc32.Update(body, castagnoli, ib[:])
 }
 
-// entryBuf holds one encoded entry. Submit takes it from bufPool and the
-// committer gives it back once the entry is written.
-type entryBuf struct{ b []byte }
-
-// Reset empties the buffer, keeping its capacity.
-func (e *entryBuf) Reset() { e.b = e.b[:0] }
-
-// Len is the encoded entry's length.
-func (e *entryBuf) Len() int { return len(e.b) }
-
-// Cap is the buffer's capacity.
-func (e *entryBuf) Cap() int { return cap(e.b) }
-
-// Bytes returns the encoded entry.
-func (e *entryBuf) Bytes() []byte { return e.b }
-
-var bufPool = sync.Pool{New: func() any { return new(entryBuf) }}
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // EncodeEntry encodes recs as the bytes of one log entry at log index index,
 // checksum included. It sets recs[i].PayloadAt to each payload's offset in the
 // returned bytes.
 func EncodeEntry(index uint64, recs []Record) ([]byte, error) {
-	buf := new(entryBuf)
+	buf := new(bytes.Buffer)
 	body, err := encodeBody(buf, recs)
 	if err != nil {
 		return nil, err
@@ -107,14 +93,17 @@ func EncodeEntry(index uint64, recs []Record) ([]byte, error) {
 // the CRC-32C of the bytes after that field; the caller mixes in the index
 // with entryCRC once it is known. It sets each record's PayloadAt and
 // ResultAt (for a payload or result it has).
-func encodeBody(buf *entryBuf, recs []Record) (uint32, error) {
-	w := recordWriter{b: append(buf.b, 0, 0, 0, 0, FormatVersion)}
-	w.b = appendArrayLen(w.b, len(recs))
+func encodeBody(buf *bytes.Buffer, recs []Record) (uint32, error) {
+	buf.Write([]byte{0, 0, 0, 0, FormatVersion})
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(buf)
+	w := recordWriter{buf: buf, enc: enc}
+	w.do(enc.EncodeArrayLen(len(recs)))
 	for i := range recs {
 		r := &recs[i]
 		at := w.record(r)
 		if w.err != nil {
-			buf.b = w.b
 			return 0, w.err
 		}
 		if r.Payload != nil {
@@ -124,22 +113,17 @@ func encodeBody(buf *entryBuf, recs []Record) (uint32, error) {
 			r.ResultAt = at.result
 		}
 	}
-	buf.b = w.b
-	return crc32.Checksum(w.b[4:], castagnoli), nil
+	return crc32.Checksum(buf.Bytes()[4:], castagnoli), nil
 }
 
-// recordWriter appends records as msgpack maps to an entry's bytes. Like
+// recordWriter writes records as msgpack maps into an entry's bytes. Like
 // bufio.Writer (and raft-wal's and etcd's encoders) it keeps the first error
 // and writes no record after it, so that a record's encoding reads as the
 // list of its fields and the caller checks err once per record. It never
 // changes the records it writes: it returns the offsets of their bytes.
-//
-// It writes msgpack itself, each value in its shortest form exactly as
-// msgpack/v5's Encoder does (TestEncoderMatchesMsgpack checks it), by
-// appending to a byte slice: the Encoder's per-value calls through an
-// io.Writer cost more than the bytes (a sixth of batch-enqueue CPU).
 type recordWriter struct {
-	b   []byte // the entry so far, so its length is the offset
+	buf *bytes.Buffer // enc writes into it, so its length is the offset
+	enc *msgpack.Encoder
 	err error
 }
 
@@ -167,7 +151,7 @@ func (w *recordWriter) record(r *Record) offsets {
 		w.do(fmt.Errorf("walq/log: record of unknown kind %d", r.Kind))
 		return offsets{}
 	}
-	w.b = appendMapLen(w.b, fieldCount(r))
+	w.do(w.enc.EncodeMapLen(fieldCount(r)))
 	w.putUint(tagKind, uint64(r.Kind))
 	w.putUint(tagJob, r.Job)
 	w.putUint(tagNextID, r.NextID)
@@ -238,7 +222,8 @@ func (w *recordWriter) putUint(tag int, v uint64) {
 }
 
 func (w *recordWriter) writeUint(tag int, v uint64) {
-	w.b = appendUint(append(w.b, byte(tag)), v)
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeUint(v))
 }
 
 func (w *recordWriter) putInt(tag int, v int64) {
@@ -248,7 +233,8 @@ func (w *recordWriter) putInt(tag int, v int64) {
 }
 
 func (w *recordWriter) writeInt(tag int, v int64) {
-	w.b = appendInt(append(w.b, byte(tag)), v)
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeInt(v))
 }
 
 func (w *recordWriter) putString(tag int, s string) {
@@ -258,7 +244,8 @@ func (w *recordWriter) putString(tag int, s string) {
 }
 
 func (w *recordWriter) writeString(tag int, s string) {
-	w.b = appendStr(append(w.b, byte(tag)), s)
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeString(s))
 }
 
 // putBytes writes b unless it is nil (an empty, non-nil b is written) and
@@ -267,9 +254,11 @@ func (w *recordWriter) putBytes(tag int, b []byte) int {
 	if b == nil {
 		return 0
 	}
-	w.b = appendBinLen(append(w.b, byte(tag)), len(b))
-	at := len(w.b)
-	w.b = append(w.b, b...)
+	w.do(w.enc.EncodeUint(uint64(tag)))
+	w.do(w.enc.EncodeBytesLen(len(b)))
+	at := w.buf.Len()
+	_, err := w.buf.Write(b)
+	w.do(err)
 	return at
 }
 
@@ -278,79 +267,24 @@ func (w *recordWriter) putHistory(h []Attempt) {
 	if len(h) == 0 {
 		return
 	}
-	w.b = appendArrayLen(append(w.b, tagHistory), len(h))
+	w.do(w.enc.EncodeUint(tagHistory))
+	w.do(w.enc.EncodeArrayLen(len(h)))
 	for _, a := range h {
 		numbered := a.Number != 0 || a.Lease != 0
 		n := attemptFields
 		if numbered {
 			n = attemptFieldsNumbered
 		}
-		w.b = appendArrayLen(w.b, n)
-		w.b = appendInt(w.b, a.Started)
-		w.b = appendInt(w.b, a.Ended)
-		w.b = appendUint(w.b, uint64(a.Outcome))
-		w.b = appendStr(w.b, a.Error)
+		w.do(w.enc.EncodeArrayLen(n))
+		w.do(w.enc.EncodeInt(a.Started))
+		w.do(w.enc.EncodeInt(a.Ended))
+		w.do(w.enc.EncodeUint(uint64(a.Outcome)))
+		w.do(w.enc.EncodeString(a.Error))
 		if numbered {
-			w.b = appendInt(w.b, int64(a.Number))
-			w.b = appendInt(w.b, int64(a.Lease))
+			w.do(w.enc.EncodeInt(int64(a.Number)))
+			w.do(w.enc.EncodeInt(int64(a.Lease)))
 		}
 	}
-}
-
-// The append functions write one msgpack value in its shortest form, as
-// msgpack/v5's Encoder does. Field tags are below 128, so a tag is one
-// byte (a positive fixint). Part of the on-disk format only in that the
-// decoder must read them; the forms are msgpack's.
-
-// appendUint appends v as msgpack's shortest unsigned integer.
-func appendUint(b []byte, v uint64) []byte {
-	switch {
-	case v <= 0x7f:
-		return append(b, byte(v))
-	case v <= 0xff:
-		return append(b, 0xcc, byte(v))
-	case v <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, 0xcd), uint16(v))
-	case v <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(b, 0xce), uint32(v))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), v)
-}
-
-// appendInt appends v as msgpack's shortest integer: unsigned forms for
-// v >= 0, as msgpack/v5's EncodeInt does.
-func appendInt(b []byte, v int64) []byte {
-	switch {
-	case v >= 0:
-		return appendUint(b, uint64(v))
-	case v >= -32:
-		return append(b, byte(v))
-	case v >= math.MinInt8:
-		return append(b, 0xd0, byte(v))
-	case v >= math.MinInt16:
-		return binary.BigEndian.AppendUint16(append(b, 0xd1), uint16(v))
-	case v >= math.MinInt32:
-		return binary.BigEndian.AppendUint32(append(b, 0xd2), uint32(v))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(v))
-}
-
-// appendArrayLen appends a msgpack array header for n elements.
-func appendArrayLen(b []byte, n int) []byte { return appendLen(b, 0x90, 0xdc, 0xdd, n) }
-
-// appendMapLen appends a msgpack map header for n pairs.
-func appendMapLen(b []byte, n int) []byte { return appendLen(b, 0x80, 0xde, 0xdf, n) }
-
-// appendBinLen appends a msgpack bin header (bin8, bin16 or bin32) for n
-// bytes.
-func appendBinLen(b []byte, n int) []byte {
-	switch {
-	case n <= 0xff:
-		return append(b, 0xc4, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, 0xc5), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(b, 0xc6), uint32(n))
 }
 
 // CheckEntry verifies the checksum and version of the entry at log index

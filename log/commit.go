@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -19,7 +20,7 @@ type group struct {
 	err   error
 	first uint64
 	last  uint64
-	bufs  []*entryBuf
+	bufs  []*bytes.Buffer
 }
 
 // Pending is an entry submitted to the log and not yet known to be durable.
@@ -57,7 +58,7 @@ func (l *Log) Submit(recs []Record) (*Pending, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("walq/log: append of no records")
 	}
-	buf := bufPool.Get().(*entryBuf)
+	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	body, err := encodeBody(buf, recs)
 	if err != nil {

@@ -43,8 +43,7 @@ func EncodeMeta(m map[string]string) []byte {
 	return b
 }
 
-// appendLen appends a map or array header (fix form from fix, else 16- or
-// 32-bit).
+// appendLen appends a map header (fix form from fix, else 16- or 32-bit).
 func appendLen(b []byte, fix, c16, c32 byte, n int) []byte {
 	switch {
 	case n < 16:
@@ -165,5 +164,7 @@ func (w *recordWriter) putMeta(m []byte) {
 		w.do(fmt.Errorf("walq/log: record metadata is not one msgpack map of strings: %v", err))
 		return
 	}
-	w.b = append(append(w.b, tagMeta), m...)
+	w.do(w.enc.EncodeUint(tagMeta))
+	_, err := w.buf.Write(m)
+	w.do(err)
 }
