@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -124,37 +123,56 @@ func (c *coldReader) table(seg segment, index uint64, maxEntry int) (*coldTable,
 	return t, nil
 }
 
+// scanWindow is how many bytes scanOffsets reads at a time.
+const scanWindow = 64 << 10
+
 // scanOffsets returns the offsets of the whole frames of f, and the end of
-// the last one, reading the lengths only.
+// the last one, reading the lengths only: it reads the file a window at a
+// time and jumps over a frame that ends past its window, so that a segment
+// of large batch entries costs a read per entry, not the whole file (the
+// first lease after Open scans the oldest segment for one payload).
 func scanOffsets(f *os.File, seg segment, maxEntry int) ([]int64, error) {
-	br := bufio.NewReaderSize(f, 64<<10)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("walq/log: read segment %s: %w", seg.path, err)
+	}
+	return scanFrames(f, st.Size(), seg, maxEntry)
+}
+
+// scanFrames is scanOffsets on the size bytes of r.
+func scanFrames(r io.ReaderAt, size int64, seg segment, maxEntry int) ([]int64, error) {
+	buf := make([]byte, scanWindow)
+	var at int64 // the file offset of buf[0]
+	n := 0       // the bytes of buf read
 	offs := []int64{0}
 	var off int64
-	for {
-		size, err := binary.ReadUvarint(br)
-		if errors.Is(err, io.EOF) {
-			return offs, nil
-		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return offs, nil // a torn length: only whole frames count
+	for off < size {
+		if off+binary.MaxVarintLen64 > at+int64(n) && at+int64(n) < size {
+			m, err := r.ReadAt(buf, off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("walq/log: read segment %s at offset %d: %w", seg.path, off, err)
 			}
-			return nil, corruptAt(seg.path, off, seg.first+uint64(len(offs)-1), "entry length is not a valid uvarint", err)
+			at, n = off, m
 		}
-		if size > uint64(maxEntry) {
+		length, k := binary.Uvarint(buf[off-at : n])
+		if k == 0 {
+			return offs, nil // a torn length: only whole frames count
+		}
+		if k < 0 {
+			return nil, corruptAt(seg.path, off, seg.first+uint64(len(offs)-1), "entry length is not a valid uvarint", nil)
+		}
+		if length > uint64(maxEntry) {
 			return nil, corruptAt(seg.path, off, seg.first+uint64(len(offs)-1),
-				fmt.Sprintf("entry length %d exceeds the %d-byte limit", size, maxEntry), nil)
+				fmt.Sprintf("entry length %d exceeds the %d-byte limit", length, maxEntry), nil)
 		}
-		d, err := br.Discard(int(size))
-		if d < int(size) {
-			if err == nil || errors.Is(err, io.EOF) {
-				return offs, nil // a frame still being written
-			}
-			return nil, fmt.Errorf("walq/log: read segment %s: %w", seg.path, err)
+		end := off + int64(k) + int64(length)
+		if end > size {
+			return offs, nil // a frame still being written
 		}
-		off += int64(uvarintLen(size)) + int64(size)
+		off = end
 		offs = append(offs, off)
 	}
+	return offs, nil
 }
 
 // drop forgets every table (closing its file) and the last entry. The

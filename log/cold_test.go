@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -130,5 +131,63 @@ func TestReadOldSegmentsConcurrently(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// countingReader is an io.ReaderAt over b that counts the bytes it returns.
+type countingReader struct {
+	b    []byte
+	read int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	r := bytes.NewReader(c.b)
+	n, err := r.ReadAt(p, off)
+	c.read += int64(n)
+	return n, err
+}
+
+// scanFrames finds every whole frame, small or larger than its read
+// window, stops quietly at a torn last frame wherever it is cut, and reads
+// about one window per large frame rather than the whole segment.
+func TestScanFramesOffsetsAndBytesRead(t *testing.T) {
+	var file []byte
+	want := []int64{0}
+	for i, n := range []int{10, 300_000, 5, 200, scanWindow - 3, scanWindow, 1_000_000, 1, 0, 127, 128, 70_000} {
+		file = append(file, framed(bytes.Repeat([]byte{byte(i)}, n))...)
+		want = append(want, int64(len(file)))
+	}
+	seg := segment{path: "seg", first: 7}
+	cr := &countingReader{b: file}
+	got, err := scanFrames(cr, int64(len(file)), seg, maxEntryDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("offsets %v, want %v", got, want)
+	}
+	if cr.read > 8*scanWindow {
+		t.Fatalf("read %d bytes of a %d-byte segment to find %d frames", cr.read, len(file), len(want)-1)
+	}
+	// Cut anywhere, only the frames wholly before the cut count.
+	for cut := int64(0); cut <= int64(len(file)); cut += 997 {
+		got, err := scanFrames(&countingReader{b: file[:cut]}, cut, seg, maxEntryDefault)
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		k := 0
+		for k+1 < len(want) && want[k+1] <= cut {
+			k++
+		}
+		if !slices.Equal(got, want[:k+1]) {
+			t.Fatalf("cut at %d: offsets %v, want %v", cut, got, want[:k+1])
+		}
+	}
+	// A length over the limit is corruption naming its offset and index.
+	bad := append(append([]byte(nil), file[:want[2]]...), framed(make([]byte, 100))...)
+	_, err = scanFrames(&countingReader{b: bad}, int64(len(bad)), seg, 100_000)
+	ce := mustCorrupt(t, err)
+	if ce.Offset != want[1] || ce.Index != 8 {
+		t.Fatalf("corruption at offset %d index %d, want %d and 8", ce.Offset, ce.Index, want[1])
 	}
 }

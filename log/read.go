@@ -5,18 +5,58 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"weak"
 
 	"github.com/tidwall/wal"
 )
 
-// verifiedEntry remembers the last entry whose checksum Read verified, by
-// index and by the address of its bytes, so that reading many payloads out
-// of one large batch entry checks its checksum once. If tidwall/wal reloads
-// the segment from disk the address changes and the entry is checked again.
+// verifiedEntry remembers the last entry whose checksum Read verified, so
+// that reading many payloads out of one large batch entry checks its
+// checksum once. It names the entry by index, length and address: the
+// buffer tidwall/wal returned it in (by a weak pointer to the buffer's last
+// byte of capacity) and its distance from that end. If tidwall/wal reloads
+// the segment from disk, or grows its tail buffer by copying, the entry is
+// somewhere else and is checked again.
+//
+// The pointer is weak so that the cache does not keep a buffer tidwall/wal
+// has let go of: a strong one pinned the old tail buffer (up to a segment)
+// after an append regrew it, next to the new one. Weak does not weaken the
+// check: while the old buffer lives its address cannot be reused, and once
+// it is collected Value returns nil, so a new buffer at the same address is
+// never mistaken for it. All the weak pointers made point at the same byte
+// of a buffer, so the runtime keeps one handle per buffer, not one per
+// entry.
 type verifiedEntry struct {
 	index uint64
-	ptr   *byte
-	n     int
+	end   weak.Pointer[byte] // the last byte of the buffer's capacity
+	left  int                // cap(data): from the entry's first byte to end, inclusive
+	n     int                // len(data)
+}
+
+// bufferEnd returns a pointer to the last byte of data's capacity, which
+// names the buffer data is in; nil if data has no capacity.
+func bufferEnd(data []byte) *byte {
+	if cap(data) == 0 {
+		return nil
+	}
+	return &data[:cap(data)][cap(data)-1]
+}
+
+// holds reports whether v is the entry index whose bytes are data.
+func (v *verifiedEntry) holds(index uint64, data []byte) bool {
+	if len(data) == 0 || v.index != index || v.n != len(data) || v.left != cap(data) {
+		return false
+	}
+	end := v.end.Value()
+	return end != nil && end == bufferEnd(data)
+}
+
+// remember records data as the verified bytes of entry index.
+func (v *verifiedEntry) remember(index uint64, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	*v = verifiedEntry{index: index, end: weak.Make(bufferEnd(data)), left: cap(data), n: len(data)}
 }
 
 // Read returns the bytes of the entry at index after verifying its
@@ -48,16 +88,13 @@ func (l *Log) Read(index uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &l.verified
-	if len(data) > 0 && v.index == index && v.ptr == &data[0] && v.n == len(data) {
+	if l.verified.holds(index, data) {
 		return data, nil
 	}
 	if err := CheckEntry(index, data); err != nil {
 		return nil, locate(err, l.segmentOf(index), -1, index)
 	}
-	if len(data) > 0 {
-		*v = verifiedEntry{index: index, ptr: &data[0], n: len(data)}
-	}
+	l.verified.remember(index, data)
 	return data, nil
 }
 
