@@ -1,0 +1,244 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/walq/walq/queue"
+)
+
+// Queue is a walq engine on NATS JetStream. It is safe for concurrent use by
+// any number of goroutines, and any number of Queues in any number of
+// processes may open the same Options.Name on the same servers.
+type Queue struct {
+	opts   Options
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	jobs   jetstream.KeyValue // job state records, "j.<id>"
+	keys   jetstream.KeyValue // idempotency keys, "k.<base64 key>"
+	sched  bool               // delayed jobs through message schedules
+	clock  clock.Clock
+
+	mu        sync.Mutex
+	consumers map[string]jetstream.Consumer
+	held      map[uint64]*held // leases taken through this Queue
+	closed    bool
+	done      chan struct{}
+	bc        queue.Broadcaster
+	watching  bool
+	cancelBG  context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// held is a lease this Queue handed out: the delivery it acks.
+type held struct {
+	msg      jetstream.Msg
+	tok      queue.Token
+	deadline time.Time
+	started  time.Time
+	queue    string
+	rev      uint64 // revision of the job's record when leased; 0: none
+	rec      record
+	meta     meta
+}
+
+var _ queue.Engine = (*Queue)(nil)
+
+// Open sets up (or joins) the engine's stream and buckets on the servers nc
+// is connected to and returns the Queue. nc stays the caller's: Close does
+// not close it. nil opts gives the defaults.
+func Open(ctx context.Context, nc *nats.Conn, opts *Options) (*Queue, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("walq: jetstream: %w", err)
+	}
+	q := &Queue{opts: o, nc: nc, js: js, clock: clock.New(),
+		consumers: map[string]jetstream.Consumer{}, held: map[uint64]*held{}, done: make(chan struct{})}
+	q.sched = !o.NoSchedules && serverAtLeast(nc.ConnectedServerVersion(), 2, 12)
+	cfg := jetstream.StreamConfig{
+		Name:               o.Name,
+		Subjects:           []string{o.Name + ".q.>", o.Name + ".h.>", o.Name + ".s.>"},
+		Storage:            jetstream.FileStorage,
+		Replicas:           o.Replicas,
+		Retention:          jetstream.LimitsPolicy,
+		Duplicates:         o.Duplicates,
+		AllowMsgSchedules:  q.sched,
+		AllowAtomicPublish: serverAtLeast(nc.ConnectedServerVersion(), 2, 12),
+		AllowDirect:        true,
+	}
+	if q.stream, err = js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("walq: jetstream: stream %s: %w", o.Name, err)
+	}
+	for _, b := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+	}{{&q.jobs, o.Name + "_jobs"}, {&q.keys, o.Name + "_keys"}} {
+		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: b.name, Storage: jetstream.FileStorage, Replicas: o.Replicas, History: 1})
+		if err != nil {
+			return nil, fmt.Errorf("walq: jetstream: bucket %s: %w", b.name, err)
+		}
+	}
+	return q, nil
+}
+
+// serverAtLeast reports whether version (such as "2.12.1") is at least
+// major.minor.
+func serverAtLeast(version string, major, minor int) bool {
+	var a, b int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &a, &b); err != nil {
+		return false
+	}
+	return a > major || a == major && b >= minor
+}
+
+// Info describes the engine: "jetstream", the server URL and stream, the
+// real clock, the lease duration and payload limit.
+func (q *Queue) Info() queue.EngineInfo {
+	return queue.EngineInfo{Engine: "jetstream", Location: q.nc.ConnectedUrlRedacted() + " stream " + q.opts.Name,
+		Clock: q.clock, LeaseDuration: q.opts.LeaseDuration, MaxPayload: q.opts.MaxPayload}
+}
+
+// Options returns the options in force, defaults applied.
+func (q *Queue) Options() Options { return q.opts }
+
+// Close stops the Queue: blocked Lease and Wait calls return ErrClosed and
+// subscriptions end. Leases held through it are left to expire on the
+// server (each counts as an attempt, as a crash would). The connection
+// stays open. Calling Close again returns nil.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	close(q.done)
+	if q.cancelBG != nil {
+		q.cancelBG()
+	}
+	q.mu.Unlock()
+	q.wg.Wait()
+	q.bc.Close()
+	return nil
+}
+
+func (q *Queue) check() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return queue.ErrClosed
+	}
+	return nil
+}
+
+// consumer returns the durable pull consumer of a named queue, creating it
+// on first use: AckWait is the lease, deliveries are counted by the
+// server, attempts by the engine (MaxDeliver unlimited: a released
+// delivery does not count).
+func (q *Queue) consumer(ctx context.Context, name string) (jetstream.Consumer, error) {
+	q.mu.Lock()
+	c := q.consumers[name]
+	q.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := q.js.CreateOrUpdateConsumer(ctx, q.opts.Name, jetstream.ConsumerConfig{
+		Durable:       q.consumerName(name),
+		FilterSubject: q.readySubject(name),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.opts.LeaseDuration,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      q.opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("walq: jetstream: consumer for queue %q: %w", name, err)
+	}
+	q.mu.Lock()
+	q.consumers[name] = c
+	q.mu.Unlock()
+	return c, nil
+}
+
+// getRecord reads a job's state record: (nil, 0) when it has none.
+func (q *Queue) getRecord(ctx context.Context, id uint64) (*record, uint64, error) {
+	e, err := q.jobs.Get(ctx, jobKey(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("walq: jetstream: job %d: %w", id, err)
+	}
+	var r record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, 0, fmt.Errorf("%w: job %d: state record: %v", queue.ErrCorrupt, id, err)
+	}
+	return &r, e.Revision(), nil
+}
+
+// errConflict means a conditional write lost to another writer.
+var errConflict = errors.New("walq: jetstream: conflicting write")
+
+// putRecord writes a job's record conditionally: Create when rev is 0,
+// Update on rev otherwise. It returns errConflict if another writer got
+// there first.
+func (q *Queue) putRecord(ctx context.Context, id uint64, rev uint64, r *record) (uint64, error) {
+	var err error
+	var n uint64
+	if rev == 0 {
+		n, err = q.jobs.Create(ctx, jobKey(id), encodeRecord(r))
+	} else {
+		n, err = q.jobs.Update(ctx, jobKey(id), encodeRecord(r), rev)
+	}
+	if isConflict(err) {
+		return 0, errConflict
+	}
+	if err != nil {
+		return 0, fmt.Errorf("walq: jetstream: job %d: write state: %w", id, err)
+	}
+	return n, nil
+}
+
+func isConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// loadMeta reads job id's record message.
+func (q *Queue) loadMeta(ctx context.Context, id uint64) (meta, error) {
+	m, err := q.stream.GetMsg(ctx, id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return meta{}, queue.ErrNotFound
+	}
+	if err != nil {
+		return meta{}, fmt.Errorf("walq: jetstream: job %d: %w", id, err)
+	}
+	md, ok := parseMeta(m.Header, m.Data)
+	if !ok {
+		return meta{}, queue.ErrNotFound
+	}
+	return md, nil
+}
+
+func (q *Queue) now() time.Time { return q.clock.Now() }
