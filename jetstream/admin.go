@@ -19,15 +19,15 @@ func (q *Queue) purgeJob(ctx context.Context, id uint64, key string) error {
 		if holder, err := q.keyHolder(ctx, key); err != nil {
 			return err
 		} else if holder == id {
-			if err := q.keys.Purge(ctx, keyKey(key)); err != nil {
+			if err := q.keys.Purge(q.rc(ctx), keyKey(key)); err != nil {
 				return fmt.Errorf("walq: jetstream: key %q: purge: %w", key, err)
 			}
 		}
 	}
-	if err := q.stream.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := q.stream.DeleteMsg(q.rc(ctx), id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("walq: jetstream: job %d: purge: %w", id, err)
 	}
-	if err := q.jobs.Purge(ctx, jobKey(id)); err != nil {
+	if err := q.jobs.Purge(q.rc(ctx), jobKey(id)); err != nil {
 		return fmt.Errorf("walq: jetstream: job %d: purge state: %w", id, err)
 	}
 	return nil
@@ -181,7 +181,7 @@ func (q *Queue) Requeue(ctx context.Context, ids []uint64, opts queue.RequeueOpt
 			msg = nats.NewMsg(q.readySubject(target))
 			msg.Header = h
 		}
-		if _, err := q.js.PublishMsg(ctx, msg); err != nil {
+		if _, err := q.js.PublishMsg(q.rc(ctx), msg); err != nil {
 			return fmt.Errorf("walq: jetstream: job %d: requeue: %w", id, err)
 		}
 	}
@@ -228,9 +228,9 @@ func (q *Queue) pause(ctx context.Context, name string, on bool) error {
 	}
 	var err error
 	if on {
-		_, err = q.js.PauseConsumer(ctx, q.opts.Name, q.consumerName(name), time.Now().AddDate(100, 0, 0))
+		_, err = q.js.PauseConsumer(q.rc(ctx), q.opts.Name, q.consumerName(name), time.Now().AddDate(100, 0, 0))
 	} else {
-		_, err = q.js.ResumeConsumer(ctx, q.opts.Name, q.consumerName(name))
+		_, err = q.js.ResumeConsumer(q.rc(ctx), q.opts.Name, q.consumerName(name))
 	}
 	if err != nil {
 		return fmt.Errorf("walq: jetstream: pause queue %q: %w", name, err)

@@ -177,13 +177,13 @@ func (q *Queue) publish(ctx context.Context, ps []*pending, now time.Time) error
 	case len(msgs) > MaxBatch:
 		return fmt.Errorf("%w: %d messages in one batch, limit %d", queue.ErrTooLarge, len(msgs), MaxBatch)
 	case len(msgs) == 1:
-		ack, err := q.js.PublishMsg(ctx, msgs[0])
+		ack, err := q.js.PublishMsg(q.rc(ctx), msgs[0])
 		if err != nil {
 			return fmt.Errorf("walq: jetstream: publish: %w", err)
 		}
 		fresh[0].id, fresh[0].dup = ack.Sequence, ack.Duplicate
 	default:
-		ack, err := jetstreamext.PublishMsgBatch(ctx, q.js, msgs)
+		ack, err := jetstreamext.PublishMsgBatch(q.rc(ctx), q.js, msgs)
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeBatchDuplicate {
 			return errDupInBatch
@@ -232,7 +232,7 @@ func (q *Queue) scheduleMsg(queueName string, runAt time.Time, holdNUID string, 
 // purged and its key replaced, as in the WAL engine.
 func (q *Queue) lookupKey(ctx context.Context, p *pending, now time.Time) error {
 	p.holder, p.replaceRev = 0, 0
-	e, err := q.keys.Get(ctx, keyKey(p.meta.Key))
+	e, err := q.keys.Get(q.rc(ctx), keyKey(p.meta.Key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
 	}
@@ -274,9 +274,9 @@ func (q *Queue) claimKey(ctx context.Context, p *pending) error {
 	val, _ := json.Marshal(keyRecord{ID: p.id})
 	var err error
 	if p.replaceRev == 0 {
-		_, err = q.keys.Create(ctx, keyKey(p.meta.Key), val)
+		_, err = q.keys.Create(q.rc(ctx), keyKey(p.meta.Key), val)
 	} else {
-		_, err = q.keys.Update(ctx, keyKey(p.meta.Key), val, p.replaceRev)
+		_, err = q.keys.Update(q.rc(ctx), keyKey(p.meta.Key), val, p.replaceRev)
 	}
 	if err == nil {
 		return nil
@@ -288,6 +288,10 @@ func (q *Queue) claimKey(ctx context.Context, p *pending) error {
 	if err != nil {
 		return err
 	}
+	if holder == 0 {
+		// The holder was purged between the conflict and the read.
+		return fmt.Errorf("walq: jetstream: key %q: holder changed while claiming", p.meta.Key)
+	}
 	if holder != p.id {
 		q.orphan(ctx, p.id)
 		p.holder = holder
@@ -296,7 +300,7 @@ func (q *Queue) claimKey(ctx context.Context, p *pending) error {
 }
 
 func (q *Queue) keyHolder(ctx context.Context, key string) (uint64, error) {
-	e, err := q.keys.Get(ctx, keyKey(key))
+	e, err := q.keys.Get(q.rc(ctx), keyKey(key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}
@@ -313,7 +317,7 @@ func (q *Queue) keyHolder(ctx context.Context, key string) (uint64, error) {
 // orphan forgets a job that lost its key to another: its record message is
 // deleted, so a delivery of it finds no job and is acked without running.
 func (q *Queue) orphan(ctx context.Context, id uint64) {
-	if err := q.stream.DeleteMsg(ctx, id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := q.stream.DeleteMsg(q.rc(ctx), id); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		q.opts.Logger.Warn("walq: jetstream: forget a job that lost its key", "job", id, "err", err)
 	}
 }

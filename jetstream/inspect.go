@@ -69,13 +69,13 @@ func (q *Queue) Jobs(ctx context.Context, f queue.JobFilter) ([]*queue.Job, erro
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	info, err := q.stream.Info(ctx)
+	info, err := q.stream.Info(q.rc(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("walq: jetstream: stream info: %w", err)
 	}
 	var out []*queue.Job
 	for seq := max(f.AfterID+1, info.State.FirstSeq); seq <= info.State.LastSeq; seq++ {
-		raw, err := q.stream.GetMsg(ctx, seq)
+		raw, err := q.stream.GetMsg(q.rc(ctx), seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -110,7 +110,7 @@ func (q *Queue) Dead(ctx context.Context, f queue.DeadFilter) ([]*queue.Job, err
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	keys, err := q.jobs.ListKeys(ctx)
+	keys, err := q.jobs.ListKeys(q.rc(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("walq: jetstream: list jobs: %w", err)
 	}
@@ -181,11 +181,11 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 		st.Queues[j.Queue] = s
 	}
 	for name, s := range st.Queues {
-		c, err := q.js.Consumer(ctx, q.opts.Name, q.consumerName(name))
+		c, err := q.js.Consumer(q.rc(ctx), q.opts.Name, q.consumerName(name))
 		if err != nil {
 			continue
 		}
-		if info, err := c.Info(ctx); err == nil {
+		if info, err := c.Info(q.rc(ctx)); err == nil {
 			s.Paused = info.Paused
 		}
 		st.Queues[name] = s

@@ -183,7 +183,7 @@ func (q *Queue) resolve(ctx context.Context, name string, m jetstream.Msg, start
 		mt, err = q.loadMeta(ctx, id)
 		ok = err == nil
 	case h.Get(hdrHold) != "":
-		raw, gerr := q.stream.GetLastMsgForSubject(ctx, q.holdSubject(h.Get(hdrHold)))
+		raw, gerr := q.stream.GetLastMsgForSubject(q.rc(ctx), q.holdSubject(h.Get(hdrHold)))
 		if gerr == nil {
 			id = raw.Sequence
 			mt, ok = parseMeta(raw.Header, raw.Data)
@@ -279,7 +279,7 @@ func (q *Queue) forgetDelivery(ctx context.Context, seq, id uint64) {
 	if seq == id {
 		return
 	}
-	if err := q.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := q.stream.DeleteMsg(q.rc(ctx), seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		q.opts.Logger.Warn("walq: jetstream: delete an acknowledged delivery", "seq", seq, "job", id, "err", err)
 	}
 }

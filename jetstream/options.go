@@ -46,6 +46,10 @@ type Options struct {
 	// within which a keyed enqueue retried after a lost reply finds its
 	// first publication. Defaults to 2m.
 	Duplicates time.Duration
+	// RequestTimeout bounds each request to the servers, so that one lost
+	// in a failover fails (and can be retried) instead of waiting for
+	// the caller's deadline. Defaults to 5s.
+	RequestTimeout time.Duration
 	// NoSchedules makes delayed jobs wait in the queue's consumer
 	// (delivered, then NakWithDelay until their run-at) instead of in
 	// server message schedules; it is what Open does by itself on a
@@ -107,6 +111,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Duplicates == 0 {
 		c.Duplicates = 2 * time.Minute
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -77,7 +77,10 @@ func Open(ctx context.Context, nc *nats.Conn, opts *Options) (*Queue, error) {
 		Duplicates:         o.Duplicates,
 		AllowMsgSchedules:  q.sched,
 		AllowAtomicPublish: serverAtLeast(nc.ConnectedServerVersion(), 2, 12),
-		AllowDirect:        true,
+		// Reads go to the stream leader: a follower's direct get can miss
+		// a message it has not caught up with, and "not found" decides
+		// whether a key's holder is gone.
+		AllowDirect: false,
 	}
 	if q.stream, err = js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("walq: jetstream: stream %s: %w", o.Name, err)
@@ -86,13 +89,48 @@ func Open(ctx context.Context, nc *nats.Conn, opts *Options) (*Queue, error) {
 		kv   *jetstream.KeyValue
 		name string
 	}{{&q.jobs, o.Name + "_jobs"}, {&q.keys, o.Name + "_keys"}} {
-		*b.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: b.name, Storage: jetstream.FileStorage, Replicas: o.Replicas, History: 1})
-		if err != nil {
+		if *b.kv, err = q.bucket(ctx, b.name); err != nil {
 			return nil, fmt.Errorf("walq: jetstream: bucket %s: %w", b.name, err)
 		}
 	}
 	return q, nil
+}
+
+// bucket binds a key-value bucket, creating it first if needed. Its stream
+// serves reads from its leader only (AllowDirect off): a conditional write
+// is decided by the leader, and so must be a read that says a key is free.
+func (q *Queue) bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	kv, err := q.js.KeyValue(ctx, name)
+	if err == nil && !kvDirect(ctx, q.js, name) {
+		return kv, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		_, err = q.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: name, Storage: jetstream.FileStorage, Replicas: q.opts.Replicas, History: 1})
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, err
+		}
+	}
+	s, err := q.js.Stream(ctx, "KV_"+name)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := q.js.UpdateStream(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return q.js.KeyValue(ctx, name)
+}
+
+func kvDirect(ctx context.Context, js jetstream.JetStream, name string) bool {
+	s, err := js.Stream(ctx, "KV_"+name)
+	return err != nil || s.CachedInfo().Config.AllowDirect
 }
 
 // serverAtLeast reports whether version (such as "2.12.1") is at least
@@ -156,7 +194,7 @@ func (q *Queue) consumer(ctx context.Context, name string) (jetstream.Consumer, 
 	if c != nil {
 		return c, nil
 	}
-	c, err := q.js.CreateOrUpdateConsumer(ctx, q.opts.Name, jetstream.ConsumerConfig{
+	c, err := q.js.CreateOrUpdateConsumer(q.rc(ctx), q.opts.Name, jetstream.ConsumerConfig{
 		Durable:       q.consumerName(name),
 		FilterSubject: q.readySubject(name),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -177,7 +215,7 @@ func (q *Queue) consumer(ctx context.Context, name string) (jetstream.Consumer, 
 
 // getRecord reads a job's state record: (nil, 0) when it has none.
 func (q *Queue) getRecord(ctx context.Context, id uint64) (*record, uint64, error) {
-	e, err := q.jobs.Get(ctx, jobKey(id))
+	e, err := q.jobs.Get(q.rc(ctx), jobKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
 	}
@@ -201,9 +239,9 @@ func (q *Queue) putRecord(ctx context.Context, id uint64, rev uint64, r *record)
 	var err error
 	var n uint64
 	if rev == 0 {
-		n, err = q.jobs.Create(ctx, jobKey(id), encodeRecord(r))
+		n, err = q.jobs.Create(q.rc(ctx), jobKey(id), encodeRecord(r))
 	} else {
-		n, err = q.jobs.Update(ctx, jobKey(id), encodeRecord(r), rev)
+		n, err = q.jobs.Update(q.rc(ctx), jobKey(id), encodeRecord(r), rev)
 	}
 	if isConflict(err) {
 		return 0, errConflict
@@ -227,7 +265,7 @@ func isConflict(err error) bool {
 
 // loadMeta reads job id's record message.
 func (q *Queue) loadMeta(ctx context.Context, id uint64) (meta, error) {
-	m, err := q.stream.GetMsg(ctx, id)
+	m, err := q.stream.GetMsg(q.rc(ctx), id)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return meta{}, queue.ErrNotFound
 	}
@@ -242,3 +280,11 @@ func (q *Queue) loadMeta(ctx context.Context, id uint64) (meta, error) {
 }
 
 func (q *Queue) now() time.Time { return q.clock.Now() }
+
+// rc bounds one request to the servers by Options.RequestTimeout. The
+// context is released when the timeout passes.
+func (q *Queue) rc(ctx context.Context) context.Context {
+	ctx, cancel := context.WithTimeout(ctx, q.opts.RequestTimeout)
+	time.AfterFunc(q.opts.RequestTimeout, cancel)
+	return ctx
+}
