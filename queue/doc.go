@@ -45,6 +45,17 @@
 //   - Recovery, Options and Dir report what Open found, the options in force
 //     and the directory.
 //
+// # Engines
+//
+// Engine is the same API as an interface: every call above except Compact,
+// Recovery, Options and Dir, which only the directory-backed Queue has, plus
+// Info. *Queue is the embedded engine; the JetStream engine (the nested
+// module github.com/walq/walq/jetstream) keeps jobs on a replicated NATS
+// server cluster for applications that outgrow one machine. Code written
+// against Engine, the worker runtime included, runs on either; package
+// queuetest is the conformance suite both pass. Broadcaster gives another
+// engine the event stream that Subscribe returns.
+//
 // # Names and errors
 //
 // A named queue is 1 to 255 bytes of ASCII letters, digits and - _ . : /
