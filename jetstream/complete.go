@@ -229,6 +229,9 @@ func (q *Queue) Release(ctx context.Context, tok queue.Token) error {
 // per-delivery AckWait; d larger than the lease duration is served by
 // extending again, as the worker runtime's heartbeat does).
 func (q *Queue) Extend(ctx context.Context, tok queue.Token, d time.Duration) (time.Time, error) {
+	if d < 0 {
+		return time.Time{}, fmt.Errorf("%w: Extend by %v", queue.ErrInvalid, d)
+	}
 	h, err := q.take(tok)
 	if err != nil {
 		return time.Time{}, err
@@ -250,6 +253,9 @@ func (q *Queue) Extend(ctx context.Context, tok queue.Token, d time.Duration) (t
 func (q *Queue) ExtendBatch(ctx context.Context, toks []queue.Token, d time.Duration) ([]error, error) {
 	if err := q.check(); err != nil {
 		return nil, err
+	}
+	if d < 0 {
+		return nil, fmt.Errorf("%w: Extend by %v", queue.ErrInvalid, d)
 	}
 	errs := make([]error, len(toks))
 	for i, t := range toks {

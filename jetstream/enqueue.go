@@ -178,6 +178,15 @@ func (q *Queue) publish(ctx context.Context, ps []*pending, now time.Time) error
 		return fmt.Errorf("%w: %d messages in one batch, limit %d", queue.ErrTooLarge, len(msgs), MaxBatch)
 	case len(msgs) == 1:
 		ack, err := q.js.PublishMsg(q.rc(ctx), msgs[0])
+		if err == nil && ack.Duplicate {
+			// The de-duplication window remembers an earlier job of the
+			// key; if that job was purged since, publish anew under an
+			// ID naming it (racing producers share that ID too).
+			if _, gerr := q.loadMeta(ctx, ack.Sequence); errors.Is(gerr, queue.ErrNotFound) {
+				msgs[0].Header.Set(jetstream.MsgIDHeader, msgs[0].Header.Get(jetstream.MsgIDHeader)+":"+strconv.FormatUint(ack.Sequence, 10))
+				ack, err = q.js.PublishMsg(q.rc(ctx), msgs[0])
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("walq: jetstream: publish: %w", err)
 		}

@@ -69,14 +69,36 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*qu
 	if err != nil {
 		return nil, err
 	}
+	unavailable := time.Time{}
 	for {
 		start := q.now()
 		msgs, err := fetch(c, n, 0)
+		if errors.Is(err, nats.ErrNoResponders) {
+			// The consumer has no leader yet (just created, or failing
+			// over): wait for one, up to RequestTimeout.
+			if unavailable.IsZero() {
+				unavailable = time.Now()
+			}
+			if time.Since(unavailable) > q.opts.RequestTimeout {
+				return nil, err
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-q.done:
+				return nil, queue.ErrClosed
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		unavailable = time.Time{}
 		if err != nil {
 			return nil, err
 		}
 		if len(msgs) == 0 && wait {
-			if msgs, err = fetch(c, 1, pollWait); err != nil {
+			if msgs, err = fetch(c, 1, pollWait); errors.Is(err, nats.ErrNoResponders) {
+				continue
+			} else if err != nil {
 				return nil, err
 			}
 			if len(msgs) == 1 && n > 1 {
@@ -152,6 +174,9 @@ func (q *Queue) resolveAll(ctx context.Context, name string, msgs []jetstream.Ms
 		q.mu.Lock()
 		q.held[h.tok.Job] = h
 		q.mu.Unlock()
+		if h.tok.Attempt >= h.meta.MaxAttempts {
+			q.armExpiry(h)
+		}
 		ls = append(ls, &queue.Lease{Job: q.jobOf(h.tok.Job, &h.meta, &h.rec, queue.StateLeased, h), Token: h.tok, Deadline: h.deadline})
 	}
 	if len(ls) == 0 {
@@ -308,4 +333,41 @@ func (q *Queue) jobOf(id uint64, m *meta, r *record, st queue.JobState, h *held)
 		j.History = append(j.History, queue.Attempt{Number: h.tok.Attempt, Lease: h.tok.Lease, Started: h.started})
 	}
 	return j
+}
+
+// armExpiry makes this Queue dead-letter a job whose last attempt's lease
+// runs out while it holds it, so that the job is dead (and Wait answers)
+// without waiting for the next delivery to notice. A process that dies
+// leaves that to the next delivery (see resolve).
+func (q *Queue) armExpiry(h *held) {
+	q.mu.Lock()
+	d := h.deadline.Sub(q.now())
+	q.mu.Unlock()
+	time.AfterFunc(d, func() {
+		q.mu.Lock()
+		if q.closed || q.held[h.tok.Job] != h {
+			q.mu.Unlock()
+			return
+		}
+		if q.now().Before(h.deadline) { // extended
+			q.mu.Unlock()
+			q.armExpiry(h)
+			return
+		}
+		delete(q.held, h.tok.Job)
+		q.mu.Unlock()
+		ctx := context.Background()
+		now := q.now()
+		r := h.rec
+		r.History = append([]queue.Attempt(nil), h.rec.History...)
+		r.State, r.Event, r.At, r.FinishedAt, r.Name = queue.StateDead, queue.EventDead, now, now, h.meta.Queue
+		r.Attempt, r.LastLease, r.LastError = h.tok.Attempt, h.tok.Lease, "lease expired"
+		r.addHistory(queue.Attempt{Number: h.tok.Attempt, Lease: h.tok.Lease, Started: h.started, Ended: now, Outcome: "expired", Error: "lease expired"})
+		if _, err := q.putRecord(q.rc(ctx), h.tok.Job, h.rev, &r); err != nil {
+			return // another writer decided, or the next delivery will
+		}
+		if err := h.msg.Term(); err != nil {
+			q.opts.Logger.Debug("walq: jetstream: term", "job", h.tok.Job, "err", err)
+		}
+	})
 }
