@@ -71,6 +71,9 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*qu
 	}
 	unavailable := time.Time{}
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		start := q.now()
 		msgs, err := fetch(c, n, 0)
 		if errors.Is(err, nats.ErrNoResponders) {
@@ -109,7 +112,19 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*qu
 				msgs = append(msgs, more...)
 			}
 		}
-		ls, err := q.resolveAll(ctx, name, msgs, start)
+		// Deliveries in hand are resolved whatever happens to ctx: one
+		// left unresolved would come back with its attempt counted.
+		ls, err := q.resolveAll(context.WithoutCancel(ctx), name, msgs, start)
+		if ctx.Err() != nil {
+			// The caller gave up while the fetch ran: give the jobs back
+			// uncounted, as the WAL engine would never have leased them.
+			for _, l := range ls {
+				if rerr := q.Release(context.WithoutCancel(ctx), l.Token); rerr != nil {
+					q.opts.Logger.Debug("walq: jetstream: release after cancel", "job", l.Token.Job, "err", rerr)
+				}
+			}
+			return nil, ctx.Err()
+		}
 		if err != nil || len(ls) > 0 || !wait {
 			return ls, err
 		}
