@@ -168,7 +168,7 @@ func (q *Queue) Requeue(ctx context.Context, ids []uint64, opts queue.RequeueOpt
 		} else if err != nil {
 			return err
 		}
-		if _, err := q.consumer(ctx, target); err != nil {
+		if _, err := q.consumer(ctx, target, it.m.Priority); err != nil {
 			return err
 		}
 		h := nats.Header{}
@@ -176,9 +176,9 @@ func (q *Queue) Requeue(ctx context.Context, ids []uint64, opts queue.RequeueOpt
 		h.Set(hdrGen, strconv.Itoa(r.Gen))
 		var msg *nats.Msg
 		if opts.Delay > 0 && q.sched {
-			msg = q.scheduleMsg(target, now.Add(opts.Delay), "", h)
+			msg = q.scheduleMsg(target, it.m.Priority, now.Add(opts.Delay), "", h)
 		} else {
-			msg = nats.NewMsg(q.readySubject(target))
+			msg = nats.NewMsg(q.readySubject(target, it.m.Priority))
 			msg.Header = h
 		}
 		if _, err := q.js.PublishMsg(q.rc(ctx), msg); err != nil {
@@ -200,6 +200,9 @@ func (q *Queue) RequeueDead(ctx context.Context, f queue.DeadFilter, opts queue.
 	}
 	return len(ids), q.Requeue(ctx, ids, opts)
 }
+
+// pauseForever is the pause deadline of a paused queue's consumers.
+var pauseForever = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Pause pauses the named queue's consumer (the server's consumer pause,
 // kept in the consumer's replicated configuration, so it survives
@@ -223,14 +226,24 @@ func (q *Queue) pause(ctx context.Context, name string, on bool) error {
 	if err := queue.CheckQueueName(name); err != nil {
 		return err
 	}
-	if _, err := q.consumer(ctx, name); err != nil {
+	prios, err := q.priorities(ctx, name, true)
+	if err != nil {
 		return err
 	}
-	var err error
-	if on {
-		_, err = q.js.PauseConsumer(q.rc(ctx), q.opts.Name, q.consumerName(name), time.Now().AddDate(100, 0, 0))
-	} else {
-		_, err = q.js.ResumeConsumer(q.rc(ctx), q.opts.Name, q.consumerName(name))
+	// Priority 0 first: its consumer's pause is the queue's, the one a
+	// consumer created later for a new priority copies.
+	for _, p := range append([]int32{0}, prios...) {
+		if _, err = q.consumer(ctx, name, p); err != nil {
+			return err
+		}
+		if on {
+			_, err = q.js.PauseConsumer(q.rc(ctx), q.opts.Name, q.consumerName(name, p), pauseForever)
+		} else {
+			_, err = q.js.ResumeConsumer(q.rc(ctx), q.opts.Name, q.consumerName(name, p))
+		}
+		if err != nil {
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("walq: jetstream: pause queue %q: %w", name, err)

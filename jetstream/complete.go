@@ -47,6 +47,14 @@ func (q *Queue) end(ctx context.Context, h *held, change func(r *record)) (*reco
 	change(&r)
 	r.Name = h.meta.Queue
 	_, err := q.putRecord(ctx, h.tok.Job, h.rev, &r)
+	if err != nil && !errors.Is(err, errConflict) {
+		// The reply was lost (a failover, a timeout): the write may have
+		// landed. Read it back to tell.
+		if cur, _, rerr := q.getRecord(context.WithoutCancel(ctx), h.tok.Job); rerr == nil && cur != nil &&
+			cur.LastLease == r.LastLease && cur.Event == r.Event && cur.At.Equal(r.At) {
+			err = nil
+		}
+	}
 	if errors.Is(err, errConflict) {
 		q.forget(h)
 		return nil, queue.ErrLeaseLost

@@ -152,12 +152,12 @@ func (q *Queue) publish(ctx context.Context, ps []*pending, now time.Time) error
 		}
 		// The queue's consumer exists before its first job, so that it
 		// never starts from a stream full of finished jobs.
-		if _, err := q.consumer(ctx, p.meta.Queue); err != nil {
+		if _, err := q.consumer(ctx, p.meta.Queue, p.meta.Priority); err != nil {
 			return err
 		}
 		fresh = append(fresh, p)
 		if p.meta.RunAt.IsZero() || !q.sched {
-			msgs = append(msgs, recordMsg(q.readySubject(p.meta.Queue), &p.meta))
+			msgs = append(msgs, recordMsg(q.readySubject(p.meta.Queue, p.meta.Priority), &p.meta))
 		} else {
 			p.nuid = nuid.Next()
 			msgs = append(msgs, recordMsg(q.holdSubject(p.nuid), &p.meta))
@@ -168,7 +168,7 @@ func (q *Queue) publish(ctx context.Context, ps []*pending, now time.Time) error
 	}
 	for _, p := range fresh { // schedules go after every record
 		if p.nuid != "" {
-			msgs = append(msgs, q.scheduleMsg(p.meta.Queue, p.meta.RunAt, p.nuid, nil))
+			msgs = append(msgs, q.scheduleMsg(p.meta.Queue, p.meta.Priority, p.meta.RunAt, p.nuid, nil))
 		}
 	}
 	switch {
@@ -219,7 +219,7 @@ func (q *Queue) publish(ctx context.Context, ps []*pending, now time.Time) error
 
 // scheduleMsg builds a message schedule that fires a delivery of the job
 // into its queue's ready subject at runAt (whole seconds, rounded up).
-func (q *Queue) scheduleMsg(queueName string, runAt time.Time, holdNUID string, h nats.Header) *nats.Msg {
+func (q *Queue) scheduleMsg(queueName string, prio int32, runAt time.Time, holdNUID string, h nats.Header) *nats.Msg {
 	msg := nats.NewMsg(q.schedSubject(queueName, nuid.Next()))
 	for k, v := range h {
 		msg.Header[k] = v
@@ -229,7 +229,7 @@ func (q *Queue) scheduleMsg(queueName string, runAt time.Time, holdNUID string, 
 		at = at.Add(time.Second)
 	}
 	msg.Header.Set("Nats-Schedule", "@at "+at.UTC().Format(time.RFC3339))
-	msg.Header.Set("Nats-Schedule-Target", q.readySubject(queueName))
+	msg.Header.Set("Nats-Schedule-Target", q.readySubject(queueName, prio))
 	msg.Header.Set(hdrRunAt, unixNano(runAt))
 	if holdNUID != "" {
 		msg.Header.Set(hdrHold, holdNUID)

@@ -39,7 +39,9 @@ func (q *Queue) watchRecords(ctx context.Context) {
 	defer q.wg.Done()
 	w, err := q.jobs.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
-		q.opts.Logger.Warn("walq: jetstream: watch jobs", "err", err)
+		if ctx.Err() == nil {
+			q.opts.Logger.Warn("walq: jetstream: watch jobs", "err", err)
+		}
 		return
 	}
 	defer w.Stop()
@@ -78,7 +80,9 @@ func (q *Queue) watchEnqueues(ctx context.Context) {
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
-		q.opts.Logger.Warn("walq: jetstream: watch enqueues", "err", err)
+		if ctx.Err() == nil {
+			q.opts.Logger.Warn("walq: jetstream: watch enqueues", "err", err)
+		}
 		return
 	}
 	cc, err := c.Consume(func(m jetstream.Msg) {

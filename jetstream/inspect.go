@@ -181,7 +181,7 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 		st.Queues[j.Queue] = s
 	}
 	for name, s := range st.Queues {
-		c, err := q.js.Consumer(q.rc(ctx), q.opts.Name, q.consumerName(name))
+		c, err := q.js.Consumer(q.rc(ctx), q.opts.Name, q.consumerName(name, 0))
 		if err != nil {
 			continue
 		}

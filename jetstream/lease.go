@@ -1,9 +1,11 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -65,19 +67,14 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*qu
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	c, err := q.consumer(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	unavailable := time.Time{}
+	var unavailable time.Time
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		start := q.now()
-		msgs, err := fetch(c, n, 0)
+		ls, err := q.leaseOnce(ctx, name, n, wait)
 		if errors.Is(err, nats.ErrNoResponders) {
-			// The consumer has no leader yet (just created, or failing
+			// A consumer has no leader yet (just created, or failing
 			// over): wait for one, up to RequestTimeout.
 			if unavailable.IsZero() {
 				unavailable = time.Now()
@@ -95,26 +92,6 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*qu
 			continue
 		}
 		unavailable = time.Time{}
-		if err != nil {
-			return nil, err
-		}
-		if len(msgs) == 0 && wait {
-			if msgs, err = fetch(c, 1, pollWait); errors.Is(err, nats.ErrNoResponders) {
-				continue
-			} else if err != nil {
-				return nil, err
-			}
-			if len(msgs) == 1 && n > 1 {
-				more, err := fetch(c, n-1, 0)
-				if err != nil {
-					return nil, err
-				}
-				msgs = append(msgs, more...)
-			}
-		}
-		// Deliveries in hand are resolved whatever happens to ctx: one
-		// left unresolved would come back with its attempt counted.
-		ls, err := q.resolveAll(context.WithoutCancel(ctx), name, msgs, start)
 		if ctx.Err() != nil {
 			// The caller gave up while the fetch ran: give the jobs back
 			// uncounted, as the WAL engine would never have leased them.
@@ -129,14 +106,65 @@ func (q *Queue) lease(ctx context.Context, name string, n int, wait bool) ([]*qu
 			return ls, err
 		}
 		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		case <-q.done:
 			return nil, queue.ErrClosed
 		default:
 		}
 	}
 }
+
+// leaseOnce takes what the queue's consumers have ready, highest priority
+// first, and, if there is nothing and wait is set, waits a moment for a
+// delivery: up to pollWait on a queue of one priority, prioPollWait (then
+// another look at every priority) on one of several.
+func (q *Queue) leaseOnce(ctx context.Context, name string, n int, wait bool) ([]*queue.Lease, error) {
+	prios, err := q.priorities(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	prios = append(prios, 0)
+	slices.SortFunc(prios, func(a, b int32) int { return cmp.Compare(b, a) })
+	var out []*queue.Lease
+	for _, p := range prios {
+		c, err := q.consumer(ctx, name, p)
+		if err != nil {
+			return out, err
+		}
+		start := q.now()
+		msgs, err := fetch(c, n-len(out), 0)
+		// Deliveries in hand are resolved whatever happens to ctx: one
+		// left unresolved would come back with its attempt counted.
+		ls, rerr := q.resolveAll(context.WithoutCancel(ctx), name, msgs, start)
+		out = append(out, ls...)
+		if err == nil {
+			err = rerr
+		}
+		if err != nil || len(out) == n {
+			return out, err
+		}
+	}
+	if len(out) > 0 || !wait {
+		return out, nil
+	}
+	maxWait := pollWait
+	if len(prios) > 1 {
+		maxWait = prioPollWait
+	}
+	c, err := q.consumer(ctx, name, prios[0])
+	if err != nil {
+		return nil, err
+	}
+	start := q.now()
+	msgs, err := fetch(c, 1, maxWait)
+	if err != nil {
+		return nil, err
+	}
+	return q.resolveAll(context.WithoutCancel(ctx), name, msgs, start)
+}
+
+// prioPollWait bounds a blocking fetch on one priority of a queue that has
+// several, after which every priority is looked at again.
+const prioPollWait = 50 * time.Millisecond
 
 // fetch pulls up to n messages, waiting up to maxWait for the first (0:
 // not at all), and reads the batch to its end so that no delivery is

@@ -1,10 +1,12 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +31,8 @@ type Queue struct {
 	clock  clock.Clock
 
 	mu        sync.Mutex
-	consumers map[string]jetstream.Consumer
+	consumers map[consumerKey]jetstream.Consumer
+	prios     map[string]*prioCache
 	held      map[uint64]*held // leases taken through this Queue
 	closed    bool
 	done      chan struct{}
@@ -66,7 +69,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts *Options) (*Queue, error) {
 		return nil, fmt.Errorf("walq: jetstream: %w", err)
 	}
 	q := &Queue{opts: o, nc: nc, js: js, clock: clock.New(),
-		consumers: map[string]jetstream.Consumer{}, held: map[uint64]*held{}, done: make(chan struct{})}
+		consumers: map[consumerKey]jetstream.Consumer{}, prios: map[string]*prioCache{}, held: map[uint64]*held{}, done: make(chan struct{})}
 	q.sched = !o.NoSchedules && serverAtLeast(nc.ConnectedServerVersion(), 2, 12)
 	cfg := jetstream.StreamConfig{
 		Name:               o.Name,
@@ -183,34 +186,112 @@ func (q *Queue) check() error {
 	return nil
 }
 
-// consumer returns the durable pull consumer of a named queue, creating it
-// on first use: AckWait is the lease, deliveries are counted by the
-// server, attempts by the engine (MaxDeliver unlimited: a released
-// delivery does not count).
-func (q *Queue) consumer(ctx context.Context, name string) (jetstream.Consumer, error) {
+// consumer returns the durable pull consumer of a named queue's priority,
+// creating it on first use: AckWait is the lease, deliveries are counted
+// by the server, attempts by the engine (MaxDeliver unlimited: a released
+// delivery does not count). A consumer created for a new priority of a
+// paused queue starts paused.
+func (q *Queue) consumer(ctx context.Context, name string, prio int32) (jetstream.Consumer, error) {
+	ck := consumerKey{name, prio}
 	q.mu.Lock()
-	c := q.consumers[name]
+	c := q.consumers[ck]
 	q.mu.Unlock()
 	if c != nil {
 		return c, nil
 	}
-	c, err := q.js.CreateOrUpdateConsumer(q.rc(ctx), q.opts.Name, jetstream.ConsumerConfig{
-		Durable:       q.consumerName(name),
-		FilterSubject: q.readySubject(name),
+	cfg := jetstream.ConsumerConfig{
+		Durable:       q.consumerName(name, prio),
+		FilterSubject: q.readySubject(name, prio),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       q.opts.LeaseDuration,
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      q.opts.Replicas,
-	})
+	}
+	c, err := q.js.Consumer(q.rc(ctx), q.opts.Name, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if prio != 0 {
+			base, err := q.consumer(ctx, name, 0)
+			if err != nil {
+				return nil, err
+			}
+			if info, err := base.Info(q.rc(ctx)); err == nil && info.Paused {
+				cfg.PauseUntil = &pauseForever
+			}
+		}
+		c, err = q.js.CreateConsumer(q.rc(ctx), q.opts.Name, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			c, err = q.js.Consumer(q.rc(ctx), q.opts.Name, cfg.Durable)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("walq: jetstream: consumer for queue %q: %w", name, err)
 	}
 	q.mu.Lock()
-	q.consumers[name] = c
+	q.consumers[ck] = c
+	if prio != 0 {
+		q.prioSeen(name, prio)
+	}
 	q.mu.Unlock()
 	return c, nil
+}
+
+type consumerKey struct {
+	name string
+	prio int32
+}
+
+// prioCache is what this Queue knows of a named queue's priorities other
+// than 0: those it used, and those the stream had subjects for when last
+// asked (at most once a second by Lease).
+type prioCache struct {
+	prios []int32 // descending
+	at    time.Time
+}
+
+// prioSeen records a priority; q.mu is held.
+func (q *Queue) prioSeen(name string, prio int32) {
+	pc := q.prios[name]
+	if pc == nil {
+		pc = &prioCache{}
+		q.prios[name] = pc
+	}
+	if !slices.Contains(pc.prios, prio) {
+		pc.prios = append(pc.prios, prio)
+		slices.SortFunc(pc.prios, func(a, b int32) int { return cmp.Compare(b, a) })
+	}
+}
+
+// priorities returns the named queue's priorities other than 0, highest
+// first, asking the stream for the subjects in use when fresh is set or
+// the answer is over a second old.
+func (q *Queue) priorities(ctx context.Context, name string, fresh bool) ([]int32, error) {
+	q.mu.Lock()
+	pc := q.prios[name]
+	if pc != nil && !fresh && time.Since(pc.at) < time.Second {
+		out := slices.Clone(pc.prios)
+		q.mu.Unlock()
+		return out, nil
+	}
+	q.mu.Unlock()
+	prefix := q.readySubject(name, 0) + "."
+	info, err := q.stream.Info(q.rc(ctx), jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("walq: jetstream: priorities of queue %q: %w", name, err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for subj := range info.State.Subjects {
+		if p, ok := parsePrio(strings.TrimPrefix(subj, prefix)); ok {
+			q.prioSeen(name, p)
+		}
+	}
+	if q.prios[name] == nil {
+		q.prios[name] = &prioCache{}
+	}
+	q.prios[name].at = time.Now()
+	return slices.Clone(q.prios[name].prios), nil
 }
 
 // getRecord reads a job's state record: (nil, 0) when it has none.
