@@ -63,45 +63,126 @@ func (q *Queue) GetByKey(ctx context.Context, key string) (*queue.Job, error) {
 	return q.Get(ctx, id)
 }
 
-// Jobs lists jobs in ID order by reading the stream's record messages from
-// AfterID on (one read per message: a listing costs what it passes over).
+// Jobs lists jobs in ID order: one pass of an ordered consumer (headers
+// only) over the stream's record messages from AfterID on, and one pass of
+// a watch over the jobs bucket for their states (a Get per job instead
+// when Limit is small).
 func (q *Queue) Jobs(ctx context.Context, f queue.JobFilter) ([]*queue.Job, error) {
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	info, err := q.stream.Info(q.rc(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("walq: jetstream: stream info: %w", err)
-	}
-	var out []*queue.Job
-	for seq := max(f.AfterID+1, info.State.FirstSeq); seq <= info.State.LastSeq; seq++ {
-		raw, err := q.stream.GetMsg(q.rc(ctx), seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("walq: jetstream: job %d: %w", seq, err)
-		}
-		m, ok := parseMeta(raw.Header, raw.Data)
-		if !ok || strings.HasPrefix(raw.Subject, q.opts.Name+".s.") {
-			continue
-		}
-		r, _, err := q.getRecord(ctx, seq)
-		if err != nil {
+	var recs map[uint64]*record
+	if f.Limit == 0 || f.Limit > 64 {
+		var err error
+		if recs, err = q.allRecords(ctx); err != nil {
 			return nil, err
 		}
-		m.Payload = nil
-		j := q.snapshot(seq, &m, r)
+	}
+	var out []*queue.Job
+	err := q.scan(ctx, f.AfterID+1, func(id uint64, m *meta) (bool, error) {
+		r, ok := recs[id]
+		if recs == nil {
+			var err error
+			if r, _, err = q.getRecord(q.rc(ctx), id); err != nil {
+				return false, err
+			}
+		} else if !ok {
+			r = nil
+		}
+		j := q.snapshot(id, m, r)
 		j.Result = nil
 		if (f.Queue != "" && j.Queue != f.Queue) || (f.State != "" && j.State != f.State) {
-			continue
+			return true, nil
 		}
 		out = append(out, j)
-		if f.Limit > 0 && len(out) >= f.Limit {
-			break
+		return f.Limit == 0 || len(out) < f.Limit, nil
+	})
+	return out, err
+}
+
+// scan calls fn for every job record message from sequence from on, in
+// order, without payloads, until fn returns false.
+func (q *Queue) scan(ctx context.Context, from uint64, fn func(id uint64, m *meta) (bool, error)) error {
+	info, err := q.stream.Info(q.rc(ctx))
+	if err != nil {
+		return fmt.Errorf("walq: jetstream: stream info: %w", err)
+	}
+	last := info.State.LastSeq
+	if from > last || info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := q.js.OrderedConsumer(q.rc(ctx), q.opts.Name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{q.opts.Name + ".q.>", q.opts.Name + ".h.>"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return fmt.Errorf("walq: jetstream: scan: %w", err)
+	}
+	for {
+		b, err := c.FetchNoWait(1000)
+		if err != nil {
+			return fmt.Errorf("walq: jetstream: scan: %w", err)
+		}
+		n := 0
+		for msg := range b.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("walq: jetstream: scan: %w", err)
+			}
+			if m, ok := parseMeta(msg.Headers(), nil); ok {
+				more, err := fn(md.Sequence.Stream, &m)
+				if err != nil || !more {
+					return err
+				}
+			}
+			if md.Sequence.Stream >= last || md.NumPending == 0 {
+				return nil
+			}
+		}
+		if err := b.Error(); err != nil {
+			return fmt.Errorf("walq: jetstream: scan: %w", err)
+		}
+		if n == 0 {
+			return nil
 		}
 	}
-	return out, nil
+}
+
+// allRecords reads every job state record in one pass of a watch.
+func (q *Queue) allRecords(ctx context.Context) (map[uint64]*record, error) {
+	wctx, cancel := context.WithTimeout(ctx, q.opts.RequestTimeout*6)
+	defer cancel()
+	w, err := q.jobs.WatchAll(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("walq: jetstream: read jobs: %w", err)
+	}
+	defer w.Stop()
+	recs := map[uint64]*record{}
+	for {
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("walq: jetstream: read jobs: %w", wctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("walq: jetstream: read jobs: watch ended")
+			}
+			if e == nil {
+				return recs, nil
+			}
+			id, err := strconv.ParseUint(strings.TrimPrefix(e.Key(), "j."), 10, 64)
+			if err != nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var r record
+			if err := json.Unmarshal(e.Value(), &r); err != nil {
+				return nil, fmt.Errorf("%w: job %d: state record: %v", queue.ErrCorrupt, id, err)
+			}
+			recs[id] = &r
+		}
+	}
 }
 
 // Dead lists the dead-letter queue (jobs whose state record says dead),
@@ -110,21 +191,13 @@ func (q *Queue) Dead(ctx context.Context, f queue.DeadFilter) ([]*queue.Job, err
 	if err := q.check(); err != nil {
 		return nil, err
 	}
-	keys, err := q.jobs.ListKeys(q.rc(ctx))
+	recs, err := q.allRecords(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("walq: jetstream: list jobs: %w", err)
+		return nil, err
 	}
 	var out []*queue.Job
-	for k := range keys.Keys() {
-		id, err := strconv.ParseUint(strings.TrimPrefix(k, "j."), 10, 64)
-		if err != nil {
-			continue
-		}
-		r, _, err := q.getRecord(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if r == nil || r.State != queue.StateDead {
+	for id, r := range recs {
+		if r.State != queue.StateDead {
 			continue
 		}
 		m, err := q.loadMeta(ctx, id)

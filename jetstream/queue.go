@@ -209,20 +209,10 @@ func (q *Queue) consumer(ctx context.Context, name string, prio int32) (jetstrea
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      q.opts.Replicas,
 	}
-	c, err := q.js.Consumer(q.rc(ctx), q.opts.Name, cfg.Durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		if prio != 0 {
-			base, err := q.consumer(ctx, name, 0)
-			if err != nil {
-				return nil, err
-			}
-			if info, err := base.Info(q.rc(ctx)); err == nil && info.Paused {
-				cfg.PauseUntil = &pauseForever
-			}
-		}
-		c, err = q.js.CreateConsumer(q.rc(ctx), q.opts.Name, cfg)
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			c, err = q.js.Consumer(q.rc(ctx), q.opts.Name, cfg.Durable)
+	var err error
+	for try := 0; try < 3; try++ { // a cluster may be electing the consumer's leader
+		if c, err = q.createConsumer(ctx, name, prio, cfg); err == nil || ctx.Err() != nil {
+			break
 		}
 	}
 	if err != nil {
@@ -235,6 +225,29 @@ func (q *Queue) consumer(ctx context.Context, name string, prio int32) (jetstrea
 	}
 	q.mu.Unlock()
 	return c, nil
+}
+
+// createConsumer looks the consumer up and creates it if it is missing
+// (not CreateOrUpdate: that would undo a pause).
+func (q *Queue) createConsumer(ctx context.Context, name string, prio int32, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := q.js.Consumer(q.rc(ctx), q.opts.Name, cfg.Durable)
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return c, err
+	}
+	if prio != 0 {
+		base, err := q.consumer(ctx, name, 0)
+		if err != nil {
+			return nil, err
+		}
+		if info, err := base.Info(q.rc(ctx)); err == nil && info.Paused {
+			cfg.PauseUntil = &pauseForever
+		}
+	}
+	c, err = q.js.CreateConsumer(q.rc(ctx), q.opts.Name, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = q.js.Consumer(q.rc(ctx), q.opts.Name, cfg.Durable)
+	}
+	return c, err
 }
 
 type consumerKey struct {
