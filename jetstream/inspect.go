@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/walq/walq/queue"
 )
@@ -120,8 +122,13 @@ func (q *Queue) scan(ctx context.Context, from uint64, fn func(id uint64, m *met
 	if err != nil {
 		return fmt.Errorf("walq: jetstream: scan: %w", err)
 	}
+	start := time.Now()
 	for {
 		b, err := c.FetchNoWait(1000)
+		if errors.Is(err, nats.ErrNoResponders) && time.Since(start) < q.opts.RequestTimeout {
+			time.Sleep(20 * time.Millisecond) // the consumer is being placed
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("walq: jetstream: scan: %w", err)
 		}
@@ -142,7 +149,10 @@ func (q *Queue) scan(ctx context.Context, from uint64, fn func(id uint64, m *met
 				return nil
 			}
 		}
-		if err := b.Error(); err != nil {
+		if err := b.Error(); errors.Is(err, nats.ErrNoResponders) && n == 0 && time.Since(start) < q.opts.RequestTimeout {
+			time.Sleep(20 * time.Millisecond) // the consumer is being placed
+			continue
+		} else if err != nil {
 			return fmt.Errorf("walq: jetstream: scan: %w", err)
 		}
 		if n == 0 {
