@@ -240,3 +240,33 @@ func TestCancelPause(t *testing.T) {
 		t.Fatalf("cancel leased: %v", err)
 	}
 }
+
+func TestSubscribe(t *testing.T) {
+	q := openR1(t, nil)
+	ctx := ctxT(t)
+	sub := q.Subscribe(64)
+	defer sub.Close()
+	e, _ := q.Enqueue(ctx, queue.NewJob{Queue: "ev", Payload: []byte("p")})
+	l, err := q.Lease(ctx, "ev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Complete(ctx, l.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []queue.EventKind
+	for len(kinds) < 2 {
+		select {
+		case ev := <-sub.C:
+			if ev.Job != e.ID || ev.Queue != "ev" {
+				t.Fatalf("event %+v for job %d", ev, e.ID)
+			}
+			kinds = append(kinds, ev.Kind)
+		case <-ctx.Done():
+			t.Fatalf("events so far %v", kinds)
+		}
+	}
+	if fmt.Sprint(kinds) != "[enqueued completed]" {
+		t.Fatalf("events %v", kinds)
+	}
+}

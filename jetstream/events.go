@@ -26,18 +26,24 @@ func (q *Queue) Subscribe(buffer int) *queue.Subscription {
 	}
 	q.mu.Unlock()
 	if start {
+		// Both watches are in place before Subscribe returns, so that a
+		// change made after it is seen.
+		ready := make(chan struct{}, 2)
 		q.wg.Add(2)
-		go q.watchRecords(ctx)
-		go q.watchEnqueues(ctx)
+		go q.watchRecords(ctx, ready)
+		go q.watchEnqueues(ctx, ready)
+		<-ready
+		<-ready
 	}
 	return s
 }
 
 func (q *Queue) publishLocal(ev queue.Event) { q.bc.Publish(ev) }
 
-func (q *Queue) watchRecords(ctx context.Context) {
+func (q *Queue) watchRecords(ctx context.Context, ready chan<- struct{}) {
 	defer q.wg.Done()
 	w, err := q.jobs.WatchAll(ctx, jetstream.UpdatesOnly())
+	ready <- struct{}{}
 	if err != nil {
 		if ctx.Err() == nil {
 			q.opts.Logger.Warn("walq: jetstream: watch jobs", "err", err)
@@ -73,8 +79,14 @@ func (q *Queue) watchRecords(ctx context.Context) {
 	}
 }
 
-func (q *Queue) watchEnqueues(ctx context.Context) {
+func (q *Queue) watchEnqueues(ctx context.Context, ready chan<- struct{}) {
 	defer q.wg.Done()
+	sent := false
+	defer func() {
+		if !sent {
+			ready <- struct{}{}
+		}
+	}()
 	c, err := q.js.OrderedConsumer(ctx, q.opts.Name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{q.opts.Name + ".q.>", q.opts.Name + ".h.>"},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
@@ -96,6 +108,8 @@ func (q *Queue) watchEnqueues(ctx context.Context) {
 		}
 		q.bc.Publish(queue.Event{Kind: queue.EventEnqueued, Job: md.Sequence.Stream, Queue: mt.Queue, At: mt.EnqueuedAt})
 	})
+	ready <- struct{}{}
+	sent = true
 	if err != nil {
 		q.opts.Logger.Warn("walq: jetstream: watch enqueues", "err", err)
 		return
