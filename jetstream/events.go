@@ -14,7 +14,8 @@ import (
 // (completed, retrying, dead, released, requeued, cancelled, from every
 // process) and from a stream consumer of new record messages (enqueued).
 // Leases are not written anywhere, so there are no leased or expired
-// events.
+// events. Events of one job from the two watches may arrive out of order
+// (a completed event before its job's enqueued event).
 func (q *Queue) Subscribe(buffer int) *queue.Subscription {
 	s := q.bc.Subscribe(buffer)
 	q.mu.Lock()

@@ -122,9 +122,20 @@ func (q *Queue) scan(ctx context.Context, from uint64, fn func(id uint64, m *met
 	if err != nil {
 		return fmt.Errorf("walq: jetstream: scan: %w", err)
 	}
+	// The ordered consumer may sit on a follower that lags the leader,
+	// whose last sequence Info gave: read on until that sequence, or
+	// until a short wait brings nothing (the last message is outside the
+	// filter, or deleted).
 	start := time.Now()
-	for {
-		b, err := c.FetchNoWait(1000)
+	var seen uint64
+	idle := false
+	for seen < last {
+		var b jetstream.MessageBatch
+		if idle {
+			b, err = c.Fetch(1000, jetstream.FetchMaxWait(100*time.Millisecond))
+		} else {
+			b, err = c.FetchNoWait(1000)
+		}
 		if errors.Is(err, nats.ErrNoResponders) && time.Since(start) < q.opts.RequestTimeout {
 			time.Sleep(20 * time.Millisecond) // the consumer is being placed
 			continue
@@ -139,60 +150,82 @@ func (q *Queue) scan(ctx context.Context, from uint64, fn func(id uint64, m *met
 			if err != nil {
 				return fmt.Errorf("walq: jetstream: scan: %w", err)
 			}
+			seen = md.Sequence.Stream
 			if m, ok := parseMeta(msg.Headers(), nil); ok {
 				more, err := fn(md.Sequence.Stream, &m)
 				if err != nil || !more {
 					return err
 				}
 			}
-			if md.Sequence.Stream >= last || md.NumPending == 0 {
-				return nil
-			}
 		}
 		if err := b.Error(); errors.Is(err, nats.ErrNoResponders) && n == 0 && time.Since(start) < q.opts.RequestTimeout {
 			time.Sleep(20 * time.Millisecond) // the consumer is being placed
 			continue
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return fmt.Errorf("walq: jetstream: scan: %w", err)
 		}
 		if n == 0 {
-			return nil
+			if idle {
+				return nil
+			}
+			idle = true
+		} else {
+			idle = false
 		}
 	}
+	return nil
 }
 
-// allRecords reads every job state record in one pass of a watch.
+// allRecords reads every job state record in one pass of a watch. The
+// watch's consumer may sit on a follower that lags the leader: it reads
+// on until it has seen the bucket's last revision, as the leader gives it.
 func (q *Queue) allRecords(ctx context.Context) (map[uint64]*record, error) {
+	st, err := q.js.Stream(q.rc(ctx), "KV_"+q.opts.Name+"_jobs")
+	if err != nil {
+		return nil, fmt.Errorf("walq: jetstream: read jobs: %w", err)
+	}
+	last := st.CachedInfo().State.LastSeq
 	wctx, cancel := context.WithTimeout(ctx, q.opts.RequestTimeout*6)
 	defer cancel()
-	w, err := q.jobs.WatchAll(wctx)
+	w, err := q.jobs.WatchAll(wctx, jetstream.IncludeHistory())
 	if err != nil {
 		return nil, fmt.Errorf("walq: jetstream: read jobs: %w", err)
 	}
 	defer w.Stop()
 	recs := map[uint64]*record{}
-	for {
+	var seen uint64
+	initial := true
+	for initial || seen < last {
+		var e jetstream.KeyValueEntry
 		select {
 		case <-wctx.Done():
 			return nil, fmt.Errorf("walq: jetstream: read jobs: %w", wctx.Err())
-		case e, ok := <-w.Updates():
+		case u, ok := <-w.Updates():
 			if !ok {
 				return nil, fmt.Errorf("walq: jetstream: read jobs: watch ended")
 			}
-			if e == nil {
-				return recs, nil
-			}
-			id, err := strconv.ParseUint(strings.TrimPrefix(e.Key(), "j."), 10, 64)
-			if err != nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var r record
-			if err := json.Unmarshal(e.Value(), &r); err != nil {
-				return nil, fmt.Errorf("%w: job %d: state record: %v", queue.ErrCorrupt, id, err)
-			}
-			recs[id] = &r
+			e = u
 		}
+		if e == nil {
+			initial = false
+			continue
+		}
+		seen = max(seen, e.Revision())
+		id, err := strconv.ParseUint(strings.TrimPrefix(e.Key(), "j."), 10, 64)
+		if err != nil {
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(recs, id)
+			continue
+		}
+		var r record
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			return nil, fmt.Errorf("%w: job %d: state record: %v", queue.ErrCorrupt, id, err)
+		}
+		recs[id] = &r
 	}
+	return recs, nil
 }
 
 // Dead lists the dead-letter queue (jobs whose state record says dead),
