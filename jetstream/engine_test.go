@@ -274,3 +274,30 @@ func TestSubscribe(t *testing.T) {
 		t.Fatalf("events %v", kinds)
 	}
 }
+
+func TestRetentionSweep(t *testing.T) {
+	q := openR1(t, &Options{KeyRetention: 200 * time.Millisecond, MaintenanceInterval: 100 * time.Millisecond})
+	ctx := ctxT(t)
+	done, _ := q.Enqueue(ctx, queue.NewJob{Payload: []byte("a"), Key: "a"})
+	pending, _ := q.Enqueue(ctx, queue.NewJob{Payload: []byte("b"), Delay: time.Hour})
+	l, _ := q.Lease(ctx, "")
+	if err := q.Complete(ctx, l.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := q.Get(ctx, done.ID)
+		if errors.Is(err, queue.ErrNotFound) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("completed job not purged after its retention: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // real time: the sweep runs every 100ms
+	}
+	if _, err := q.GetByKey(ctx, "a"); !errors.Is(err, queue.ErrNotFound) {
+		t.Fatalf("key of a purged job: %v", err)
+	}
+	if _, err := q.Get(ctx, pending.ID); err != nil {
+		t.Fatalf("pending job: %v", err)
+	}
+}

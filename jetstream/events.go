@@ -21,10 +21,7 @@ func (q *Queue) Subscribe(buffer int) *queue.Subscription {
 	q.mu.Lock()
 	start := !q.watching && !q.closed
 	q.watching = true
-	var ctx context.Context
-	if start {
-		ctx, q.cancelBG = context.WithCancel(context.Background())
-	}
+	ctx := q.bgCtx
 	q.mu.Unlock()
 	if start {
 		// Both watches are in place before Subscribe returns, so that a

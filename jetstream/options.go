@@ -46,6 +46,11 @@ type Options struct {
 	// within which a keyed enqueue retried after a lost reply finds its
 	// first publication. Defaults to 2m.
 	Duplicates time.Duration
+	// MaintenanceInterval is how often the Queue purges completed and
+	// cancelled jobs whose KeyRetention has passed (their messages, state
+	// records and keys); every process that opens the queue does it, and
+	// purges are idempotent. Negative disables it. Defaults to 1m.
+	MaintenanceInterval time.Duration
 	// RequestTimeout bounds each request to the servers, so that one lost
 	// in a failover fails (and can be retried) instead of waiting for
 	// the caller's deadline. Defaults to 5s.
@@ -111,6 +116,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if c.Duplicates == 0 {
 		c.Duplicates = 2 * time.Minute
+	}
+	if c.MaintenanceInterval == 0 {
+		c.MaintenanceInterval = time.Minute
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second

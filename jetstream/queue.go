@@ -38,6 +38,7 @@ type Queue struct {
 	done      chan struct{}
 	bc        queue.Broadcaster
 	watching  bool
+	bgCtx     context.Context // background work: watches, retention
 	cancelBG  context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -95,6 +96,11 @@ func Open(ctx context.Context, nc *nats.Conn, opts *Options) (*Queue, error) {
 		if *b.kv, err = q.bucket(ctx, b.name); err != nil {
 			return nil, fmt.Errorf("walq: jetstream: bucket %s: %w", b.name, err)
 		}
+	}
+	q.bgCtx, q.cancelBG = context.WithCancel(context.Background())
+	if o.MaintenanceInterval > 0 {
+		q.wg.Add(1)
+		go q.maintain()
 	}
 	return q, nil
 }
@@ -168,9 +174,7 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	close(q.done)
-	if q.cancelBG != nil {
-		q.cancelBG()
-	}
+	q.cancelBG()
 	q.mu.Unlock()
 	q.wg.Wait()
 	q.bc.Close()
