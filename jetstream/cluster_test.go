@@ -13,10 +13,11 @@ import (
 )
 
 // TestClusterLeaderFailover runs producers and workers against an R3 stream
-// on three in-process servers, shuts the stream leader down in the middle
-// and brings it back, and checks against a ledger of acknowledged calls
-// that no acknowledged enqueue is lost, every job completes, and no job
-// or key completes twice.
+// on three in-process servers, shuts a follower and then the stream leader
+// down in the middle and brings each back, and checks against a ledger of
+// acknowledged calls that no acknowledged enqueue is lost, every job
+// completes, and no job or key completes twice; then restarts the whole
+// cluster and checks that every completion and key is still there.
 func TestClusterLeaderFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -102,20 +103,31 @@ func TestClusterLeaderFailover(t *testing.T) {
 			time.Sleep(5 * time.Millisecond) // polling the producers' progress
 		}
 	}
-	waitProduced(producers * perProducer / 3)
-	leader := -1
-	for i, s := range c.servers {
-		if s.JetStreamIsStreamLeader("$G", "WALQ") {
-			leader = i
+	streamLeader := func() int {
+		for i, s := range c.servers {
+			if s != nil && s.Running() && s.JetStreamIsStreamLeader("$G", "WALQ") {
+				return i
+			}
 		}
-	}
-	if leader < 0 {
 		t.Fatal("no stream leader")
+		return -1
 	}
-	c.servers[leader].Shutdown()
-	c.servers[leader].WaitForShutdown()
-	t.Logf("stream leader n%d shut down after %d enqueues", leader, produced.Load())
-	waitProduced(2 * producers * perProducer / 3)
+	down := func(i int, what string) {
+		c.servers[i].Shutdown()
+		c.servers[i].WaitForShutdown()
+		t.Logf("%s n%d shut down after %d enqueues", what, i, produced.Load())
+	}
+	total := int64(producers * perProducer)
+	// A follower first, then the stream leader, each brought back.
+	waitProduced(total / 6)
+	follower := (streamLeader() + 1) % 3
+	down(follower, "follower")
+	waitProduced(2 * total / 6)
+	c.start(t, follower)
+	waitProduced(3 * total / 6)
+	leader := streamLeader()
+	down(leader, "stream leader")
+	waitProduced(4 * total / 6)
 	c.start(t, leader)
 	t.Logf("n%d restarted", leader)
 	pwg.Wait()
@@ -145,6 +157,45 @@ func TestClusterLeaderFailover(t *testing.T) {
 		}
 	}
 	t.Logf("%d completions whose call failed in the failover but landed", unacked)
+
+	// Restart the whole cluster: every job is still complete, every key
+	// still names its job.
+	prod.Close()
+	work.Close()
+	for i := range c.servers {
+		down(i, "whole cluster:")
+	}
+	for i := range c.servers {
+		c.start(t, i)
+	}
+	c.waitLeader(t)
+	var q *Queue
+	for try := 0; q == nil; try++ { // the stream and buckets elect their leaders again
+		octx, ocancel := context.WithTimeout(context.Background(), 5*time.Second)
+		q2, err := Open(octx, connect(t, c.urls()), &Options{Replicas: 3})
+		ocancel()
+		if err == nil {
+			q = q2
+			t.Cleanup(func() { q.Close() })
+		} else if try == 10 {
+			t.Fatalf("open after a whole-cluster restart: %v", err)
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for id, key := range acked {
+		var j *queue.Job
+		var err error
+		for try := 0; try < 100; try++ { // the cluster elects its leaders again
+			if j, err = q.GetByKey(ctx, key); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil || j.ID != id || j.State != queue.StateCompleted || string(j.Result) != key {
+			t.Fatalf("after restart, key %s: %+v, %v; want job %d completed", key, j, err, id)
+		}
+	}
 	for id, n := range completed {
 		if _, ok := acked[id]; !ok {
 			t.Errorf("job %d completed %d times but was never acknowledged", id, n)

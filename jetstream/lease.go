@@ -207,8 +207,15 @@ func (q *Queue) resolveAll(ctx context.Context, name string, msgs []jetstream.Ms
 	var ls []*queue.Lease
 	for i, h := range hs {
 		if errs[i] != nil {
-			// Leave the delivery to its AckWait; it comes back.
-			_ = msgs[i].Nak()
+			// A transient failure (a failover): the delivery comes back
+			// shortly, and is remembered so that it does not count as an
+			// attempt (see resolve).
+			if md, err := msgs[i].Metadata(); err == nil {
+				q.mu.Lock()
+				q.unresolved[md.Sequence.Stream]++
+				q.mu.Unlock()
+			}
+			_ = msgs[i].NakWithDelay(100 * time.Millisecond)
 			continue
 		}
 		if h == nil {
@@ -279,6 +286,24 @@ func (q *Queue) resolve(ctx context.Context, name string, m jetstream.Msg, start
 		return nil, q.drop(ctx, m, md.Sequence.Stream, id)
 	}
 	now := q.now()
+	q.mu.Lock()
+	failed := q.unresolved[md.Sequence.Stream]
+	q.mu.Unlock()
+	if failed > 0 {
+		// Deliveries this process could not resolve did not run: make
+		// them uncounted before counting this one.
+		r.Uncounted += failed
+		r.Event, r.At = "", now
+		if rev, err = q.putRecord(ctx, id, rev, r); err != nil {
+			return nil, err
+		}
+		q.mu.Lock()
+		q.unresolved[md.Sequence.Stream] -= failed
+		if q.unresolved[md.Sequence.Stream] <= 0 {
+			delete(q.unresolved, md.Sequence.Stream)
+		}
+		q.mu.Unlock()
+	}
 	if gen == 0 && mt.RunAt.After(now) && int(md.NumDelivered) > r.Uncounted {
 		// Early (no message schedules): back when due, uncounted.
 		r.Uncounted++

@@ -34,13 +34,16 @@ type Queue struct {
 	consumers map[consumerKey]jetstream.Consumer
 	prios     map[string]*prioCache
 	held      map[uint64]*held // leases taken through this Queue
-	closed    bool
-	done      chan struct{}
-	bc        queue.Broadcaster
-	watching  bool
-	bgCtx     context.Context // background work: watches, retention
-	cancelBG  context.CancelFunc
-	wg        sync.WaitGroup
+	// unresolved counts, by stream sequence, deliveries this Queue could
+	// not resolve (a failover): they did not run and must not count.
+	unresolved map[uint64]int
+	closed     bool
+	done       chan struct{}
+	bc         queue.Broadcaster
+	watching   bool
+	bgCtx      context.Context // background work: watches, retention
+	cancelBG   context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // held is a lease this Queue handed out: the delivery it acks.
@@ -70,7 +73,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts *Options) (*Queue, error) {
 		return nil, fmt.Errorf("walq: jetstream: %w", err)
 	}
 	q := &Queue{opts: o, nc: nc, js: js, clock: clock.New(),
-		consumers: map[consumerKey]jetstream.Consumer{}, prios: map[string]*prioCache{}, held: map[uint64]*held{}, done: make(chan struct{})}
+		consumers: map[consumerKey]jetstream.Consumer{}, prios: map[string]*prioCache{}, held: map[uint64]*held{}, unresolved: map[uint64]int{}, done: make(chan struct{})}
 	q.sched = !o.NoSchedules && serverAtLeast(nc.ConnectedServerVersion(), 2, 12)
 	cfg := jetstream.StreamConfig{
 		Name:               o.Name,

@@ -68,17 +68,23 @@ func startCluster(t testing.TB) *cluster {
 			}
 		}
 	})
+	c.waitLeader(t)
+	return c
+}
+
+// waitLeader waits for the cluster to elect a JetStream meta leader.
+func (c *cluster) waitLeader(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range c.servers {
-			if s.JetStreamIsLeader() {
-				return c
+			if s != nil && s.Running() && s.JetStreamIsLeader() {
+				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond) // polling the server's election
 	}
 	t.Fatal("no JetStream meta leader")
-	return nil
 }
 
 func (c *cluster) start(t testing.TB, i int) {
