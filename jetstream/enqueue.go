@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -118,8 +119,15 @@ func (q *Queue) prepare(j queue.NewJob, now time.Time) (*pending, error) {
 	if j.MaxAttempts < 0 || j.Delay < 0 || j.Timeout < 0 {
 		return nil, fmt.Errorf("%w: negative MaxAttempts, Delay or Timeout", queue.ErrInvalid)
 	}
+	if j.Group != "" {
+		return nil, fmt.Errorf("%w: NewJob.Group: ordered groups are a feature of the WAL engine; the JetStream engine does not order jobs by group", queue.ErrInvalid)
+	}
+	if err := queue.CheckMeta(j.Meta); err != nil {
+		return nil, err
+	}
 	m := meta{Queue: j.Queue, Key: j.Key, Payload: j.Payload, MaxAttempts: j.MaxAttempts,
-		Priority: j.Priority, Backoff: j.Backoff, Timeout: j.Timeout, EnqueuedAt: now, RunAt: j.RunAt}
+		Priority: j.Priority, Backoff: j.Backoff, Timeout: j.Timeout, EnqueuedAt: now, RunAt: j.RunAt,
+		Meta: maps.Clone(j.Meta)}
 	if m.MaxAttempts == 0 {
 		m.MaxAttempts = q.opts.MaxAttempts
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -381,7 +382,7 @@ func (q *Queue) forgetDelivery(ctx context.Context, seq, id uint64) {
 func (q *Queue) jobOf(id uint64, m *meta, r *record, st queue.JobState, h *held) *queue.Job {
 	j := &queue.Job{ID: id, Queue: m.Queue, Key: m.Key, Payload: m.Payload, State: st,
 		MaxAttempts: m.MaxAttempts, Priority: m.Priority, RunAt: m.RunAt, EnqueuedAt: m.EnqueuedAt,
-		Timeout: m.Timeout}
+		Timeout: m.Timeout, Meta: maps.Clone(m.Meta)}
 	if j.RunAt.IsZero() {
 		j.RunAt = m.EnqueuedAt
 	}

@@ -27,6 +27,7 @@ const (
 	hdrID      = "Walq-Id"
 	hdrGen     = "Walq-Gen"
 	hdrHold    = "Walq-Hold"
+	hdrMeta    = "Walq-Meta"
 )
 
 // meta is what a job's record message says about it.
@@ -40,6 +41,9 @@ type meta struct {
 	Timeout     time.Duration
 	EnqueuedAt  time.Time
 	RunAt       time.Time
+	// Meta is the job's metadata, a JSON object in one header (JSON
+	// escapes the line breaks a header value cannot hold).
+	Meta map[string]string
 }
 
 func unixNano(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
@@ -75,6 +79,10 @@ func recordMsg(subject string, m *meta) *nats.Msg {
 	if !m.RunAt.IsZero() {
 		h.Set(hdrRunAt, unixNano(m.RunAt))
 	}
+	if len(m.Meta) > 0 {
+		b, _ := json.Marshal(m.Meta) // a map of strings always marshals
+		h.Set(hdrMeta, string(b))
+	}
 	return msg
 }
 
@@ -87,6 +95,9 @@ func parseMeta(h nats.Header, data []byte) (m meta, ok bool) {
 	m.Queue = h.Get(hdrQueue)
 	m.Key = h.Get(hdrKey)
 	m.Payload = data
+	if v := h.Get(hdrMeta); v != "" {
+		_ = json.Unmarshal([]byte(v), &m.Meta) // written by recordMsg; a foreign value reads as none
+	}
 	m.MaxAttempts, _ = strconv.Atoi(h.Get(hdrMax))
 	p, _ := strconv.Atoi(h.Get(hdrPrio))
 	m.Priority = int32(p)

@@ -43,6 +43,12 @@ func (e *MetaError) Error() string {
 // Unwrap returns Err.
 func (e *MetaError) Unwrap() error { return e.Err }
 
+// CheckMeta checks job metadata as Enqueue does (at most MaxMetaEntries
+// entries and MaxMetaBytes bytes, keys 1 to 255 bytes, keys and values
+// valid UTF-8), returning a *MetaError or nil. Engines other than *Queue
+// use it to refuse the same metadata.
+func CheckMeta(m map[string]string) error { return checkMeta(m) }
+
 // checkMeta checks m against the bounds and rules of NewJob.Meta.
 func checkMeta(m map[string]string) error {
 	if len(m) > MaxMetaEntries {
