@@ -14,12 +14,12 @@ import (
 )
 
 // readmes are the documents whose Go code blocks must be Examples.
-var readmes = []string{"README.md", "cmd/walq/README.md"}
+var readmes = []string{"README.md", "cmd/walq/README.md", "jetstream/README.md"}
 
 // exampleFiles are where those Examples live: they compile and run (with
 // their // Output:) under go test, so a block that is one of them
 // compiles and does what it says.
-var exampleFiles = []string{"queue/example_test.go", "worker/example_test.go", "worker/example_typed_test.go", "walqtest/example_test.go", "queue/example_features_test.go", "web/example_test.go"}
+var exampleFiles = []string{"queue/example_test.go", "worker/example_test.go", "worker/example_typed_test.go", "walqtest/example_test.go", "queue/example_features_test.go", "web/example_test.go", "jetstream/example_test.go"}
 
 // codeBlock is one fenced Go block of a document.
 type codeBlock struct {
