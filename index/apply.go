@@ -214,6 +214,9 @@ func (x *Index) applyEnd(j *Job, r *wlog.Record, pos Pos) error {
 		x.setState(j, Completed)
 	case wlog.KindDead:
 		e.Finished = r.At
+		if j.Flags&FlagReleaseKeyOnDeath != 0 {
+			x.releaseKey(j)
+		}
 		x.setState(j, Dead)
 	case wlog.KindReleased:
 		j.Attempt--
@@ -242,13 +245,23 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 			return x.bad(r, pos, "invalid state %d", r.State)
 		}
 	}
+	if err := x.checkFlags(r, pos); err != nil {
+		return err
+	}
 	old := x.jobs.get(r.Job)
 	if old != nil && r.Kind == wlog.KindEnqueued {
 		return x.bad(r, pos, "job already exists")
 	}
-	if r.Key != "" {
-		if k := x.keys[r.Key]; k != nil && k != old {
-			return x.bad(r, pos, "key %q already belongs to job %d", r.Key, k.ID)
+	// A carry of a job that released its key names the key it had, which
+	// another job may hold now.
+	released := r.Flags&wlog.FlagKeyReleased != 0
+	key := r.Key
+	if released {
+		key = ""
+	}
+	if key != "" {
+		if k := x.keys[key]; k != nil && k != old {
+			return x.bad(r, pos, "key %q already belongs to job %d", key, k.ID)
 		}
 	}
 	if old != nil {
@@ -264,6 +277,7 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		MaxAttempts: int32(r.MaxAttempts),
 		Priority:    int32(r.Priority),
 		pos:         [2]int32{-1, -1},
+		Flags:       uint8(r.Flags & wlog.FlagReleaseKeyOnDeath),
 	}
 	if r.Kind == wlog.KindCarry {
 		j.Created = r.Created
@@ -279,13 +293,16 @@ func (x *Index) applyCreate(r *wlog.Record, pos Pos) error {
 		e := j.extra()
 		e.Result, e.HasResult = loc(pos, r.ResultAt, r.Result), true
 	}
-	if r.Group != "" || r.Progress != 0 || r.Note != "" {
+	if r.Group != "" || r.Progress != 0 || r.Note != "" || released {
 		*j.features() = Features{Group: r.Group, Progress: r.Progress, Note: r.Note}
+		if released {
+			j.X.F.ReleasedKey = r.Key
+		}
 	}
 	x.jobs.set(j)
-	if r.Key != "" {
-		j.Queue.setKey(j, r.Key)
-		x.keys[r.Key] = j
+	if key != "" {
+		j.Queue.setKey(j, key)
+		x.keys[key] = j
 	}
 	if x.lenient {
 		x.dropOrphan(j.ID)

@@ -136,6 +136,9 @@ func (x *Index) checkJob(j *Job, counts map[*Queue]*[numStates]int) error {
 	if k := j.Key(); k != "" && x.keys[k] != j {
 		return fmt.Errorf("job %d: key %q points elsewhere", id, k)
 	}
+	if j.Key() != "" && j.ReleasedKey() != "" {
+		return fmt.Errorf("job %d: holds key %q and released key %q", id, j.Key(), j.ReleasedKey())
+	}
 	want := inNone
 	switch {
 	case j.State == Leased && !j.Busy:

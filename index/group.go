@@ -28,6 +28,10 @@ type Features struct {
 	// Progress and Note are the job's latest progress report.
 	Progress int64
 	Note     string
+	// ReleasedKey is the idempotency key the job gave up when it died
+	// (see FlagReleaseKeyOnDeath); empty if it holds its key or never
+	// had one. The job no longer holds it: Key returns "".
+	ReleasedKey string
 }
 
 // features returns j's Features, allocating them if needed.

@@ -75,6 +75,9 @@ func (j *Job) bytes() int64 {
 	n := int64(jobOverhead) + int64(j.Payload.Len) + int64(len(j.Key()))
 	if j.X != nil {
 		n += int64(j.X.Result.Len)
+		if j.X.F != nil {
+			n += int64(len(j.X.F.ReleasedKey)) // a carry restates it
+		}
 	}
 	return n
 }

@@ -61,6 +61,10 @@ type Job struct {
 	// Busy is set by Reserve while an operation on the job is being made
 	// durable; the queue uses it to serialise operations on one job.
 	Busy bool
+	// Flags holds the job's policy bits, as the record that created it
+	// set them: FlagReleaseKeyOnDeath or none. It fits in the padding
+	// before X, so the Job stays 80 bytes.
+	Flags uint8
 	// X holds what most pending jobs do not need; nil until needed.
 	X *Extra
 }

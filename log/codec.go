@@ -47,9 +47,10 @@ const (
 	tagGroup       = 24
 	tagProgress    = 25
 	tagNote        = 26
+	tagFlags       = 27
 
 	// tagMax is the largest known tag.
-	tagMax = tagNote
+	tagMax = tagFlags
 )
 
 // An attempt in a history is a msgpack array of attemptFields values
@@ -174,6 +175,7 @@ func (w *recordWriter) record(r *Record) offsets {
 	w.putString(tagGroup, r.Group)
 	w.putInt(tagProgress, r.Progress)
 	w.putString(tagNote, r.Note)
+	w.putUint(tagFlags, r.Flags)
 	var at offsets
 	at.result = w.putBytes(tagResult, r.Result)
 	at.payload = w.putBytes(tagPayload, r.Payload)
@@ -198,7 +200,7 @@ func fieldCount(r *Record) int {
 	n += nonZero(r.Queue != "") + nonZero(r.Key != "") + nonZero(r.Error != "") + nonZero(r.Spec != "") + nonZero(r.Group != "")
 	n += nonZero(r.Progress != 0) + nonZero(r.Note != "")
 	n += nonZero(r.Result != nil) + nonZero(r.Payload != nil) + nonZero(len(r.History) > 0)
-	n += nonZero(len(r.Meta) > 0)
+	n += nonZero(len(r.Meta) > 0) + nonZero(r.Flags != 0)
 	return n
 }
 

@@ -213,6 +213,8 @@ func TestEntryRoundTripExtremes(t *testing.T) {
 		{"group", Record{Kind: KindEnqueued, Job: 7, Queue: "orders", Group: "customer/42", Payload: []byte{}}},
 		{"spec", Record{Kind: KindSchedule, Key: "s", Spec: "CRON_TZ=Asia/Tokyo 0 3 * * *"}},
 		{"progress", Record{Kind: KindCarry, Job: 8, Progress: math.MinInt64, Note: "ünïcode"}},
+		{"flags", Record{Kind: KindCarry, Job: 9, Key: "k", Flags: FlagReleaseKeyOnDeath | FlagKeyReleased}},
+		{"max flags", Record{Kind: KindEnqueued, Job: 10, Flags: math.MaxUint64, Payload: []byte{}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -256,6 +256,8 @@ func decodeField(d *reader, names map[string]string, r *Record, tag uint64) erro
 		r.Job, err = d.uint()
 	case tagNextID:
 		r.NextID, err = d.uint()
+	case tagFlags:
+		r.Flags, err = d.uint()
 	case tagQueue:
 		var b []byte
 		if b, _, err = d.raw(); err == nil {

@@ -46,7 +46,8 @@
 // 20 finished, 21 next-id, 22 meta (a msgpack map of str keys to str
 // values, the job's metadata; written, when present, immediately after the
 // payload, so that a reader that has located the payload finds it there),
-// 23 spec, 24 group, 25 progress, 26 note.
+// 23 spec, 24 group, 25 progress, 26 note, 27 flags (bits: FlagReleaseKeyOnDeath,
+// FlagKeyReleased).
 // Integers are msgpack's shortest form; times are Unix nanoseconds.
 //
 // An entry is the unit of atomicity: an operation that must be all or

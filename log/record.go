@@ -10,8 +10,8 @@ type Kind uint8
 // change); see DESIGN.md for the state machine they drive.
 const (
 	// KindEnqueued creates a job: Job, At, Queue, Key, Payload, Priority,
-	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout, Group, and Meta
-	// if the job has metadata.
+	// RunAt, MaxAttempts, BackoffBase, BackoffCap, Timeout, Group, Flags,
+	// and Meta if the job has metadata.
 	KindEnqueued Kind = 1
 	// KindLeased starts attempt Attempt of Job at At, held until Deadline.
 	KindLeased Kind = 2
@@ -21,7 +21,8 @@ const (
 	// next attempt at RunAt.
 	KindFailed Kind = 4
 	// KindDead ends attempt Attempt of Job with Error and moves the job to
-	// the dead-letter queue.
+	// the dead-letter queue; a job created with FlagReleaseKeyOnDeath gives
+	// up its idempotency key.
 	KindDead Kind = 5
 	// KindRequeued moves a dead job back to queue Queue, ready at RunAt, with
 	// its attempt count reset.
@@ -30,7 +31,8 @@ const (
 	KindCancelled Kind = 7
 	// KindCarry restates a job's whole state (compaction writes it so that
 	// older records can be dropped): every field of KindEnqueued plus
-	// State, Attempt, History, Error, Result, Deadline, Created and Finished.
+	// State, Attempt, History, Error, Result, Deadline, Created, Finished,
+	// Progress and Note (Flags may add FlagKeyReleased).
 	KindCarry Kind = 8
 	// KindExpired ends attempt Attempt of Job because its lease ran out (or
 	// its process died); the job is ready again at RunAt, the attempt counts.
@@ -118,6 +120,19 @@ func Kinds() []Kind {
 	return ks
 }
 
+// The bits of Record.Flags. Part of the on-disk format: a bit's meaning
+// never changes and a bit is never reused.
+const (
+	// FlagReleaseKeyOnDeath, on a KindEnqueued or KindCarry record, says
+	// that the job gives up its idempotency key when a KindDead record
+	// ends it.
+	FlagReleaseKeyOnDeath uint64 = 1 << 0
+	// FlagKeyReleased, on a KindCarry record only, says that the job has
+	// given up its key: Key is the key it had, held by no one or by
+	// another job.
+	FlagKeyReleased uint64 = 1 << 1
+)
+
 // Attempt is one run of a job, as kept in its history.
 type Attempt struct {
 	// Started is when the attempt's lease was taken, in Unix nanoseconds.
@@ -186,6 +201,10 @@ type Record struct {
 	// a KindCarry record restates.
 	Progress int64
 	Note     string
+	// Flags are a job's policy and state bits (FlagReleaseKeyOnDeath,
+	// FlagKeyReleased) on the KindEnqueued or KindCarry record that
+	// creates or restates it; 0 for none.
+	Flags uint64
 
 	// PayloadAt and ResultAt are the offsets of Payload and Result within
 	// the entry's bytes, set by the encoder and the decoder so that a

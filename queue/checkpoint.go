@@ -107,7 +107,13 @@ func (q *Queue) writeCheckpoint(hold bool) (checkpointStats, error) {
 	}
 	st.Index, st.Jobs = q.log.LastIndex(), q.idx.Len()
 	records := q.idx.Records()
-	if reason := q.idx.Uncheckpointable(); reason != "" {
+	reason := q.idx.Uncheckpointable()
+	if reason == "" {
+		// The checkpoint format does not restate Job.Flags and
+		// Features.ReleasedKey yet.
+		reason = q.idx.KeyPolicies()
+	}
+	if reason != "" {
 		// Not an error: the last checkpoint (if any) stays exact, and
 		// Open replays the records after it.
 		q.ckptRecords, q.ckptPending = records, false

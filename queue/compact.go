@@ -310,7 +310,7 @@ const carryBytes = 4 << 20
 
 // carrySize estimates the bytes a job's carry record takes.
 func carrySize(j *index.Job) int {
-	n := 128 + int(j.Payload.Len) + len(j.Key())
+	n := 128 + int(j.Payload.Len) + len(j.Key()) + len(j.ReleasedKey())
 	if x := j.X; x != nil {
 		n += int(x.Result.Len) + len(x.Error) + 64*len(x.History)
 		for _, a := range x.History {
@@ -415,6 +415,10 @@ func carryRecord(j *index.Job, key string, payload, result []byte) wlog.Record {
 		Attempt:     int64(j.Attempt),
 		Deadline:    j.Deadline(),
 		State:       uint8(j.State),
+		Flags:       uint64(j.Flags),
+	}
+	if k := j.ReleasedKey(); k != "" {
+		r.Key, r.Flags = k, r.Flags|wlog.FlagKeyReleased
 	}
 	if x := j.X; x != nil {
 		f := j.Feat()

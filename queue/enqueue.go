@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/walq/walq/index"
@@ -305,5 +306,17 @@ func (q *Queue) enqueueRecord(nj *NewJob, id uint64, now int64) wlog.Record {
 	if b := nj.Backoff; b != nil {
 		r.BackoffBase, r.BackoffCap = int64(b.Base), int64(b.Cap)
 	}
+	if q.releasesKey(nj) {
+		r.Flags = wlog.FlagReleaseKeyOnDeath
+	}
 	return r
+}
+
+// releasesKey reports whether nj, enqueued now, gives up its key when it
+// dies.
+func (q *Queue) releasesKey(nj *NewJob) bool {
+	if nj.Key == "" {
+		return false
+	}
+	return nj.ReleaseKeyOnDeath || q.opts.ReleaseKeysOnDeath && !strings.HasPrefix(nj.Key, reservedKeyPrefix)
 }

@@ -86,6 +86,15 @@ type NewJob struct {
 	// Groups are global to the directory, across named queues. See
 	// DESIGN.md, "Ordered groups". Defaults to none.
 	Group string
+	// ReleaseKeyOnDeath makes the job give up its idempotency key when it
+	// dies (moves to the dead-letter queue): from then on GetByKey does
+	// not find it and an Enqueue of the key creates a new job, for
+	// producers that want a fresh attempt after a dead letter. The dead
+	// job stays in the dead-letter queue with Job.KeyReleased set; if it
+	// is requeued it runs without the key. No effect on a job without a
+	// key. See DESIGN.md, "Keys of dead jobs". Defaults to false (or
+	// Options.ReleaseKeysOnDeath).
+	ReleaseKeyOnDeath bool
 }
 
 // Enqueued is the outcome of enqueueing one job.
@@ -121,7 +130,15 @@ type Attempt struct {
 type Job struct {
 	ID    uint64
 	Queue string
-	Key   string
+	// Key is the job's idempotency key: the key it holds, or the key it
+	// gave up when it died if KeyReleased is set.
+	Key string
+	// KeyReleased reports that the job gave up Key when it died (see
+	// NewJob.ReleaseKeyOnDeath): the key names no job, or a newer one.
+	KeyReleased bool
+	// ReleaseKeyOnDeath reports that the job gives up its key if it dies
+	// (NewJob.ReleaseKeyOnDeath or Options.ReleaseKeysOnDeath).
+	ReleaseKeyOnDeath bool
 	// Payload is the job's data (nil in listings, which leave it out).
 	Payload []byte
 	State   JobState
@@ -222,16 +239,20 @@ func jobState(j *index.Job, now int64) JobState {
 // snapshot copies an index job into a Job, without payload or result.
 func snapshot(j *index.Job, now int64) *Job {
 	out := &Job{
-		ID:            j.ID,
-		Queue:         j.Queue.Name,
-		Key:           j.Key(),
-		State:         jobState(j, now),
-		Attempt:       int(j.Attempt),
-		MaxAttempts:   int(j.MaxAttempts),
-		Priority:      j.Priority,
-		RunAt:         unixTime(j.RunAt),
-		EnqueuedAt:    unixTime(j.Created),
-		LeaseDeadline: unixTime(j.Deadline()),
+		ID:                j.ID,
+		Queue:             j.Queue.Name,
+		Key:               j.Key(),
+		State:             jobState(j, now),
+		Attempt:           int(j.Attempt),
+		MaxAttempts:       int(j.MaxAttempts),
+		Priority:          j.Priority,
+		RunAt:             unixTime(j.RunAt),
+		EnqueuedAt:        unixTime(j.Created),
+		LeaseDeadline:     unixTime(j.Deadline()),
+		ReleaseKeyOnDeath: j.Flags&index.FlagReleaseKeyOnDeath != 0,
+	}
+	if k := j.ReleasedKey(); k != "" {
+		out.Key, out.KeyReleased = k, true
 	}
 	if x := j.X; x != nil {
 		if j.State.Terminal() {

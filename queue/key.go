@@ -10,7 +10,8 @@ import (
 // and result, or ErrNotFound. Unlike Enqueue it never creates a job: a
 // producer can check a key without side effects. A finished job is held
 // (and returned) until it is purged, even once its retention is over and a
-// new Enqueue of the key would replace it.
+// new Enqueue of the key would replace it; a dead job that gave its key up
+// (NewJob.ReleaseKeyOnDeath) is not.
 func (q *Queue) GetByKey(ctx context.Context, key string) (*Job, error) {
 	if key == "" {
 		return nil, fmt.Errorf("%w: empty idempotency key", ErrInvalid)
@@ -30,7 +31,7 @@ func (q *Queue) GetByKey(ctx context.Context, key string) (*Job, error) {
 			return nil, fmt.Errorf("%w: key %q", ErrNotFound, key)
 		}
 		j, err := q.Get(ctx, id)
-		if err == nil && j.Key == key {
+		if err == nil && j.Key == key && !j.KeyReleased {
 			return j, nil
 		}
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -38,3 +39,8 @@ func (q *Queue) GetByKey(ctx context.Context, key string) (*Job, error) {
 		}
 	}
 }
+
+// reservedKeyPrefix begins the idempotency keys of walq's own helpers
+// (worker.Callback, batch callbacks, periodic ticks), which
+// Options.ReleaseKeysOnDeath leaves alone.
+const reservedKeyPrefix = "walq:"

@@ -184,6 +184,13 @@ type Options struct {
 	// Breakers sets a circuit breaker on named queues (see Breaker). Open
 	// copies the map. Defaults to nil (none).
 	Breakers map[string]Breaker
+	// ReleaseKeysOnDeath makes every job enqueued with an idempotency key
+	// give the key up when it dies, as NewJob.ReleaseKeyOnDeath does for
+	// one job; keys beginning with "walq:" (walq's own helpers) are left
+	// alone. It is decided when a job is enqueued and stored with it:
+	// changing it affects only jobs enqueued afterwards. Defaults to false
+	// (a dead job keeps its key until it is requeued or purged).
+	ReleaseKeysOnDeath bool
 }
 
 func (o *Options) withDefaults() (Options, error) {

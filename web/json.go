@@ -22,6 +22,31 @@ type StatsJSON struct {
 	// Compaction reports the writer's failing compactions; null while the
 	// last one succeeded.
 	Compaction *CompactionJSON `json:"compaction"`
+	// Schedules are the periodic schedules, sorted by name; absent when
+	// there are none.
+	Schedules []ScheduleJSON `json:"schedules,omitempty"`
+}
+
+// ScheduleJSON is one periodic schedule: an entry of "walq schedules
+// --json".
+type ScheduleJSON struct {
+	Name       string  `json:"name"`
+	Spec       string  `json:"spec"`
+	Queue      string  `json:"queue"`
+	Missed     string  `json:"missed"`
+	NextRun    *string `json:"next_run"`
+	LastRun    *string `json:"last_run"`
+	LastJob    uint64  `json:"last_job,omitempty"`
+	Registered *string `json:"registered"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// RateLimitJSON is a named queue's rate limit: at most N leases in any
+// window of PerSeconds; WindowStarts counts those of the current window.
+type RateLimitJSON struct {
+	N            int     `json:"n"`
+	PerSeconds   float64 `json:"per_seconds"`
+	WindowStarts int     `json:"window_starts"`
 }
 
 // CompactionJSON describes a failing compaction.
@@ -49,6 +74,12 @@ type QueueStatsJSON struct {
 	// OldestReadySeconds is how long the oldest ready job has been ready;
 	// null when no job is ready.
 	OldestReadySeconds *float64 `json:"oldest_ready_seconds"`
+	// Breaker is the queue's circuit breaker while it is open or
+	// half-open; absent otherwise.
+	Breaker *queue.BreakerStatus `json:"breaker,omitempty"`
+	// RateLimit is the queue's rate limit; absent when it has none (and
+	// always for a read-only open, which does not know the app's limits).
+	RateLimit *RateLimitJSON `json:"rate_limit,omitempty"`
 }
 
 // LogStatsJSON describes the log on disk.
@@ -75,6 +106,18 @@ type JobJSON struct {
 	LeaseDeadline *string `json:"lease_deadline"`
 	FinishedAt    *string `json:"finished_at"`
 	LastError     string  `json:"last_error"`
+	// Group is the job's ordered group; absent when it has none.
+	Group string `json:"group,omitempty"`
+	// Batch is the progress of the job's batch (a job's own answer only),
+	// while the batch has not ended; absent otherwise.
+	Batch *queue.BatchInfo `json:"batch,omitempty"`
+	// Progress and ProgressNote are the job's latest progress report;
+	// absent when it has made none.
+	Progress     int64  `json:"progress,omitempty"`
+	ProgressNote string `json:"progress_note,omitempty"`
+	// KeyReleased reports that the job gave Key up when it died
+	// (queue.NewJob.ReleaseKeyOnDeath); absent otherwise.
+	KeyReleased bool `json:"key_released,omitempty"`
 }
 
 // JobListJSON is GET api/jobs and api/dead.
@@ -97,6 +140,8 @@ type ShowJSON struct {
 	// AttemptsDropped counts attempts the bounded history left out
 	// between the first and the last ones kept.
 	AttemptsDropped int `json:"attempts_dropped"`
+	// Meta is the job's metadata, left out when it has none.
+	Meta map[string]string `json:"meta,omitempty"`
 }
 
 // AttemptJSON is one attempt of a job. NextRunAt, which "walq show" reads
@@ -164,6 +209,12 @@ func toStatsJSON(st queue.Stats) StatsJSON {
 		qs := st.Queues[name]
 		c := CountsJSON{qs.Ready, qs.Scheduled, qs.Leased, qs.Completed, qs.Dead, qs.Cancelled}
 		qj := QueueStatsJSON{Name: name, Paused: qs.Paused, CountsJSON: c}
+		if b := qs.Breaker; b.State != "" && b.State != queue.BreakerClosed {
+			qj.Breaker = &b
+		}
+		if l := qs.RateLimit; l.N > 0 {
+			qj.RateLimit = &RateLimitJSON{N: l.N, PerSeconds: l.Per.Seconds(), WindowStarts: qs.WindowStarts}
+		}
 		if qs.Ready > 0 {
 			s := qs.OldestReady.Seconds()
 			qj.OldestReadySeconds = &s
@@ -179,6 +230,11 @@ func toStatsJSON(st queue.Stats) StatsJSON {
 	}
 	out.Log = LogStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
 		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
+	for _, sc := range st.Schedules {
+		out.Schedules = append(out.Schedules, ScheduleJSON{Name: sc.Name, Spec: sc.Spec, Queue: sc.Queue,
+			Missed: sc.Missed.String(), NextRun: jsonTime(sc.Next), LastRun: jsonTime(sc.LastRun),
+			LastJob: sc.LastJob, Registered: jsonTime(sc.Registered), Error: sc.Error})
+	}
 	if st.LastCompactError != "" {
 		out.Compaction = &CompactionJSON{Failures: st.CompactFailures, LastError: st.LastCompactError, LastErrorAt: st.LastCompactErrorAt}
 	}
@@ -199,7 +255,8 @@ func toJobJSON(j *queue.Job) JobJSON {
 	out := JobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError,
+		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group, Batch: j.Batch,
+		Progress: j.Progress, ProgressNote: j.ProgressNote, KeyReleased: j.KeyReleased,
 	}
 	switch j.State {
 	case queue.StateReady, queue.StateScheduled:
@@ -224,7 +281,7 @@ func toJobListJSON(jobs []*queue.Job, more bool) JobListJSON {
 }
 
 func toShowJSON(j *queue.Job) ShowJSON {
-	out := ShowJSON{JobJSON: toJobJSON(j), Payload: encodeBytes(j.Payload), Attempts: []AttemptJSON{}}
+	out := ShowJSON{JobJSON: toJobJSON(j), Payload: encodeBytes(j.Payload), Attempts: []AttemptJSON{}, Meta: j.Meta}
 	if j.HasResult {
 		out.Result = encodeBytes(j.Result)
 	}

@@ -140,6 +140,8 @@ type overviewData struct {
 	Failing    *CompactionJSON
 	ReadOnly   bool // the queue is a read-only open (walq web)
 	Dir        string
+	Schedules  []queue.ScheduleInfo
+	Now        time.Time
 }
 
 type queueRow struct {
@@ -158,7 +160,8 @@ func (p *pages) overview(w http.ResponseWriter, r *http.Request, q *queue.Queue)
 	p.h.charts.observe(q, st)
 	sj := toStatsJSON(st)
 	d := overviewData{Total: sj.Total, Log: st.Log, Compaction: st.LastCompaction, Failing: sj.Compaction,
-		ReadOnly: q.Options().ReadOnly, Dir: q.Dir()}
+		ReadOnly: q.Options().ReadOnly, Dir: q.Dir(), Schedules: st.Schedules,
+		Now: q.Options().Clock.Now()}
 	for _, qs := range sj.Queues {
 		tp, lat := p.h.charts.series(qs.Name)
 		row := queueRow{QueueStatsJSON: qs, OldestReady: st.Queues[qs.Name].OldestReady,

@@ -49,6 +49,9 @@ type jobJSON struct {
 	// absent when it has made none.
 	Progress     int64  `json:"progress,omitempty"`
 	ProgressNote string `json:"progress_note,omitempty"`
+	// KeyReleased reports that the job gave Key up when it died
+	// (queue.NewJob.ReleaseKeyOnDeath); absent otherwise.
+	KeyReleased bool `json:"key_released,omitempty"`
 }
 
 func toJobJSON(j *queue.Job) jobJSON {
@@ -56,7 +59,7 @@ func toJobJSON(j *queue.Job) jobJSON {
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
 		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group, Batch: j.Batch,
-		Progress: j.Progress, ProgressNote: j.ProgressNote,
+		Progress: j.Progress, ProgressNote: j.ProgressNote, KeyReleased: j.KeyReleased,
 	}
 	// Each time applies to some states only; a requeued job, for one,
 	// still carries the time it died.
@@ -374,7 +377,11 @@ func (a *app) showJob(j *queue.Job, recs []entryRecord) {
 	t := newTable(w)
 	t.row("job", fmt.Sprint(j.ID))
 	t.row("queue", j.Queue)
-	t.row("key", orDash(j.Key))
+	if j.KeyReleased {
+		t.row("key", j.Key+" (released when the job died)")
+	} else {
+		t.row("key", orDash(j.Key))
+	}
 	if j.Group != "" {
 		t.row("group", j.Group)
 	}

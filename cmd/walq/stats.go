@@ -67,6 +67,18 @@ type queueStatsJSON struct {
 	// Breaker is the queue's circuit breaker while it is open or
 	// half-open; absent otherwise.
 	Breaker *queue.BreakerStatus `json:"breaker,omitempty"`
+	// RateLimit is the queue's rate limit; absent when it has none
+	// (always, for the read-only open of a directory: the limits are the
+	// app's options, not state in the log).
+	RateLimit *rateLimitJSON `json:"rate_limit,omitempty"`
+}
+
+// rateLimitJSON is a named queue's rate limit: at most N leases in any
+// window of PerSeconds; WindowStarts counts those of the current window.
+type rateLimitJSON struct {
+	N            int     `json:"n"`
+	PerSeconds   float64 `json:"per_seconds"`
+	WindowStarts int     `json:"window_starts"`
 }
 
 // logStatsJSON describes the log on disk.
@@ -118,6 +130,9 @@ func toStatsJSON(st queue.Stats) statsJSON {
 		qj := queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c}
 		if b := qs.Breaker; b.State != "" && b.State != queue.BreakerClosed {
 			qj.Breaker = &b
+		}
+		if l := qs.RateLimit; l.N > 0 {
+			qj.RateLimit = &rateLimitJSON{N: l.N, PerSeconds: seconds(l.Per), WindowStarts: qs.WindowStarts}
 		}
 		if qs.Ready > 0 {
 			s := seconds(qs.OldestReady)
