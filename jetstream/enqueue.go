@@ -122,6 +122,9 @@ func (q *Queue) prepare(j queue.NewJob, now time.Time) (*pending, error) {
 	if j.Group != "" {
 		return nil, fmt.Errorf("%w: NewJob.Group: ordered groups are a feature of the WAL engine; the JetStream engine does not order jobs by group", queue.ErrInvalid)
 	}
+	if j.ReleaseKeyOnDeath {
+		return nil, fmt.Errorf("%w: NewJob.ReleaseKeyOnDeath: releasing a dead job's key is a feature of the WAL engine", queue.ErrInvalid)
+	}
 	if err := queue.CheckMeta(j.Meta); err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 // TestMetaAndGroup checks that a job's metadata travels with it as on the
 // WAL engine (returned by Lease and Get, bounded by queue.CheckMeta), and
 // that an ordered group, a WAL-engine feature, is refused rather than
-// silently ignored.
+// silently ignored, as is releasing a dead job's key.
 func TestMetaAndGroup(t *testing.T) {
 	q := openR1(t, nil)
 	ctx := ctxT(t)
@@ -38,5 +38,9 @@ func TestMetaAndGroup(t *testing.T) {
 	_, err = q.Enqueue(ctx, queue.NewJob{Queue: "m", Group: "customer-42"})
 	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "Group") {
 		t.Fatalf("grouped job: %v, want ErrInvalid naming Group", err)
+	}
+	_, err = q.Enqueue(ctx, queue.NewJob{Queue: "m", Key: "k", ReleaseKeyOnDeath: true})
+	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "ReleaseKeyOnDeath") {
+		t.Fatalf("ReleaseKeyOnDeath: %v, want ErrInvalid naming it", err)
 	}
 }
