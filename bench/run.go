@@ -268,6 +268,9 @@ func (r *runner) fixture(ctx context.Context, t Target, w Workload) (*fixture, e
 	key := t.Label() + "/drain"
 	if w.stateful() {
 		key = t.Label() + "/recover"
+		if w.large {
+			key += "-large"
+		}
 	}
 	if fx, ok := r.fixtures[key]; ok {
 		return fx, nil
@@ -283,6 +286,12 @@ func (r *runner) fixture(ctx context.Context, t Target, w Workload) (*fixture, e
 		return fx, nil
 	}
 	n := r.c.Sizes.RecoverJobs
+	if w.large {
+		n = r.c.Sizes.RecoverLargeJobs
+		if t.MaxPending > 0 && t.MaxPending < n {
+			return nil, fmt.Errorf("%w: filling %s pending jobs through its insert path would take minutes (W5/W6 open %s)", errNotApplicable, num(float64(n)), num(float64(t.MaxPending)))
+		}
+	}
 	if t.MaxPending > 0 && t.MaxPending < n {
 		n = t.MaxPending
 	}
@@ -312,7 +321,7 @@ func (r *runner) dropFixtures(rest []Workload) {
 		needRecover = needRecover || w.stateful()
 	}
 	for k, fx := range r.fixtures {
-		if strings.HasSuffix(k, "/drain") && !needDrain || strings.HasSuffix(k, "/recover") && !needRecover {
+		if strings.HasSuffix(k, "/drain") && !needDrain || strings.Contains(k, "/recover") && !needRecover {
 			os.RemoveAll(fx.dir)
 			delete(r.fixtures, k)
 		}

@@ -24,8 +24,9 @@ const (
 type Workload struct {
 	// ID names the workload as the issue does ("W1" … "W7"), plus
 	// "W2-8" (the 8-producer point of the producer sweep), "W4rt" (W4
-	// through the worker runtime), "W7c" (W7 at a load the consumers
-	// can sustain) and "W8r" (W8 with retries).
+	// through the worker runtime), "W5L"/"W6L" (W5 and W6 on a larger
+	// directory), "W7c" (W7 at a load the consumers can sustain) and
+	// "W8r" (W8 with retries).
 	ID string
 	// Title says what it measures.
 	Title string
@@ -41,6 +42,7 @@ type Workload struct {
 	runtime   bool // consume through the backend's worker runtime
 	capacity  bool // W7c: offer half the end-to-end capacity, not half of W2
 	retry     int  // W8r: one job in retry fails its first attempt
+	large     bool // W5L, W6L: open RecoverLargeJobs pending jobs, not RecoverJobs
 }
 
 // Workloads lists every workload, in the order they run.
@@ -53,6 +55,8 @@ var Workloads = []Workload{
 	{ID: "W4rt", Title: "lease + complete, worker runtime (concurrency 8, no-op handler)", Unit: "jobs/s", kind: kindDrain, consumers: 8, runtime: true},
 	{ID: "W5", Title: "recovery: open + first lease", Unit: "ms", LowerIsBetter: true, kind: kindRecover},
 	{ID: "W6", Title: "Go heap bytes per pending job", Unit: "B/job", LowerIsBetter: true, kind: kindMemory},
+	{ID: "W5L", Title: "recovery: open + first lease, large directory", Unit: "ms", LowerIsBetter: true, kind: kindRecover, large: true},
+	{ID: "W6L", Title: "Go heap bytes per pending job, large directory", Unit: "B/job", LowerIsBetter: true, kind: kindMemory, large: true},
 	{ID: "W7", Title: "enqueue → handler start latency, offered 50% of W2's rate", Unit: "ms p99", LowerIsBetter: true, kind: kindLatency, producers: 64, consumers: 8, runtime: true},
 	{ID: "W7c", Title: "enqueue → handler start latency, offered 50% of end-to-end capacity 1/(1/W2 + 1/drain rate)", Unit: "ms p99", LowerIsBetter: true, kind: kindLatency, producers: 64, consumers: 8, runtime: true, capacity: true},
 	{ID: "W8", Title: "compaction write amplification, steady enqueue → complete (log bytes ÷ payload bytes)", Unit: "× payload", LowerIsBetter: true, kind: kindWriteAmp},
@@ -90,8 +94,11 @@ type Sizes struct {
 	// (20,000 quick).
 	DrainJobs int
 	// RecoverJobs is how many pending jobs W5 and W6 open. Defaults to
-	// 1,000,000 (200,000 quick).
+	// 200,000 (100,000 quick).
 	RecoverJobs int
+	// RecoverLargeJobs is how many pending jobs W5L and W6L open.
+	// Defaults to 1,000,000 (300,000 quick).
+	RecoverLargeJobs int
 	// MaxDuration caps the timed part of one run of W1–W4: a backend too
 	// slow to finish is measured over what it did by then (and verified
 	// on that). Defaults to 2s (0.5s quick).
@@ -130,7 +137,8 @@ func (s Sizes) withDefaults(quick bool) Sizes {
 	pick(&s.EnqueueJobs, 30_000, 5_000)
 	pick(&s.BatchJobs, 300_000, 50_000)
 	pick(&s.DrainJobs, 100_000, 20_000)
-	pick(&s.RecoverJobs, 1_000_000, 200_000)
+	pick(&s.RecoverJobs, 200_000, 100_000)
+	pick(&s.RecoverLargeJobs, 1_000_000, 300_000)
 	pick(&s.WriteAmpJobs, 10_000, 3_000)
 	pick(&s.BaselineBytes, 256<<20, 64<<20)
 	pickD(&s.MaxDuration, 2*time.Second, 500*time.Millisecond)

@@ -85,7 +85,8 @@ func main() {
 	flag.IntVar(&o.sizes.EnqueueJobs, "enqueue-jobs", 0, "most jobs W1 and W2 enqueue per run (default 30000, 5000 with --quick)")
 	flag.IntVar(&o.sizes.BatchJobs, "batch-jobs", 0, "most jobs W3 enqueues per run (default 300000, 50000 with --quick)")
 	flag.IntVar(&o.sizes.DrainJobs, "drain-jobs", 0, "jobs W4 pre-enqueues and drains (default 100000, 20000 with --quick)")
-	flag.IntVar(&o.sizes.RecoverJobs, "recover-jobs", 0, "pending jobs W5 and W6 open for walq and bbolt (default 1000000, 200000 with --quick)")
+	flag.IntVar(&o.sizes.RecoverJobs, "recover-jobs", 0, "pending jobs W5 and W6 open for walq and bbolt (default 200000, 100000 with --quick)")
+	flag.IntVar(&o.sizes.RecoverLargeJobs, "recover-large-jobs", 0, "pending jobs W5L and W6L open for walq and bbolt (default 1000000, 300000 with --quick)")
 	flag.DurationVar(&o.sizes.MaxDuration, "max-duration", 0, "cap on the timed part of one run of W1–W4 (default 2s, 0.5s with --quick)")
 	flag.Parse()
 	if err := run(o, os.Args[1:]); err != nil {

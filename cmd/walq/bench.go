@@ -48,7 +48,8 @@ func runBench(a *app, c *command, args []string) error {
 	fs.IntVar(&sz.EnqueueJobs, "enqueue-jobs", 0, "most jobs W1 and W2 enqueue per run (default 30000, 5000 with --quick)")
 	fs.IntVar(&sz.BatchJobs, "batch-jobs", 0, "most jobs W3 enqueues per run (default 300000, 50000 with --quick)")
 	fs.IntVar(&sz.DrainJobs, "drain-jobs", 0, "jobs W4 pre-enqueues and drains (default 100000, 20000 with --quick)")
-	fs.IntVar(&sz.RecoverJobs, "recover-jobs", 0, "pending jobs W5 and W6 open (default 1000000, 200000 with --quick)")
+	fs.IntVar(&sz.RecoverJobs, "recover-jobs", 0, "pending jobs W5 and W6 open (default 200000, 100000 with --quick)")
+	fs.IntVar(&sz.RecoverLargeJobs, "recover-large-jobs", 0, "pending jobs W5L and W6L open (default 1000000, 300000 with --quick)")
 	fs.DurationVar(&sz.MaxDuration, "max-duration", 0, "cap on the timed part of one run of W1–W4 (default 2s, 0.5s with --quick)")
 	pos, err := a.parse(c, fs, args)
 	if err != nil {
