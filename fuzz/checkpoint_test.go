@@ -12,7 +12,8 @@ import (
 )
 
 // checkpointIndex returns an index with jobs in every state (keys, a
-// result, a history, per-job policy, a paused queue), folded from valid
+// result, a history, per-job policy, a paused queue, ordered groups,
+// progress, a schedule, a batch), folded from valid
 // records at entries 1.., and the last entry used.
 func checkpointIndex(t testing.TB) (*index.Index, uint64) {
 	x := index.New()
@@ -39,6 +40,21 @@ func checkpointIndex(t testing.TB) (*index.Index, uint64) {
 		wlog.Record{Kind: wlog.KindLeased, Job: 5, At: seedAt, Attempt: 1, Deadline: seedAt + 30e9},
 		wlog.Record{Kind: wlog.KindCancelled, Job: 6, At: seedAt + 3},
 		wlog.Record{Kind: wlog.KindPaused, Queue: "other", At: seedAt})
+	// The features: an ordered group with its holder leased and progress
+	// reported, a member parked behind it, a group whose head waits; a
+	// periodic schedule; a batch with its callback.
+	grouped := func(id uint64, group string, runAt int64) wlog.Record {
+		r := enq(id, "mail", "", runAt)
+		r.Group = group
+		return r
+	}
+	apply(grouped(7, "cust-1", seedAt), grouped(8, "cust-1", seedAt), grouped(9, "cust-2", seedAt+9e9),
+		grouped(10, "cust-2", seedAt),
+		wlog.Record{Kind: wlog.KindLeased, Job: 7, At: seedAt, Attempt: 1, Deadline: seedAt + 30e9},
+		wlog.Record{Kind: wlog.KindProgress, Job: 7, At: seedAt, Attempt: 1, Progress: 60, Note: "3/5"},
+		wlog.Record{Kind: wlog.KindSchedule, Key: "nightly", Spec: "0 3 * * *", Queue: "mail", Payload: []byte("n"),
+			Created: seedAt, At: seedAt, Group: "cust-1"},
+		wlog.Record{Kind: wlog.KindBatch, Job: 9, Attempt: 2, Queue: "mail", Payload: []byte("then"), At: seedAt})
 	return x, at
 }
 

@@ -26,25 +26,25 @@ import (
 // Layout (all integers little-endian, fixed width; strings are a uint32
 // length then the bytes):
 //
-//	+--------+----------------+-----------+------------+------------+--------+
-//	| header | queue table    | job 1     |    ...     | job n      | CRC-32C|
-//	| 80 B   | nqueues names  | 72 B + var|            |            | 4 B    |
-//	+--------+----------------+-----------+------------+------------+--------+
+//	+--------+-------------+------------+-----+------------+-----------+---------+---------+
+//	| header | queue table | job 1      | ... | job n      | schedules | batches | CRC-32C |
+//	| 80 B   | nqueues     | 72 B + var |     |            | nsched    | nbatch  | 4 B     |
+//	+--------+-------------+------------+-----+------------+-----------+---------+---------+
 //
 // Header:
 //
 //	offset size field
 //	0      8    magic "walqckpt"
-//	8      4    version (1)
+//	8      4    version (2; a reader also loads 1, see below)
 //	12     4    flags (0; a reader refuses any other value)
 //	16     8    Index: the last log entry folded in (1..Index)
 //	24     4    EntryLen: length of entry Index's bytes
-//	28     4    reserved (0)
+//	28     4    nschedules (version 1: reserved, 0)
 //	32     8    EntryHash: CRC-64/ECMA of entry Index's bytes
 //	40     8    First: the log's first index when written (informational)
 //	48     8    NextID
 //	56     4    nqueues
-//	60     4    reserved (0)
+//	60     4    nbatches (version 1: reserved, 0)
 //	64     8    njobs
 //	72     8    nkeys (jobs with an idempotency key)
 //
@@ -58,8 +58,11 @@ import (
 //	0      8    ID
 //	8      4    queue (position in the queue table)
 //	12     1    state (index.State)
-//	13     1    flags: 1 has key, 2 has extra
-//	14     2    reserved (0)
+//	13     1    flags: 1 has key, 2 has extra, 4 has features (only
+//	            with 2; version 2 and later)
+//	14     1    Job.Flags (version 3: 1 releases its key when it dies;
+//	            before: reserved, 0)
+//	15     1    reserved (0)
 //	16     8    Payload.Index
 //	24     4    Payload.Off
 //	28     4    Payload.Len
@@ -77,6 +80,31 @@ import (
 //	            HasResult (1), Error (string), history count (4), then per
 //	            attempt Started, Ended (8 B each), Number, Lease (4 B
 //	            each), Outcome (1), Error (string)
+//	            features, if flag 4: Group (string), Progress (8),
+//	            Note (string), and in version 3 ReleasedKey (string:
+//	            the key the job gave up when it died; a job holding
+//	            it has none)
+//
+// Schedules, nschedules times, in increasing name order: Name, Spec
+// (strings), Missed (1), Anchor, LastRun (8 B each), then the job
+// template. Batches, nbatches times, in increasing First order: First,
+// Count (8 B each), then the callback's job template. A job template is
+// Queue, Payload (strings), Priority, MaxAttempts, BackoffBase,
+// BackoffCap, Timeout (8 B each), Group (string).
+//
+// Ordered groups are not written: they follow from the jobs (a group's
+// members are its pending and leased jobs by ID; its head, the member in
+// the heaps, is the first member while none is leased), and the decoder
+// rebuilds them so, parking every other pending member, as a replay
+// would. An enqueue into a group in flight (ReserveGroup) is not state,
+// like a reservation.
+//
+// A version-1 checkpoint (written before schedules, batches, groups and
+// progress were restated, and only by an index holding none of them) is
+// the version-2 encoding of such an index, and a version-2 checkpoint the
+// version-3 encoding of an index whose jobs neither release their keys on
+// death nor have released one: each loads as such, so that an upgrade
+// does not cost a full replay.
 //
 // The trailing CRC-32C (Castagnoli) covers every byte before it. Every
 // field is checked as it is decoded (IDs increasing and below NextID, a
@@ -92,14 +120,18 @@ const (
 	checkpointMagic = "walqckpt"
 	// CheckpointVersion is the checkpoint format version written; a reader
 	// refuses any other. Part of the on-disk format.
-	CheckpointVersion = 1
+	CheckpointVersion = 3
 	ckptHeaderSize    = 80
 	ckptJobSize       = 72
 	ckptExtraSize     = 4*8 + 2*4 + 16 + 1
 	ckptAttemptSize   = 2*8 + 2*4 + 1
 	ckptQueueMin      = 4 + 1 + 5*8
+	ckptTemplateMin   = 4 + 4 + 5*8 + 4
+	ckptScheduleMin   = 4 + 4 + 1 + 2*8 + ckptTemplateMin
+	ckptBatchMin      = 2*8 + ckptTemplateMin
 	ckptFlagKey       = 1
 	ckptFlagExtra     = 2
+	ckptFlagFeatures  = 4
 	// ckptMaxString bounds a decoded string (a key, a name or an error).
 	ckptMaxString = 16 << 20
 	// ckptMaxSpanPages bounds, beyond one page per 16 jobs, the job
@@ -228,10 +260,12 @@ func (x *Index) writeCheckpoint(out io.Writer, meta CheckpointMeta, jobs []*Job)
 	le.PutUint32(h[8:], CheckpointVersion)
 	le.PutUint64(h[16:], meta.Index)
 	le.PutUint32(h[24:], meta.EntryLen)
+	le.PutUint32(h[28:], uint32(len(x.schedules)))
 	le.PutUint64(h[32:], meta.EntryHash)
 	le.PutUint64(h[40:], meta.First)
 	le.PutUint64(h[48:], x.nextID)
 	le.PutUint32(h[56:], uint32(len(qs)))
+	le.PutUint32(h[60:], uint32(len(x.batches)))
 	le.PutUint64(h[64:], uint64(len(jobs)))
 	le.PutUint64(h[72:], uint64(nkeys))
 	w.write(h[:])
@@ -244,6 +278,12 @@ func (x *Index) writeCheckpoint(out io.Writer, meta CheckpointMeta, jobs []*Job)
 	}
 	for _, j := range jobs {
 		w.job(j, qnum[j.Queue])
+	}
+	for _, sc := range x.Schedules() {
+		w.schedule(sc)
+	}
+	for _, b := range x.Batches() {
+		w.batch(b)
 	}
 	if w.err == nil {
 		binary.LittleEndian.PutUint32(w.b[:4], w.crc.Sum32())
@@ -272,12 +312,16 @@ func (w *ckptWriter) job(j *Job, queue uint32) {
 	le.PutUint64(b[0:], j.ID)
 	le.PutUint32(b[8:], queue)
 	b[12] = uint8(j.State)
+	b[14] = j.Flags
 	key := j.Key()
 	if key != "" {
 		b[13] |= ckptFlagKey
 	}
 	if j.X != nil {
 		b[13] |= ckptFlagExtra
+		if j.X.F != nil {
+			b[13] |= ckptFlagFeatures
+		}
 	}
 	le.PutUint64(b[16:], j.Payload.Index)
 	le.PutUint32(b[24:], j.Payload.Off)
@@ -312,7 +356,42 @@ func (w *ckptWriter) job(j *Job, queue uint32) {
 			w.u8(uint8(a.Outcome))
 			w.str(a.Error)
 		}
+		if f := e.F; f != nil {
+			w.str(f.Group)
+			w.u64(uint64(f.Progress))
+			w.str(f.Note)
+			w.str(f.ReleasedKey)
+		}
 	}
+}
+
+// schedule writes one periodic schedule (readSchedule is its inverse).
+func (w *ckptWriter) schedule(s *Schedule) {
+	w.str(s.Name)
+	w.str(s.Spec)
+	w.u8(s.Missed)
+	w.u64(uint64(s.Anchor))
+	w.u64(uint64(s.LastRun))
+	w.template(s.Queue, s.Payload, s.Group, [5]int64{s.Priority, s.MaxAttempts, s.BackoffBase, s.BackoffCap, s.Timeout})
+}
+
+// batch writes one batch not yet ended (readBatch is its inverse).
+func (w *ckptWriter) batch(b *Batch) {
+	w.u64(b.First)
+	w.u64(uint64(b.Count))
+	w.template(b.Queue, b.Payload, b.Group, [5]int64{b.Priority, b.MaxAttempts, b.BackoffBase, b.BackoffCap, b.Timeout})
+}
+
+// template writes a job template: queue, payload, then priority, max
+// attempts, backoff base and cap, and timeout, then group.
+func (w *ckptWriter) template(queue string, payload []byte, group string, nums [5]int64) {
+	w.str(queue)
+	w.u32(uint32(len(payload)))
+	w.write(payload)
+	for _, v := range nums {
+		w.u64(uint64(v))
+	}
+	w.str(group)
 }
 
 // ckptReader reads a checkpoint in chunks, checksumming what it reads, so
@@ -325,6 +404,8 @@ type ckptReader struct {
 	left int64  // bytes of the body not yet read into buf
 	crc  uint32
 	err  error
+	// version is the checkpoint's format version, once the header is read.
+	version uint32
 }
 
 // fail records the first error, at the current offset.
@@ -437,8 +518,9 @@ func ReadCheckpoint(r io.Reader, size int64, now int64) (*Index, CheckpointMeta,
 	return x, meta, nil
 }
 
-// decode reads the header, queues and jobs. On error rd.err is set and the
-// index is garbage.
+// decode reads the header, queues, jobs, schedules and batches, and places
+// the jobs in their heaps (unordered: finishLoad orders them). On error
+// rd.err is set and the index is garbage.
 func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 	var meta CheckpointMeta
 	h := rd.next(ckptHeaderSize)
@@ -450,11 +532,12 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 		rd.fail("not a checkpoint (magic %q)", h[0:8])
 		return nil, meta
 	}
-	if v := le.Uint32(h[8:]); v != CheckpointVersion {
-		rd.fail("unknown version %d", v)
+	rd.version = le.Uint32(h[8:])
+	if rd.version < 1 || rd.version > CheckpointVersion {
+		rd.fail("unknown version %d", rd.version)
 		return nil, meta
 	}
-	if f := le.Uint32(h[12:]); f != 0 || le.Uint32(h[28:]) != 0 || le.Uint32(h[60:]) != 0 {
+	if f := le.Uint32(h[12:]); f != 0 || rd.version == 1 && (le.Uint32(h[28:]) != 0 || le.Uint32(h[60:]) != 0) {
 		rd.fail("unknown flags %#x or reserved bytes set", f)
 		return nil, meta
 	}
@@ -462,9 +545,11 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 	meta.EntryHash, meta.First = le.Uint64(h[32:]), le.Uint64(h[40:])
 	nextID := le.Uint64(h[48:])
 	nq, nj, nk := uint64(le.Uint32(h[56:])), le.Uint64(h[64:]), le.Uint64(h[72:])
+	ns, nb := uint64(le.Uint32(h[28:])), uint64(le.Uint32(h[60:]))
 	left := uint64(rd.remaining())
-	if nq > left/ckptQueueMin || nj > left/ckptJobSize || nk > nj || nq*ckptQueueMin+nj*ckptJobSize > left {
-		rd.fail("%d queues and %d jobs do not fit in %d bytes", nq, nj, left)
+	if nq > left/ckptQueueMin || nj > left/ckptJobSize || nk > nj || ns > left/ckptScheduleMin || nb > left/ckptBatchMin ||
+		nq*ckptQueueMin+nj*ckptJobSize+ns*ckptScheduleMin+nb*ckptBatchMin > left {
+		rd.fail("%d queues, %d jobs, %d schedules and %d batches do not fit in %d bytes", nq, nj, ns, nb, left)
 		return nil, meta
 	}
 	if meta.Index == 0 || nextID == 0 || meta.First == 0 || meta.First > meta.Index {
@@ -475,8 +560,31 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 	x := NewSized(int(nj))
 	x.now, x.nextID = now, nextID
 	x.keys = make(map[string]*Job, nk)
-	qs := make([]*Queue, nq)
-	want := make([][numStates]int, nq)
+	qs, want := rd.readQueues(x, int(nq), nj)
+	if rd.err != nil {
+		return nil, meta
+	}
+	ld := &loader{x: x, qs: qs, counts: make([]loadCounts, len(qs))}
+	slabs := ld.readJobs(rd, int(nj), meta)
+	for i, q := range qs {
+		if rd.err == nil && q.counts != want[i] {
+			rd.fail("queue %q: jobs per state %v, table says %v", q.Name, q.counts, want[i])
+		}
+	}
+	rd.readSchedules(x, int(ns))
+	rd.readBatches(x, int(nb))
+	if rd.err != nil {
+		return nil, meta
+	}
+	ld.place(slabs, want)
+	return x, meta
+}
+
+// readQueues reads the queue table: n queues, holding nj jobs in all. It
+// returns the queues in table order and their job counts per state.
+func (rd *ckptReader) readQueues(x *Index, n int, nj uint64) ([]*Queue, [][numStates]int) {
+	qs := make([]*Queue, n)
+	want := make([][numStates]int, n)
 	var total uint64
 	for i := range qs {
 		name := rd.str()
@@ -492,44 +600,43 @@ func (rd *ckptReader) decode(now int64) (*Index, CheckpointMeta) {
 			want[i][st] = int(n)
 		}
 		if rd.err != nil {
-			return nil, meta
+			return nil, nil
 		}
 		qs[i] = x.queue(name)
 		qs[i].Paused = paused == 1
 	}
 	if total != nj {
 		rd.fail("queues count %d jobs, header %d", total, nj)
-		return nil, meta
 	}
-	// Size the heap arrays from the table, so that loadJob appends
-	// without growing them: a queue's pending jobs go to ready unless
-	// their run-at is after now or they are not plain (see Queue), so
-	// ready gets room for all of them, and the few scheduled or side ones
-	// grow their arrays as they come.
-	var leased, finished int
-	for i, q := range qs {
-		q.ready.jobs = make([]*Job, 0, want[i][Pending])
-		leased += want[i][Leased]
-		finished += want[i][Completed] + want[i][Cancelled]
-	}
-	x.leased.jobs = make([]*Job, 0, leased)
-	x.finished.jobs = make([]*Job, 0, finished)
-	x.readJobs(rd, qs, int(nj), meta)
-	for i, q := range qs {
-		if rd.err == nil && q.counts != want[i] {
-			rd.fail("queue %q: jobs per state %v, table says %v", q.Name, q.counts, want[i])
-		}
-	}
-	return x, meta
+	return qs, want
 }
+
+// loader places the jobs of a checkpoint. It decides each job's heap as
+// the job is read (a grouped pending job once every member of its group
+// has been: only a group's head is in a heap) and counts, per queue, the
+// jobs each heap gets; place then allocates every heap array once, at its
+// final size, and fills it. Decoding so never grows an array: growth by
+// append copies the pointers again and, while a collection is marking
+// (loading allocates fast enough to keep one running), each copied
+// pointer costs a write barrier.
+type loader struct {
+	x      *Index
+	qs     []*Queue
+	qnum   map[*Queue]int // built on the first group head
+	counts []loadCounts   // per queue, in table order
+}
+
+// loadCounts counts a queue's jobs per heap.
+type loadCounts struct{ ready, side, scheduled int }
 
 // slabSize is how many jobs a checkpoint load allocates at once: a slab
 // stays allocated while any of its jobs lives, so it is kept small.
 const slabSize = 4096
 
 // readJobs reads n jobs, placing each in its table, key, state counts and
-// heap array; finishLoad orders the heaps.
-func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta) {
+// group, and deciding its heap. It returns the slabs that hold them, in
+// ID order.
+func (ld *loader) readJobs(rd *ckptReader, n int, meta CheckpointMeta) [][]Job {
 	// Allocate every slab before filling any: the heap then grows while
 	// the slabs are still zero, so that the collections the growth
 	// triggers find nothing to mark, instead of marking the jobs loaded
@@ -538,7 +645,6 @@ func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta
 	for left := n; left > 0; left -= slabSize {
 		slabs = append(slabs, make([]Job, min(slabSize, left)))
 	}
-	var slab []Job
 	// The job table holds a page pointer for every 1024 IDs between the
 	// lowest and the highest: bound that span before the table grows, so
 	// that two far-apart IDs cannot make it allocate without limit. A
@@ -546,36 +652,41 @@ func (x *Index) readJobs(rd *ckptReader, qs []*Queue, n int, meta CheckpointMeta
 	// than ckptMaxSpanPages*1024 apart) is refused and replay is used.
 	lo, hi, prev := uint64(math.MaxUint64), uint64(0), uint64(0)
 	maxSpan := uint64(n)/16 + ckptMaxSpanPages
-	for i := 0; i < n && rd.err == nil; i++ {
-		if len(slab) == 0 {
-			slab, slabs = slabs[0], slabs[1:]
-		}
-		j := &slab[0]
-		slab = slab[1:]
-		if !rd.readJob(j, qs) {
-			return
-		}
-		if j.ID <= prev {
-			rd.fail("job %d after job %d: IDs must increase", j.ID, prev)
-			return
-		}
-		prev = j.ID
-		lo, hi = min(lo, j.ID>>pageBits), max(hi, j.ID>>pageBits)
-		if hi-lo > maxSpan {
-			rd.fail("job %d: job IDs span more than %d pages", j.ID, maxSpan)
-			return
-		}
-		if reason := x.loadJob(j, meta); reason != "" {
-			rd.fail("job %d: %s", j.ID, reason)
+	for _, slab := range slabs {
+		for i := range slab {
+			j := &slab[i]
+			qi := rd.readJob(j, ld.qs)
+			if qi < 0 {
+				return nil
+			}
+			if j.ID <= prev {
+				rd.fail("job %d after job %d: IDs must increase", j.ID, prev)
+				return nil
+			}
+			prev = j.ID
+			lo, hi = min(lo, j.ID>>pageBits), max(hi, j.ID>>pageBits)
+			if hi-lo > maxSpan {
+				rd.fail("job %d: job IDs span more than %d pages", j.ID, maxSpan)
+				return nil
+			}
+			if reason := ld.x.loadJob(j, meta); reason != "" {
+				rd.fail("job %d: %s", j.ID, reason)
+				return nil
+			}
+			if j.State != Pending || !j.grouped() {
+				ld.x.decide(j, &ld.counts[qi])
+			}
 		}
 	}
+	return slabs
 }
 
-// readJob decodes one job into j (the inverse of ckptWriter.job).
-func (rd *ckptReader) readJob(j *Job, qs []*Queue) bool {
+// readJob decodes one job into j (the inverse of ckptWriter.job) and
+// returns its queue's position in qs, or -1 with rd.err set.
+func (rd *ckptReader) readJob(j *Job, qs []*Queue) int {
 	b := rd.next(ckptJobSize)
 	if b == nil {
-		return false
+		return -1
 	}
 	le := binary.LittleEndian
 	j.ID = le.Uint64(b[0:])
@@ -590,27 +701,49 @@ func (rd *ckptReader) readJob(j *Job, qs []*Queue) bool {
 	j.MaxAttempts = int32(le.Uint32(b[60:]))
 	j.Priority = int32(le.Uint32(b[64:]))
 	j.pos = [2]int32{-1, -1}
-	if int(qi) >= len(qs) || flags&^(ckptFlagKey|ckptFlagExtra) != 0 || le.Uint16(b[14:]) != 0 || le.Uint32(b[68:]) != 0 {
+	known := uint8(ckptFlagKey | ckptFlagExtra)
+	if rd.version >= 2 && flags&ckptFlagExtra != 0 {
+		known |= ckptFlagFeatures
+	}
+	jflags := b[14]
+	knownJob := uint8(0)
+	if rd.version >= 3 {
+		knownJob = FlagReleaseKeyOnDeath
+	}
+	if int(qi) >= len(qs) || flags&^known != 0 || jflags&^knownJob != 0 || b[15] != 0 || le.Uint32(b[68:]) != 0 {
 		rd.fail("job %d: queue %d of %d, flags %#x", j.ID, qi, len(qs), flags)
-		return false
+		return -1
 	}
 	j.Queue = qs[qi]
+	j.Flags = jflags
 	if flags&ckptFlagKey != 0 {
 		key := rd.str()
 		if key == "" && rd.err == nil {
 			rd.fail("job %d: empty key", j.ID)
 		}
 		if rd.err != nil {
-			return false
+			return -1
 		}
 		j.Queue.setKey(j, key)
 	}
 	if flags&ckptFlagExtra != 0 {
 		j.X = rd.readExtra()
 	}
+	if flags&ckptFlagFeatures != 0 && rd.err == nil {
+		j.X.F = &Features{Group: rd.str(), Progress: int64(rd.u64()), Note: rd.str()}
+		if rd.version >= 3 {
+			j.X.F.ReleasedKey = rd.str()
+			if j.X.F.ReleasedKey != "" && flags&ckptFlagKey != 0 && rd.err == nil {
+				rd.fail("job %d: holds a key and has released one", j.ID)
+			}
+		}
+	}
 	// After the extra part, which holds the deadline in memory.
 	j.setDeadline(deadline)
-	return rd.err == nil
+	if rd.err != nil {
+		return -1
+	}
+	return int(qi)
 }
 
 func (rd *ckptReader) readExtra() *Extra {
@@ -643,9 +776,81 @@ func (rd *ckptReader) readExtra() *Extra {
 	return e
 }
 
-// loadJob adds a decoded job to the index without ordering any heap, or
-// says why it cannot. Its payload and result must lie in the log the
-// checkpoint describes: entries meta.First to meta.Index.
+// readSchedules reads n schedules, in increasing name order.
+func (rd *ckptReader) readSchedules(x *Index, n int) {
+	prev := ""
+	for i := 0; i < n && rd.err == nil; i++ {
+		s := &Schedule{Name: rd.str(), Spec: rd.str(), Missed: rd.u8(), Anchor: int64(rd.u64()), LastRun: int64(rd.u64())}
+		var nums [5]int64
+		s.Queue, s.Payload, s.Group, nums = rd.template()
+		s.Priority, s.MaxAttempts, s.BackoffBase, s.BackoffCap, s.Timeout = nums[0], nums[1], nums[2], nums[3], nums[4]
+		if rd.err != nil {
+			return
+		}
+		if s.Name <= prev || s.Spec == "" || s.Queue == "" {
+			rd.fail("schedule %q after %q, spec %q, queue %q", s.Name, prev, s.Spec, s.Queue)
+			return
+		}
+		prev = s.Name
+		if x.schedules == nil {
+			x.schedules = make(map[string]*Schedule, n)
+		}
+		x.schedules[s.Name] = s
+		x.liveBytes += s.bytes()
+	}
+}
+
+// readBatches reads n batches, in increasing order of their first job.
+func (rd *ckptReader) readBatches(x *Index, n int) {
+	prev := uint64(0)
+	for i := 0; i < n && rd.err == nil; i++ {
+		b := &Batch{First: rd.u64()}
+		count := rd.u64()
+		var nums [5]int64
+		b.Queue, b.Payload, b.Group, nums = rd.template()
+		b.Priority, b.MaxAttempts, b.BackoffBase, b.BackoffCap, b.Timeout = nums[0], nums[1], nums[2], nums[3], nums[4]
+		if rd.err != nil {
+			return
+		}
+		if b.First <= prev || count < 1 || count > math.MaxInt32 || b.Queue == "" {
+			rd.fail("batch at job %d after %d: %d jobs, callback queue %q", b.First, prev, count, b.Queue)
+			return
+		}
+		prev, b.Count = b.First, int(count)
+		if x.batches == nil {
+			x.batches = make(map[uint64]*Batch, n)
+		}
+		x.batches[b.First] = b
+		x.liveBytes += int64(len(b.Payload)) + jobOverhead
+	}
+}
+
+// template reads a job template (the inverse of ckptWriter.template).
+func (rd *ckptReader) template() (queue string, payload []byte, group string, nums [5]int64) {
+	queue = rd.str()
+	n := rd.u32()
+	if rd.err == nil && int64(n) > rd.remaining() {
+		rd.fail("payload of %d bytes, %d left", n, rd.remaining())
+	}
+	if rd.err != nil {
+		return
+	}
+	payload = make([]byte, n)
+	if n > 0 {
+		copy(payload, rd.next(int(n)))
+	}
+	for i := range nums {
+		nums[i] = int64(rd.u64())
+	}
+	group = rd.str()
+	return
+}
+
+// loadJob adds a decoded job to the index without placing it in a heap,
+// or says why it cannot. Its payload and result must lie in the log the
+// checkpoint describes: entries meta.First to meta.Index. A grouped
+// pending or leased job joins its group; jobs arrive in ID order, which
+// is the members' order.
 func (x *Index) loadJob(j *Job, meta CheckpointMeta) string {
 	inLog := func(l Loc) bool {
 		return l.Index == 0 || l.Index >= meta.First && l.Index <= meta.Index
@@ -673,33 +878,101 @@ func (x *Index) loadJob(j *Job, meta CheckpointMeta) string {
 	x.liveBytes += j.bytes()
 	q := j.Queue
 	q.counts[j.State]++
-	switch j.State {
-	case Pending:
-		if j.RunAt <= x.now {
-			// As toReady places it, without ordering (finishLoad does).
-			if q.plainFor(j) {
-				j.where = inReady
-				q.ready.add(j)
-			} else {
-				j.where = inReadySide
-				q.side.add(j)
-				q.ages.add(j)
-			}
-			x.readyMax = max(x.readyMax, j.RunAt)
-		} else {
-			j.where = inScheduled
-			q.scheduled.add(j)
-		}
-	case Leased:
-		j.where = inLeased
-		x.leased.add(j)
-	case Completed, Cancelled:
-		j.where = inFinished
-		x.finished.add(j)
-	case Dead:
+	if j.State == Dead {
 		q.dead[j.ID] = j
 	}
+	if j.grouped() && member(j.State) {
+		g := x.groupNamed(j.X.F.Group)
+		g.members = append(g.members, j)
+		if j.State == Leased {
+			g.leased++
+		}
+	}
 	return ""
+}
+
+// decide chooses the heap j goes to, as schedule would place it (toReady
+// for a ready job), and counts it in c, its queue's counts. It must see
+// a queue's ready jobs in the order place adds them.
+func (x *Index) decide(j *Job, c *loadCounts) {
+	switch j.State {
+	case Pending:
+		if j.RunAt > x.now {
+			j.where = inScheduled
+			c.scheduled++
+			return
+		}
+		// As plainFor, with c.ready standing for the ready heap's length.
+		q := j.Queue
+		if c.ready == 0 {
+			q.plain = j.Priority
+		}
+		if j.Priority == q.plain && j.Created <= j.RunAt {
+			j.where = inReady
+			c.ready++
+		} else {
+			j.where = inReadySide
+			c.side++
+		}
+		x.readyMax = max(x.readyMax, j.RunAt)
+	case Leased:
+		j.where = inLeased
+	case Completed, Cancelled:
+		j.where = inFinished
+	}
+}
+
+// place chooses each group's head (its first member while none is
+// leased; every other pending member stays parked, in no heap), then
+// allocates every heap array at its final size and adds each job to the
+// heaps decided for it. want holds each queue's jobs per state.
+func (ld *loader) place(slabs [][]Job, want [][numStates]int) {
+	x := ld.x
+	for _, g := range x.groups {
+		if g.leased > 0 {
+			continue
+		}
+		g.head = g.members[0]
+		if g.head.State == Pending {
+			if ld.qnum == nil {
+				ld.qnum = make(map[*Queue]int, len(ld.qs))
+				for i, q := range ld.qs {
+					ld.qnum[q] = i
+				}
+			}
+			x.decide(g.head, &ld.counts[ld.qnum[g.head.Queue]])
+		}
+	}
+	var leased, finished int
+	for i, q := range ld.qs {
+		c := ld.counts[i]
+		q.ready.jobs = make([]*Job, 0, c.ready)
+		q.side.jobs = make([]*Job, 0, c.side)
+		q.ages.jobs = make([]*Job, 0, c.side)
+		q.scheduled.jobs = make([]*Job, 0, c.scheduled)
+		leased += want[i][Leased]
+		finished += want[i][Completed] + want[i][Cancelled]
+	}
+	x.leased.jobs = make([]*Job, 0, leased)
+	x.finished.jobs = make([]*Job, 0, finished)
+	for _, slab := range slabs {
+		for i := range slab {
+			j := &slab[i]
+			switch q := j.Queue; j.where {
+			case inReady:
+				q.ready.add(j)
+			case inReadySide:
+				q.side.add(j)
+				q.ages.add(j)
+			case inScheduled:
+				q.scheduled.add(j)
+			case inLeased:
+				x.leased.add(j)
+			case inFinished:
+				x.finished.add(j)
+			}
+		}
+	}
 }
 
 // finishLoad orders every heap in O(n) and builds the due heap.
@@ -754,29 +1027,3 @@ func (x *Index) Digest(w io.Writer) error {
 var crc64Table = crc64.MakeTable(crc64.ECMA)
 
 func crc64Sum(b []byte) uint64 { return crc64.Checksum(b, crc64Table) }
-
-// Uncheckpointable returns why the index holds state that a checkpoint of
-// version CheckpointVersion cannot restate — periodic schedules, batches,
-// ordered groups, or a job's group or progress — or "" if it holds none.
-// Such an index is not checkpointed: Open then replays the log after the
-// last checkpoint written without that state, which remains exact (the
-// records after it carry the state).
-func (x *Index) Uncheckpointable() string {
-	switch {
-	case len(x.schedules) > 0:
-		return "periodic schedules"
-	case len(x.batches) > 0:
-		return "batches"
-	case len(x.groups) > 0:
-		return "ordered groups"
-	}
-	reason := ""
-	x.jobs.each(func(j *Job) bool {
-		if j.X != nil && j.X.F != nil {
-			reason = fmt.Sprintf("job %d has a group or progress", j.ID)
-			return false
-		}
-		return true
-	})
-	return reason
-}

@@ -1,10 +1,6 @@
 package index
 
-import (
-	"fmt"
-
-	wlog "github.com/walq/walq/log"
-)
+import wlog "github.com/walq/walq/log"
 
 // FlagReleaseKeyOnDeath is the Job.Flags bit of a job that gives up its
 // idempotency key when it dies: the key then names no job, and a new
@@ -50,22 +46,4 @@ func (x *Index) checkFlags(r *wlog.Record, pos Pos) error {
 		return x.bad(r, pos, "a released key without a key")
 	}
 	return nil
-}
-
-// KeyPolicies returns why the index holds state about keys of dead jobs —
-// a job that releases its key when it dies, or one that has released it —
-// or "" if none. A checkpoint that does not restate Job.Flags and
-// Features.ReleasedKey must not be written while it returns a reason.
-func (x *Index) KeyPolicies() string {
-	reason := ""
-	x.jobs.each(func(j *Job) bool {
-		switch {
-		case j.Flags != 0:
-			reason = fmt.Sprintf("job %d releases its key when it dies", j.ID)
-		case j.ReleasedKey() != "":
-			reason = fmt.Sprintf("job %d released its key", j.ID)
-		}
-		return reason == ""
-	})
-	return reason
 }

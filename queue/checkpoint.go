@@ -107,20 +107,6 @@ func (q *Queue) writeCheckpoint(hold bool) (checkpointStats, error) {
 	}
 	st.Index, st.Jobs = q.log.LastIndex(), q.idx.Len()
 	records := q.idx.Records()
-	reason := q.idx.Uncheckpointable()
-	if reason == "" {
-		// The checkpoint format does not restate Job.Flags and
-		// Features.ReleasedKey yet.
-		reason = q.idx.KeyPolicies()
-	}
-	if reason != "" {
-		// Not an error: the last checkpoint (if any) stays exact, and
-		// Open replays the records after it.
-		q.ckptRecords, q.ckptPending = records, false
-		q.opts.Logger.Debug("walq: no checkpoint: the index holds state it cannot restate",
-			"dir", q.dir, "reason", reason)
-		return st, nil
-	}
 	n, err := recovery.WriteCheckpoint(q.log, q.idx, q.checkpointFault, func() {
 		q.ckptRecords, q.ckptPending = records, false
 		release()
