@@ -52,7 +52,7 @@ type Options struct {
 	// Defaults to 100ms.
 	SyncInterval time.Duration
 	// SegmentSize is the size at which a segment file is closed and a new
-	// one started. Defaults to 4 MiB.
+	// one started. Defaults to 1 MiB.
 	SegmentSize int
 	// MaxEntrySize is the largest entry Append accepts and the largest
 	// entry length a reader believes before allocating. Defaults to 64 MiB.
@@ -84,7 +84,7 @@ func (o *Options) withDefaults() (Options, error) {
 		return c, fmt.Errorf("walq/log: Options.SegmentSize: negative size %d", c.SegmentSize)
 	}
 	if c.SegmentSize == 0 {
-		c.SegmentSize = 4 << 20
+		c.SegmentSize = 1 << 20
 	}
 	if c.MaxEntrySize < 0 {
 		return c, fmt.Errorf("walq/log: Options.MaxEntrySize: negative size %d", c.MaxEntrySize)

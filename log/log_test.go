@@ -390,7 +390,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Fatalf("Open with nil options: %v", err)
 	}
 	defer l2.Close()
-	if l2.opts.SegmentSize != 4<<20 || l2.opts.Logger == nil {
+	if l2.opts.SegmentSize != 1<<20 || l2.opts.Logger == nil {
 		t.Errorf("nil options: %+v", l2.opts)
 	}
 }

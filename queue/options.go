@@ -145,7 +145,7 @@ type Options struct {
 	// MaxPayload is the largest payload (and result) accepted. Defaults to
 	// 16 MiB.
 	MaxPayload int
-	// SegmentSize is the size of a log segment file. Defaults to 4 MiB.
+	// SegmentSize is the size of a log segment file. Defaults to 1 MiB.
 	SegmentSize int
 	// ReadOnly opens the directory for inspection: no lock is taken and
 	// nothing is written, so it works while another process has the queue
