@@ -96,12 +96,12 @@ func TestCrashKillConcurrent(t *testing.T) {
 		"%d keys reused after retention, %d after a purge, %d jobs gone by retention or purge, "+
 		"%d pause/resume acknowledged, %d compactions (%d segments removed), %d kills during a Compact call, %d in-flight jobs found, %d kills during open; "+
 		"%d grouped jobs (%d completed), %d batches with callbacks acknowledged (%d callbacks seen), %d progress reports acknowledged (%d checked); "+
-		"checkpoint used by %d of %d reopens and %d of %d child opens; "+
+		"checkpoint used by %d of %d reopens and %d of %d child opens (%d of %d opens after the child's Close found it covering the whole log); "+
 		"log: %d segments from index %d, %d jobs",
 		cycles, len(c.jobs), c.n.acked, c.n.foundDone, c.n.dups, c.n.reusedRetention, c.n.reusedPurge, c.n.gone,
 		c.n.pauses, c.n.compactions, c.n.segsRemoved, c.n.midCompact, c.n.inflight, c.n.earlyKills,
 		len(c.grouped), len(c.groupedDone), c.n.batches, c.n.callbacks, c.n.progress, c.n.progressSeen,
-		c.n.ckptParent, cycles, c.n.ckptChild, c.n.childOpens, c.log.Segments, c.log.FirstIndex, c.live)
+		c.n.ckptParent, cycles, c.n.ckptChild, c.n.childOpens, c.n.ckptClose, c.n.closes, c.log.Segments, c.log.FirstIndex, c.live)
 }
 
 const (
@@ -175,7 +175,7 @@ type ccChecker struct {
 		acked, foundDone, dups, reusedRetention, reusedPurge, gone         int
 		pauses, compactions, segsRemoved, midCompact, inflight, earlyKills int
 		batches, callbacks, progress, progressSeen                         int
-		ckptParent, ckptChild, childOpens                                  int
+		ckptParent, ckptChild, childOpens, closes, ckptClose               int
 	}
 }
 
@@ -309,6 +309,7 @@ func (c *ccChecker) learn(cycle int, cy *ccCycle, id uint64, key, queue string) 
 // against everything known so far.
 func (c *ccChecker) check(cycle int, lines []string) {
 	cy := &ccCycle{newKeys: map[string]bool{}, start: c.clock, end: c.clock + int64(ccSpan)}
+	closedAt := "" // the log's last index before the child's Close
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) == 0 {
@@ -343,10 +344,18 @@ func (c *ccChecker) check(cycle int, lines []string) {
 			n, _ := strconv.ParseInt(f[2], 10, 64)
 			c.progress[id] = max(c.progress[id], n)
 			c.n.progress++
+		case "S":
+			closedAt = f[1]
 		case "CK":
 			c.n.childOpens++
 			if f[1] == "1" {
 				c.n.ckptChild++
+			}
+			if closedAt != "" {
+				c.n.closes++
+				if f[1] == "1" && f[2] == closedAt {
+					c.n.ckptClose++ // the checkpoint covered the whole log
+				}
 			}
 		case "p", "r", "PA", "RA":
 			cy.lastPause = f[0]
@@ -729,13 +738,39 @@ func TestCrashConcurrentChild(t *testing.T) {
 			wg.Go(func() { f(ch.rand(name, i), i) })
 		}
 	}
-	run("producer", ccProducers, ch.produce)
-	run("worker", ccWorkers, ch.work)
-	run("reuse", 1, ch.reuse)
-	run("purge", 1, ch.purge)
-	run("pause", 1, ch.pause)
-	run("compact", 1, ch.compact)
-	wg.Wait()
+	load := func() {
+		run("producer", ccProducers, ch.produce)
+		run("worker", ccWorkers, ch.work)
+		run("reuse", 1, ch.reuse)
+		run("purge", 1, ch.purge)
+		run("pause", 1, ch.pause)
+		run("compact", 1, ch.compact)
+		wg.Wait()
+	}
+	// In one cycle of three the load stops after a moment, the queue is
+	// closed (Close writes the index checkpoint when enough was applied
+	// since the last one; the kill may land in it) and opened again, and
+	// the load runs on: "S n" before Close (n the log's last index) and
+	// "CK" after the open say whether it started from the checkpoint.
+	if rng := ch.rand("close", 0); rng.IntN(3) == 0 {
+		last := ch.deadline
+		ch.deadline = time.Now().Add(time.Duration(10+rng.IntN(40)) * time.Millisecond)
+		load()
+		st, err := q.Stats(context.Background())
+		if err != nil {
+			ch.fail("stats", err)
+		}
+		ch.write("S %d", st.Log.LastIndex)
+		if err := q.Close(); err != nil {
+			ch.fail("close", err)
+		}
+		if q, err = Open(dir, opts); err != nil {
+			ch.fail("reopen", err)
+		}
+		ch.q, ch.deadline = q, last
+		ch.reportCheckpoint()
+	}
+	load()
 	q.Close()
 }
 
@@ -770,11 +805,12 @@ const ccCallbacks = "cb"
 
 // reportCheckpoint says whether Open started from the index checkpoint.
 func (ch *ccChild) reportCheckpoint() {
+	ck := ch.q.Recovery().Checkpoint
 	used := 0
-	if ch.q.Recovery().Checkpoint.Used {
+	if ck.Used {
 		used = 1
 	}
-	ch.write("CK %d", used)
+	ch.write("CK %d %d", used, ck.Index)
 }
 
 // leased checks a lease of a grouped job against the other leases the
