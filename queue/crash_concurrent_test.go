@@ -40,14 +40,29 @@ import (
 // at the moment it reuses its key (and now and then a job it just
 // completed), so that Purge races the reusing entry; and a pauser that
 // pauses and resumes a queue, checking the live state after each call.
+// The job features run in the same load: producers put jobs into a few
+// ordered groups (producer 0 mostly, the others now and then) and enqueue
+// one batch in five with EnqueueBatchThen (callbacks go to queue "cb",
+// which the workers also lease); workers report progress on one lease in
+// three before finishing it, and check live, for grouped jobs, that no two
+// jobs of a group are leased at once (a lease the clock has passed
+// excepted) and that no job is leased after a later job of its group
+// completed. In one cycle of three the child stops its load after 10–50 ms,
+// closes the queue (Close writes the index checkpoint when due; the kill
+// may land in it), opens it again and runs on; compaction writes the
+// checkpoint all the time, so most opens, the parent's and the child's,
+// start from it.
 //
 // The child writes each acknowledgement on stdout (a pipe, one write per
 // line) after the call returns: "E id key queue" (enqueued), "D id key"
 // (a duplicate of id), "C id t key queue" (completed, t being the clock
 // before the call), "X id" (written before a Purge), "p"/"PA" and
 // "r"/"RA" (before and after Pause and Resume), "k" and "K n" (before and
-// after Compact, n segments removed), "ERR …" (any unexpected error, live
-// invariant violations included).
+// after Compact, n segments removed), "B id n" (a batch of n jobs from id,
+// with a callback), "G id n" (progress n reported), "S n" (before the
+// child's Close, n the log's last index), "CK used index" (after each of
+// the child's opens, Recovery().Checkpoint), "ERR …" (any unexpected
+// error, live invariant violations included).
 //
 // Retention is modelled exactly. The clock is a mock that only the key-reuse
 // lane moves; cycle n runs between start(n) and start(n)+ccSpan, ccSpan
@@ -63,9 +78,18 @@ import (
 // and every duplicate names a job that held its key; the paused state is
 // the one the last acknowledged Pause or Resume left (unless a later one
 // was in flight); at most the calls in flight appear without an
-// acknowledgement; the queue's invariants hold, and it works on.
+// acknowledgement (batch callbacks, which no call acknowledges, aside);
+// in each ordered group no job is completed while an earlier one is
+// unfinished, and completions are in ID order on the clock; a batch whose
+// members have all finished (or were forgotten after finishing) has
+// exactly one callback, found by GetByKey("walq:batch:<id>") until it is
+// forgotten itself, a batch with an unfinished member has none, and no
+// callback key ever had two jobs; every job still held shows at least
+// its last acknowledged progress report, with its note; the queue's
+// invariants hold, and it works on. The summary counts how many opens
+// started from the checkpoint.
 //
-// The default run does 80 kill cycles (about 7 s under -race on 2 cores).
+// The default run does 80 kill cycles (about 6–7 s under -race on 2 cores).
 // Run more with
 //
 //	WALQ_CRASH_CYCLES=300 go test ./queue -run 'TestCrashKillConcurrent$' -timeout 1h -v
