@@ -47,7 +47,7 @@ import (
 // three before finishing it, and check live, for grouped jobs, that no two
 // jobs of a group are leased at once (a lease the clock has passed
 // excepted) and that no job is leased after a later job of its group
-// completed. In one cycle of three the child stops its load after 10–50 ms,
+// completed. In about one cycle of three the child stops its load after 10–50 ms,
 // closes the queue (Close writes the index checkpoint when due; the kill
 // may land in it), opens it again and runs on; compaction writes the
 // checkpoint all the time, so most opens, the parent's and the child's,
@@ -771,7 +771,7 @@ func TestCrashConcurrentChild(t *testing.T) {
 		run("compact", 1, ch.compact)
 		wg.Wait()
 	}
-	// In one cycle of three the load stops after a moment, the queue is
+	// In about one cycle of three the load stops after a moment, the queue is
 	// closed (Close writes the index checkpoint when enough was applied
 	// since the last one; the kill may land in it) and opened again, and
 	// the load runs on: "S n" before Close (n the log's last index) and
