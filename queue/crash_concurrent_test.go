@@ -40,14 +40,29 @@ import (
 // at the moment it reuses its key (and now and then a job it just
 // completed), so that Purge races the reusing entry; and a pauser that
 // pauses and resumes a queue, checking the live state after each call.
+// The job features run in the same load: producers put jobs into a few
+// ordered groups (producer 0 mostly, the others now and then) and enqueue
+// one batch in five with EnqueueBatchThen (callbacks go to queue "cb",
+// which the workers also lease); workers report progress on one lease in
+// three before finishing it, and check live, for grouped jobs, that no two
+// jobs of a group are leased at once (a lease the clock has passed
+// excepted) and that no job is leased after a later job of its group
+// completed. In about one cycle of three the child stops its load after 10–50 ms,
+// closes the queue (Close writes the index checkpoint when due; the kill
+// may land in it), opens it again and runs on; compaction writes the
+// checkpoint all the time, so most opens, the parent's and the child's,
+// start from it.
 //
 // The child writes each acknowledgement on stdout (a pipe, one write per
 // line) after the call returns: "E id key queue" (enqueued), "D id key"
 // (a duplicate of id), "C id t key queue" (completed, t being the clock
 // before the call), "X id" (written before a Purge), "p"/"PA" and
 // "r"/"RA" (before and after Pause and Resume), "k" and "K n" (before and
-// after Compact, n segments removed), "ERR …" (any unexpected error, live
-// invariant violations included).
+// after Compact, n segments removed), "B id n" (a batch of n jobs from id,
+// with a callback), "G id n" (progress n reported), "S n" (before the
+// child's Close, n the log's last index), "CK used index" (after each of
+// the child's opens, Recovery().Checkpoint), "ERR …" (any unexpected
+// error, live invariant violations included).
 //
 // Retention is modelled exactly. The clock is a mock that only the key-reuse
 // lane moves; cycle n runs between start(n) and start(n)+ccSpan, ccSpan
@@ -63,9 +78,18 @@ import (
 // and every duplicate names a job that held its key; the paused state is
 // the one the last acknowledged Pause or Resume left (unless a later one
 // was in flight); at most the calls in flight appear without an
-// acknowledgement; the queue's invariants hold, and it works on.
+// acknowledgement (batch callbacks, which no call acknowledges, aside);
+// in each ordered group no job is completed while an earlier one is
+// unfinished, and completions are in ID order on the clock; a batch whose
+// members have all finished (or were forgotten after finishing) has
+// exactly one callback, found by GetByKey("walq:batch:<id>") until it is
+// forgotten itself, a batch with an unfinished member has none, and no
+// callback key ever had two jobs; every job still held shows at least
+// its last acknowledged progress report, with its note; the queue's
+// invariants hold, and it works on. The summary counts how many opens
+// started from the checkpoint.
 //
-// The default run does 80 kill cycles (about 7 s under -race on 2 cores).
+// The default run does 80 kill cycles (about 6–7 s under -race on 2 cores).
 // Run more with
 //
 //	WALQ_CRASH_CYCLES=300 go test ./queue -run 'TestCrashKillConcurrent$' -timeout 1h -v
@@ -86,7 +110,8 @@ func TestCrashKillConcurrent(t *testing.T) {
 	t.Logf("%d kill cycles, WALQ_CRASH_SEED=%d", cycles, seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	c := &ccChecker{t: t, dir: t.TempDir(), seed: seed, jobs: map[uint64]*ccJob{}, gens: map[string][]uint64{},
-		purges: map[uint64]bool{}, clock: epoch.UnixNano()}
+		purges: map[uint64]bool{}, clock: epoch.UnixNano(), batches: map[uint64]int{}, progress: map[uint64]int64{},
+		grouped: map[uint64]bool{}, groupedDone: map[uint64]bool{}}
 	for cycle := 0; cycle < cycles; cycle++ {
 		lines := c.runChild(cycle, rng)
 		c.check(cycle, lines)
@@ -94,9 +119,13 @@ func TestCrashKillConcurrent(t *testing.T) {
 	t.Logf("%d cycles: %d jobs, %d acknowledged completions (%d found unacknowledged), %d duplicates, "+
 		"%d keys reused after retention, %d after a purge, %d jobs gone by retention or purge, "+
 		"%d pause/resume acknowledged, %d compactions (%d segments removed), %d kills during a Compact call, %d in-flight jobs found, %d kills during open; "+
+		"%d grouped jobs (%d completed), %d batches with callbacks acknowledged (%d callbacks seen), %d progress reports acknowledged (%d checked); "+
+		"checkpoint used by %d of %d reopens and %d of %d child opens (%d of %d opens after the child's Close found it covering the whole log); "+
 		"log: %d segments from index %d, %d jobs",
 		cycles, len(c.jobs), c.n.acked, c.n.foundDone, c.n.dups, c.n.reusedRetention, c.n.reusedPurge, c.n.gone,
-		c.n.pauses, c.n.compactions, c.n.segsRemoved, c.n.midCompact, c.n.inflight, c.n.earlyKills, c.log.Segments, c.log.FirstIndex, c.live)
+		c.n.pauses, c.n.compactions, c.n.segsRemoved, c.n.midCompact, c.n.inflight, c.n.earlyKills,
+		len(c.grouped), len(c.groupedDone), c.n.batches, c.n.callbacks, c.n.progress, c.n.progressSeen,
+		c.n.ckptParent, cycles, c.n.ckptChild, c.n.childOpens, c.n.ckptClose, c.n.closes, c.log.Segments, c.log.FirstIndex, c.live)
 }
 
 const (
@@ -159,9 +188,18 @@ type ccChecker struct {
 	// childErr is the child's unexpected error in this cycle, if any.
 	childErr string
 	live     int // jobs at the last reopen
-	n        struct {
+	// batches are the acknowledged batches whose callback the checks
+	// still follow: batch ID → number of members.
+	batches map[uint64]int
+	// progress is, per job, the highest progress report acknowledged.
+	progress map[uint64]int64
+	// grouped are the grouped jobs seen, done those seen completed.
+	grouped, groupedDone map[uint64]bool
+	n                    struct {
 		acked, foundDone, dups, reusedRetention, reusedPurge, gone         int
 		pauses, compactions, segsRemoved, midCompact, inflight, earlyKills int
+		batches, callbacks, progress, progressSeen                         int
+		ckptParent, ckptChild, childOpens, closes, ckptClose               int
 	}
 }
 
@@ -295,6 +333,7 @@ func (c *ccChecker) learn(cycle int, cy *ccCycle, id uint64, key, queue string) 
 // against everything known so far.
 func (c *ccChecker) check(cycle int, lines []string) {
 	cy := &ccCycle{newKeys: map[string]bool{}, start: c.clock, end: c.clock + int64(ccSpan)}
+	closedAt := "" // the log's last index before the child's Close
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) == 0 {
@@ -321,6 +360,27 @@ func (c *ccChecker) check(cycle int, lines []string) {
 			c.n.acked++
 		case "X":
 			c.purges[id] = true
+		case "B":
+			n, _ := strconv.Atoi(f[2])
+			c.batches[id] = n
+			c.n.batches++
+		case "G":
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			c.progress[id] = max(c.progress[id], n)
+			c.n.progress++
+		case "S":
+			closedAt = f[1]
+		case "CK":
+			c.n.childOpens++
+			if f[1] == "1" {
+				c.n.ckptChild++
+			}
+			if closedAt != "" {
+				c.n.closes++
+				if f[1] == "1" && f[2] == closedAt {
+					c.n.ckptClose++ // the checkpoint covered the whole log
+				}
+			}
 		case "p", "r", "PA", "RA":
 			cy.lastPause = f[0]
 			if f[0] == "PA" || f[0] == "RA" {
@@ -344,10 +404,16 @@ func (c *ccChecker) check(cycle int, lines []string) {
 		c.fatalf(cycle, "reopen after the kill: %v", err)
 	}
 	defer q.Close()
+	if q.Recovery().Checkpoint.Used {
+		c.n.ckptParent++
+	}
 	c.clock = cy.end
 	c.checkJobs(q, cycle, cy)
 	c.checkKeys(cycle, cy)
 	c.checkPause(q, cycle, cy)
+	c.checkGroups(q, cycle)
+	c.checkBatches(q, cycle)
+	c.checkProgress(q, cycle)
 	// What was in flight at the kill: a batch per producer, the
 	// follow-ups of a CompleteAndEnqueue per worker, one enqueue of the
 	// key-reuse lane; one completion per worker, per producer (they work
@@ -391,7 +457,7 @@ func (c *ccChecker) checkJobs(q *Queue, cycle int, cy *ccCycle) {
 		}
 		holder[s.Key] = s.ID
 		j := c.jobs[s.ID]
-		if j == nil { // enqueued, but killed before the acknowledgement
+		if j == nil && !strings.HasPrefix(s.Key, ccBatchKey) { // enqueued, but killed before the acknowledgement
 			cy.newJobs++
 		}
 		key := s.Key
@@ -478,6 +544,138 @@ func (c *ccChecker) checkKeys(cycle int, cy *ccCycle) {
 	}
 }
 
+// ccBatchKey prefixes the key of a batch's callback job.
+const ccBatchKey = "walq:batch:"
+
+// checkGroups checks the order of each ordered group in the reopened
+// queue: a job of a group completes only once every earlier job of the
+// group has finished (completed earlier, died or been cancelled; none is
+// requeued here), so no earlier job is pending while a later one is
+// completed, and completions are in ID order on the clock. The workers
+// check, live, that no two jobs of a group are leased at once and that no
+// job is leased after a later one of its group completed.
+func (c *ccChecker) checkGroups(q *Queue, cycle int) {
+	jobs, err := q.Jobs(context.Background(), JobFilter{})
+	if err != nil {
+		c.fatalf(cycle, "%v", err)
+	}
+	groups := map[string][]*Job{}
+	for _, s := range jobs { // in ID order
+		if s.Group != "" {
+			groups[s.Group] = append(groups[s.Group], s)
+		}
+	}
+	for g, js := range groups {
+		var pending *Job // the first unfinished job of the group
+		var last *Job    // the last completed job before it
+		for _, s := range js {
+			c.grouped[s.ID] = true
+			switch s.State {
+			case StateCompleted:
+				c.groupedDone[s.ID] = true
+				if pending != nil {
+					c.fatalf(cycle, "job %d of group %q is completed (at %v) while the earlier job %d of it is %s",
+						s.ID, g, s.FinishedAt, pending.ID, pending.State)
+				}
+				if last != nil && s.FinishedAt.Before(last.FinishedAt) {
+					c.fatalf(cycle, "job %d of group %q completed at %v, before the earlier job %d of it (%v)",
+						s.ID, g, s.FinishedAt, last.ID, last.FinishedAt)
+				}
+				last = s
+			case StateDead, StateCancelled:
+			default:
+				if pending == nil {
+					pending = s
+				}
+			}
+		}
+	}
+}
+
+// checkBatches checks the batches' callbacks: a batch whose members have
+// all finished has exactly one callback job (keyed walq:batch:<id>), and a
+// batch with an unfinished member has none. The key guard makes a second
+// callback impossible to hold the key at once, so "exactly one" is
+// checked over time: the ledger's list of the key's holders never grows
+// past one.
+func (c *ccChecker) checkBatches(q *Queue, cycle int) {
+	ctx := context.Background()
+	finished := func(id uint64) bool {
+		if j := c.jobs[id]; j != nil && j.gone {
+			return true // completed and forgotten, or purged
+		}
+		s, err := q.Get(ctx, id)
+		if err != nil {
+			c.fatalf(cycle, "Get(%d), a batch member: %v", id, err)
+		}
+		return s.State == StateCompleted || s.State == StateDead || s.State == StateCancelled
+	}
+	for key, g := range c.gens {
+		if strings.HasPrefix(key, ccBatchKey) && len(g) > 1 {
+			c.fatalf(cycle, "batch callback key %q held by jobs %v: more than one callback", key, g)
+		}
+	}
+	for id, n := range c.batches {
+		key := fmt.Sprintf("%s%d", ccBatchKey, id)
+		all := true
+		for m := id; m < id+uint64(n); m++ {
+			if !finished(m) {
+				all = false
+				break
+			}
+		}
+		cb, err := q.GetByKey(ctx, key)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			c.fatalf(cycle, "GetByKey(%q): %v", key, err)
+		}
+		holders := c.gens[key]
+		switch {
+		case !all && (cb != nil || len(holders) > 0):
+			c.fatalf(cycle, "batch %d (%d members) has an unfinished member, and a callback (now %v, ever %v)", id, n, cb != nil, holders)
+		case all && cb == nil:
+			if len(holders) == 1 && c.jobs[holders[0]].gone {
+				delete(c.batches, id) // its callback ran and was forgotten
+				continue
+			}
+			c.fatalf(cycle, "batch %d (%d members) has finished, and no callback (holders of its key: %v)", id, n, holders)
+		case all:
+			if len(holders) != 1 || holders[0] != cb.ID || cb.Queue != ccCallbacks {
+				c.fatalf(cycle, "batch %d: callback %d in queue %q, holders of its key %v", id, cb.ID, cb.Queue, holders)
+			}
+			c.n.callbacks++
+			delete(c.batches, id)
+		}
+	}
+}
+
+// checkProgress checks that every job still held shows at least the last
+// progress report acknowledged for it (a report in flight at the kill may
+// show a later one), with its note.
+func (c *ccChecker) checkProgress(q *Queue, cycle int) {
+	ctx := context.Background()
+	for id, want := range c.progress {
+		if c.jobs[id] != nil && c.jobs[id].gone {
+			delete(c.progress, id)
+			continue
+		}
+		s, err := q.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) && (c.jobs[id] == nil || c.jobs[id].gone) {
+			delete(c.progress, id)
+			continue
+		}
+		if err != nil {
+			c.fatalf(cycle, "Get(%d), a job with progress: %v", id, err)
+		}
+		if s.Progress < want || s.ProgressNote != fmt.Sprintf("p%d", s.Progress) {
+			c.fatalf(cycle, "job %d shows progress %d %q, want at least %d acknowledged", id, s.Progress, s.ProgressNote, want)
+		}
+		c.n.progressSeen++
+		if s.State == StateCompleted || s.State == StateDead {
+			delete(c.progress, id) // it reports no more
+		}
+	}
+}
+
 // checkPause checks that the pauser's last acknowledged call holds.
 func (c *ccChecker) checkPause(q *Queue, cycle int, cy *ccCycle) {
 	st, err := q.Stats(context.Background())
@@ -537,7 +735,7 @@ func TestCrashConcurrentChild(t *testing.T) {
 	seed, _ := strconv.ParseUint(os.Getenv("WALQ_CC_SEED"), 10, 64)
 	ch := &ccChild{cycle: cycle, seed: seed, start: start, mc: clock.NewMock(),
 		deadline: time.Now().Add(10 * time.Second), purgeCh: make(chan uint64, 16),
-		changed: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), held: map[string]map[uint64]time.Time{}, doneMax: map[string]uint64{}}
 	ch.mc.Set(time.Unix(0, start))
 	off := map[string]bool{}
 	for _, f := range strings.Split(os.Getenv("WALQ_CC_OFF"), ",") {
@@ -554,6 +752,7 @@ func TestCrashConcurrentChild(t *testing.T) {
 	}
 	ch.q = q
 	ch.say("OPEN")
+	ch.reportCheckpoint()
 	var wg sync.WaitGroup
 	run := func(name string, n int, f func(rng *rand.Rand, i int)) {
 		if off[name] {
@@ -563,13 +762,39 @@ func TestCrashConcurrentChild(t *testing.T) {
 			wg.Go(func() { f(ch.rand(name, i), i) })
 		}
 	}
-	run("producer", ccProducers, ch.produce)
-	run("worker", ccWorkers, ch.work)
-	run("reuse", 1, ch.reuse)
-	run("purge", 1, ch.purge)
-	run("pause", 1, ch.pause)
-	run("compact", 1, ch.compact)
-	wg.Wait()
+	load := func() {
+		run("producer", ccProducers, ch.produce)
+		run("worker", ccWorkers, ch.work)
+		run("reuse", 1, ch.reuse)
+		run("purge", 1, ch.purge)
+		run("pause", 1, ch.pause)
+		run("compact", 1, ch.compact)
+		wg.Wait()
+	}
+	// In about one cycle of three the load stops after a moment, the queue is
+	// closed (Close writes the index checkpoint when enough was applied
+	// since the last one; the kill may land in it) and opened again, and
+	// the load runs on: "S n" before Close (n the log's last index) and
+	// "CK" after the open say whether it started from the checkpoint.
+	if rng := ch.rand("close", 0); rng.IntN(3) == 0 {
+		last := ch.deadline
+		ch.deadline = time.Now().Add(time.Duration(10+rng.IntN(40)) * time.Millisecond)
+		load()
+		st, err := q.Stats(context.Background())
+		if err != nil {
+			ch.fail("stats", err)
+		}
+		ch.write("S %d", st.Log.LastIndex)
+		if err := q.Close(); err != nil {
+			ch.fail("close", err)
+		}
+		if q, err = Open(dir, opts); err != nil {
+			ch.fail("reopen", err)
+		}
+		ch.q, ch.deadline = q, last
+		ch.reportCheckpoint()
+	}
+	load()
 	q.Close()
 }
 
@@ -588,6 +813,74 @@ type ccChild struct {
 	purgeCh chan uint64
 	// changed wakes the compactor after a change.
 	changed chan struct{}
+	// held are, per group, the grouped jobs the workers hold a lease on
+	// (until just before they finish them), with the lease's deadline;
+	// doneMax is, per group, the highest ID whose completion was
+	// acknowledged. Both are under mu.
+	held    map[string]map[uint64]time.Time
+	doneMax map[string]uint64
+}
+
+// ccGroups is how many ordered groups the producers enqueue into.
+const ccGroups = 4
+
+// ccCallbacks is the queue of the batches' callback jobs.
+const ccCallbacks = "cb"
+
+// reportCheckpoint says whether Open started from the index checkpoint.
+func (ch *ccChild) reportCheckpoint() {
+	ck := ch.q.Recovery().Checkpoint
+	used := 0
+	if ck.Used {
+		used = 1
+	}
+	ch.write("CK %d %d", used, ck.Index)
+}
+
+// leased checks a lease of a grouped job against the other leases the
+// workers hold and the completions acknowledged: no other job of the group
+// may be leased (unless its lease has expired, the clock being past its
+// deadline), and no later job of the group may have completed.
+func (ch *ccChild) leasedGrouped(l *Lease) {
+	g := l.Job.Group
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	now := ch.mc.Now()
+	for id, dl := range ch.held[g] {
+		if id != l.Job.ID && dl.After(now) {
+			ch.say("ERR live: job %d of group %q leased while job %d of it is leased until %v (now %v)", l.Job.ID, g, id, dl, now)
+			os.Exit(2)
+		}
+	}
+	if m := ch.doneMax[g]; m > l.Job.ID {
+		ch.say("ERR live: job %d of group %q leased after job %d of it completed", l.Job.ID, g, m)
+		os.Exit(2)
+	}
+	if ch.held[g] == nil {
+		ch.held[g] = map[uint64]time.Time{}
+	}
+	ch.held[g][l.Job.ID] = l.Deadline
+}
+
+// letGo forgets a worker's lease of a grouped job: called before the call
+// that finishes it, so that the next job's lease never looks concurrent.
+func (ch *ccChild) letGo(l *Lease) {
+	if l.Job.Group == "" {
+		return
+	}
+	ch.mu.Lock()
+	delete(ch.held[l.Job.Group], l.Job.ID)
+	ch.mu.Unlock()
+}
+
+// completedGrouped notes an acknowledged completion of a grouped job.
+func (ch *ccChild) completedGrouped(l *Lease) {
+	if l.Job.Group == "" {
+		return
+	}
+	ch.mu.Lock()
+	ch.doneMax[l.Job.Group] = max(ch.doneMax[l.Job.Group], l.Job.ID)
+	ch.mu.Unlock()
 }
 
 func (ch *ccChild) rand(name string, i int) *rand.Rand {
@@ -671,6 +964,9 @@ func (ch *ccChild) newJob(rng *rand.Rand, p, i, k int) NewJob {
 		nj.Key = fmt.Sprintf("k%d-p%d-%d-%d", ch.cycle, p, i, k)
 		nj.Delay = time.Duration(rng.IntN(300)) * time.Second
 	}
+	if p == 0 || rng.IntN(3) == 0 { // producer 0 mostly, the others now and then
+		nj.Group = fmt.Sprintf("g%d", rng.IntN(ccGroups))
+	}
 	return nj
 }
 
@@ -696,6 +992,22 @@ func (ch *ccChild) produce(rng *rand.Rand, p int) {
 			jobs[k] = ch.newJob(rng, p, i, k)
 		}
 		var res []Enqueued
+		if rng.IntN(5) == 0 { // a batch with a callback: members without keys
+			for k := range jobs {
+				jobs[k].Key = ""
+			}
+			b, err := ch.q.EnqueueBatchThen(ctx, jobs, NewJob{Queue: ccCallbacks})
+			if err != nil {
+				ch.fail("enqueue batch then", err)
+			}
+			res = make([]Enqueued, len(b.Jobs))
+			for k, id := range b.Jobs {
+				res[k] = Enqueued{ID: id}
+			}
+			ch.reportEnqueued(jobs, res)
+			ch.say("B %d %d", b.ID, len(b.Jobs))
+			continue
+		}
 		if len(jobs) == 1 && rng.IntN(2) == 0 {
 			var r Enqueued
 			r, err = ch.q.Enqueue(ctx, jobs[0])
@@ -738,11 +1050,28 @@ func (ch *ccChild) work(rng *rand.Rand, _ int) {
 // workOnce leases a job and finishes it, if one comes.
 func (ch *ccChild) workOnce(rng *rand.Rand) {
 	ctx := context.Background()
-	l := ch.lease([]string{"", ccPaused}[rng.IntN(2)])
+	l := ch.lease([]string{"", ccPaused, "", ccPaused, ccCallbacks}[rng.IntN(5)])
 	if l == nil {
 		return
 	}
 	id := l.Job.ID
+	if l.Job.Group != "" {
+		ch.leasedGrouped(l)
+	}
+	if rng.IntN(3) == 0 { // progress reports, numbered to grow with the attempt
+		for k := range 1 + rng.IntN(2) {
+			n := int64(l.Job.Attempt)*100 + int64(k) + 1
+			err := ch.q.Progress(ctx, l.Token, n, fmt.Sprintf("p%d", n))
+			if errors.Is(err, ErrLeaseLost) {
+				break
+			}
+			if err != nil {
+				ch.fail("progress", err)
+			}
+			ch.say("G %d %d", id, n)
+		}
+	}
+	ch.letGo(l)
 	ch.mu.Lock()
 	if len(ch.leased) == 64 {
 		ch.leased = ch.leased[1:]
@@ -755,6 +1084,7 @@ func (ch *ccChild) workOnce(rng *rand.Rand) {
 	switch r := rng.IntN(10); {
 	case r < 6:
 		if err = ch.q.Complete(ctx, l.Token, result); err == nil {
+			ch.completedGrouped(l)
 			ch.say("C %d %d %s %s", id, at, ccKey(l.Job.Key), l.Job.Queue)
 		}
 	case r < 8:
@@ -767,6 +1097,7 @@ func (ch *ccChild) workOnce(rng *rand.Rand) {
 		}
 		var res []Enqueued
 		if res, err = ch.q.CompleteAndEnqueue(ctx, l.Token, result, then); err == nil {
+			ch.completedGrouped(l)
 			ch.say("C %d %d %s %s", id, at, ccKey(l.Job.Key), l.Job.Queue)
 			ch.reportEnqueued(then, res)
 		}
