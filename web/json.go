@@ -251,7 +251,10 @@ func queueNames(st queue.Stats) []string {
 	return names
 }
 
-func toJobJSON(j *queue.Job) JobJSON {
+// JobOf returns j as it appears in job listings ("walq jobs --json", "walq
+// dead --json" and GET api/jobs): each time only where it applies to the
+// job's state (a requeued job, for one, still carries the time it died).
+func JobOf(j *queue.Job) JobJSON {
 	out := JobJSON{
 		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
 		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
@@ -272,7 +275,7 @@ func toJobJSON(j *queue.Job) JobJSON {
 func toJobListJSON(jobs []*queue.Job, more bool) JobListJSON {
 	out := JobListJSON{Jobs: []JobJSON{}, More: more}
 	for _, j := range jobs {
-		out.Jobs = append(out.Jobs, toJobJSON(j))
+		out.Jobs = append(out.Jobs, JobOf(j))
 	}
 	if more && len(jobs) > 0 {
 		out.Next = jobs[len(jobs)-1].ID
@@ -281,7 +284,7 @@ func toJobListJSON(jobs []*queue.Job, more bool) JobListJSON {
 }
 
 func toShowJSON(j *queue.Job) ShowJSON {
-	out := ShowJSON{JobJSON: toJobJSON(j), Payload: encodeBytes(j.Payload), Attempts: []AttemptJSON{}, Meta: j.Meta}
+	out := ShowJSON{JobJSON: JobOf(j), Payload: encodeBytes(j.Payload), Attempts: []AttemptJSON{}, Meta: j.Meta}
 	if j.HasResult {
 		out.Result = encodeBytes(j.Result)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var jobsCmd = &command{
@@ -25,54 +26,11 @@ walq jobs /var/lib/myapp/queue --queue emails --json | jq '.jobs[].id'`,
 	run: runJobs,
 }
 
-// jobJSON is a job in JSON output (jobs, dead, show). Times are RFC 3339
-// in UTC, null when they do not apply.
-type jobJSON struct {
-	ID            uint64  `json:"id"`
-	Queue         string  `json:"queue"`
-	Key           string  `json:"key"`
-	State         string  `json:"state"`
-	Attempt       int     `json:"attempt"`
-	MaxAttempts   int     `json:"max_attempts"`
-	Priority      int32   `json:"priority"`
-	EnqueuedAt    *string `json:"enqueued_at"`
-	RunAt         *string `json:"run_at"`
-	LeaseDeadline *string `json:"lease_deadline"`
-	FinishedAt    *string `json:"finished_at"`
-	LastError     string  `json:"last_error"`
-	// Group is the job's ordered group; absent when it has none.
-	Group string `json:"group,omitempty"`
-	// Batch is the progress of the job's batch (show only), while the
-	// batch has not ended; absent otherwise.
-	Batch *queue.BatchInfo `json:"batch,omitempty"`
-	// Progress and ProgressNote are the job's latest progress report;
-	// absent when it has made none.
-	Progress     int64  `json:"progress,omitempty"`
-	ProgressNote string `json:"progress_note,omitempty"`
-	// KeyReleased reports that the job gave Key up when it died
-	// (queue.NewJob.ReleaseKeyOnDeath); absent otherwise.
-	KeyReleased bool `json:"key_released,omitempty"`
-}
+// jobJSON is a job in JSON output (jobs, dead, show): the dashboard's
+// shape, one definition for both (web.JobOf).
+type jobJSON = web.JobJSON
 
-func toJobJSON(j *queue.Job) jobJSON {
-	out := jobJSON{
-		ID: j.ID, Queue: j.Queue, Key: j.Key, State: string(j.State),
-		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Priority: j.Priority,
-		EnqueuedAt: jsonTime(j.EnqueuedAt), LastError: j.LastError, Group: j.Group, Batch: j.Batch,
-		Progress: j.Progress, ProgressNote: j.ProgressNote, KeyReleased: j.KeyReleased,
-	}
-	// Each time applies to some states only; a requeued job, for one,
-	// still carries the time it died.
-	switch j.State {
-	case queue.StateReady, queue.StateScheduled:
-		out.RunAt = jsonTime(j.RunAt)
-	case queue.StateLeased:
-		out.LeaseDeadline = jsonTime(j.LeaseDeadline)
-	default:
-		out.FinishedAt = jsonTime(j.FinishedAt)
-	}
-	return out
-}
+func toJobJSON(j *queue.Job) jobJSON { return web.JobOf(j) }
 
 // jobListJSON is the output of jobs --json and dead --json.
 type jobListJSON struct {
