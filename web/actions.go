@@ -107,7 +107,7 @@ func (h *handler) do(ctx context.Context, q *queue.Queue, action string, req Act
 		if err != nil {
 			return nil, err
 		}
-		return toStatsJSON(st), nil
+		return StatsOf(st), nil
 	case "compact":
 		st, err := q.Compact(ctx)
 		if err != nil {

@@ -33,7 +33,7 @@ func (h *handler) apiStats(w http.ResponseWriter, r *http.Request, q *queue.Queu
 		return
 	}
 	h.charts.observe(q, st)
-	writeJSON(w, http.StatusOK, toStatsJSON(st))
+	writeJSON(w, http.StatusOK, StatsOf(st))
 }
 
 // GET api/jobs?queue=&state=&after=&limit=.

@@ -203,7 +203,10 @@ type ErrorJSON struct {
 }
 
 // toStatsJSON converts the queue's stats.
-func toStatsJSON(st queue.Stats) StatsJSON {
+// StatsOf returns st as "walq stats --json" and GET api/stats show it:
+// queues sorted by name, totals, the log, failing compactions and the
+// periodic schedules.
+func StatsOf(st queue.Stats) StatsJSON {
 	out := StatsJSON{Queues: []QueueStatsJSON{}}
 	for _, name := range queueNames(st) {
 		qs := st.Queues[name]
@@ -230,13 +233,23 @@ func toStatsJSON(st queue.Stats) StatsJSON {
 	}
 	out.Log = LogStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
 		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
-	for _, sc := range st.Schedules {
-		out.Schedules = append(out.Schedules, ScheduleJSON{Name: sc.Name, Spec: sc.Spec, Queue: sc.Queue,
-			Missed: sc.Missed.String(), NextRun: jsonTime(sc.Next), LastRun: jsonTime(sc.LastRun),
-			LastJob: sc.LastJob, Registered: jsonTime(sc.Registered), Error: sc.Error})
+	if len(st.Schedules) > 0 {
+		out.Schedules = SchedulesOf(st.Schedules)
 	}
 	if st.LastCompactError != "" {
 		out.Compaction = &CompactionJSON{Failures: st.CompactFailures, LastError: st.LastCompactError, LastErrorAt: st.LastCompactErrorAt}
+	}
+	return out
+}
+
+// SchedulesOf returns periodic schedules as "walq schedules --json" lists
+// them (an empty list, not null, when there are none).
+func SchedulesOf(ss []queue.ScheduleInfo) []ScheduleJSON {
+	out := []ScheduleJSON{}
+	for _, sc := range ss {
+		out = append(out, ScheduleJSON{Name: sc.Name, Spec: sc.Spec, Queue: sc.Queue,
+			Missed: sc.Missed.String(), NextRun: jsonTime(sc.Next), LastRun: jsonTime(sc.LastRun),
+			LastJob: sc.LastJob, Registered: jsonTime(sc.Registered), Error: sc.Error})
 	}
 	return out
 }

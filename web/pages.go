@@ -158,7 +158,7 @@ func (p *pages) overview(w http.ResponseWriter, r *http.Request, q *queue.Queue)
 		return
 	}
 	p.h.charts.observe(q, st)
-	sj := toStatsJSON(st)
+	sj := StatsOf(st)
 	d := overviewData{Total: sj.Total, Log: st.Log, Compaction: st.LastCompaction, Failing: sj.Compaction,
 		ReadOnly: q.Options().ReadOnly, Dir: q.Dir(), Schedules: st.Schedules,
 		Now: q.Options().Clock.Now()}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var schedulesCmd = &command{
@@ -31,28 +32,10 @@ type schedulesJSON struct {
 	Partial *partialJSON `json:"partial,omitempty"`
 }
 
-// scheduleJSON is one periodic schedule.
-type scheduleJSON struct {
-	Name       string  `json:"name"`
-	Spec       string  `json:"spec"`
-	Queue      string  `json:"queue"`
-	Missed     string  `json:"missed"`
-	NextRun    *string `json:"next_run"`
-	LastRun    *string `json:"last_run"`
-	LastJob    uint64  `json:"last_job,omitempty"`
-	Registered *string `json:"registered"`
-	Error      string  `json:"error,omitempty"`
-}
+// scheduleJSON is one periodic schedule, in the dashboard's shape.
+type scheduleJSON = web.ScheduleJSON
 
-func toSchedulesJSON(ss []queue.ScheduleInfo) []scheduleJSON {
-	out := []scheduleJSON{}
-	for _, s := range ss {
-		out = append(out, scheduleJSON{Name: s.Name, Spec: s.Spec, Queue: s.Queue, Missed: s.Missed.String(),
-			NextRun: jsonTime(s.Next), LastRun: jsonTime(s.LastRun), LastJob: s.LastJob,
-			Registered: jsonTime(s.Registered), Error: s.Error})
-	}
-	return out
-}
+func toSchedulesJSON(ss []queue.ScheduleInfo) []scheduleJSON { return web.SchedulesOf(ss) }
 
 func runSchedules(a *app, c *command, args []string) error {
 	fs := flagSet(c)

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/walq/walq/queue"
+	"github.com/walq/walq/web"
 )
 
 var statsCmd = &command{
@@ -39,56 +39,14 @@ type statsJSON struct {
 	Schedules []scheduleJSON `json:"schedules,omitempty"`
 }
 
-// compactionJSON describes a failing compaction.
-type compactionJSON struct {
-	Failures    int       `json:"failures"`
-	LastError   string    `json:"last_error"`
-	LastErrorAt time.Time `json:"last_error_at"`
-}
-
-// countsJSON counts jobs by state.
-type countsJSON struct {
-	Ready     int `json:"ready"`
-	Scheduled int `json:"scheduled"`
-	Leased    int `json:"leased"`
-	Completed int `json:"completed"`
-	Dead      int `json:"dead"`
-	Cancelled int `json:"cancelled"`
-}
-
-// queueStatsJSON is one named queue's counts.
-type queueStatsJSON struct {
-	Name   string `json:"name"`
-	Paused bool   `json:"paused"`
-	countsJSON
-	// OldestReadySeconds is how long the oldest ready job has been ready;
-	// null when no job is ready (the table's "-").
-	OldestReadySeconds *float64 `json:"oldest_ready_seconds"`
-	// Breaker is the queue's circuit breaker while it is open or
-	// half-open; absent otherwise.
-	Breaker *queue.BreakerStatus `json:"breaker,omitempty"`
-	// RateLimit is the queue's rate limit; absent when it has none
-	// (always, for the read-only open of a directory: the limits are the
-	// app's options, not state in the log).
-	RateLimit *rateLimitJSON `json:"rate_limit,omitempty"`
-}
-
-// rateLimitJSON is a named queue's rate limit: at most N leases in any
-// window of PerSeconds; WindowStarts counts those of the current window.
-type rateLimitJSON struct {
-	N            int     `json:"n"`
-	PerSeconds   float64 `json:"per_seconds"`
-	WindowStarts int     `json:"window_starts"`
-}
-
-// logStatsJSON describes the log on disk.
-type logStatsJSON struct {
-	SizeBytes  int64  `json:"size_bytes"`
-	Segments   int    `json:"segments"`
-	FirstIndex uint64 `json:"first_index"`
-	LastIndex  uint64 `json:"last_index"`
-	LiveBytes  int64  `json:"live_bytes"`
-}
+// The parts of stats --json are the dashboard's types (package web), one
+// definition for both.
+type (
+	compactionJSON = web.CompactionJSON
+	countsJSON     = web.CountsJSON
+	queueStatsJSON = web.QueueStatsJSON
+	logStatsJSON   = web.LogStatsJSON
+)
 
 func runStats(a *app, c *command, args []string) error {
 	fs := flagSet(c)
@@ -118,44 +76,8 @@ func runStats(a *app, c *command, args []string) error {
 }
 
 func toStatsJSON(st queue.Stats) statsJSON {
-	out := statsJSON{Queues: []queueStatsJSON{}}
-	names := make([]string, 0, len(st.Queues))
-	for name := range st.Queues {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		qs := st.Queues[name]
-		c := countsJSON{qs.Ready, qs.Scheduled, qs.Leased, qs.Completed, qs.Dead, qs.Cancelled}
-		qj := queueStatsJSON{Name: name, Paused: qs.Paused, countsJSON: c}
-		if b := qs.Breaker; b.State != "" && b.State != queue.BreakerClosed {
-			qj.Breaker = &b
-		}
-		if l := qs.RateLimit; l.N > 0 {
-			qj.RateLimit = &rateLimitJSON{N: l.N, PerSeconds: seconds(l.Per), WindowStarts: qs.WindowStarts}
-		}
-		if qs.Ready > 0 {
-			s := seconds(qs.OldestReady)
-			qj.OldestReadySeconds = &s
-		}
-		out.Queues = append(out.Queues, qj)
-		t := &out.Total
-		t.Ready += c.Ready
-		t.Scheduled += c.Scheduled
-		t.Leased += c.Leased
-		t.Completed += c.Completed
-		t.Dead += c.Dead
-		t.Cancelled += c.Cancelled
-	}
-	out.Log = logStatsJSON{SizeBytes: st.Log.Size, Segments: st.Log.Segments, FirstIndex: st.Log.FirstIndex,
-		LastIndex: st.Log.LastIndex, LiveBytes: st.Log.LiveBytes}
-	if len(st.Schedules) > 0 {
-		out.Schedules = toSchedulesJSON(st.Schedules)
-	}
-	if st.LastCompactError != "" {
-		out.Compaction = &compactionJSON{Failures: st.CompactFailures, LastError: st.LastCompactError, LastErrorAt: st.LastCompactErrorAt}
-	}
-	return out
+	w := web.StatsOf(st)
+	return statsJSON{Queues: w.Queues, Total: w.Total, Log: w.Log, Compaction: w.Compaction, Schedules: w.Schedules}
 }
 
 // oldest renders the age of the oldest ready job, "-" if no job is ready.
@@ -187,7 +109,7 @@ func (a *app) printStats(st queue.Stats, out statsJSON) {
 			}
 			d := st.Queues[qs.Name].OldestReady
 			oldestAll = max(oldestAll, d)
-			row(name, qs.countsJSON, oldest(qs.Ready, d))
+			row(name, qs.CountsJSON, oldest(qs.Ready, d))
 		}
 		if len(out.Queues) > 1 {
 			row("total", out.Total, oldest(out.Total.Ready, oldestAll))
