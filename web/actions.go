@@ -61,7 +61,7 @@ type ActionRequest struct {
 const maxBody = 64 << 20
 
 // POST api/{action}: a JSON body, a JSON answer.
-func (h *handler) apiAction(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) apiAction(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
 		// A browser cannot send this cross-origin without a preflight the
 		// handler never grants: one more guard against forged requests.
@@ -84,7 +84,7 @@ func (h *handler) apiAction(w http.ResponseWriter, r *http.Request, q *queue.Que
 }
 
 // do performs one action.
-func (h *handler) do(ctx context.Context, q *queue.Queue, action string, req ActionRequest) (any, error) {
+func (h *handler) do(ctx context.Context, q queue.Engine, action string, req ActionRequest) (any, error) {
 	switch action {
 	case "requeue":
 		return doRequeue(ctx, q, req)
@@ -109,7 +109,11 @@ func (h *handler) do(ctx context.Context, q *queue.Queue, action string, req Act
 		}
 		return StatsOf(st), nil
 	case "compact":
-		st, err := q.Compact(ctx)
+		c, ok := q.(compacter)
+		if !ok {
+			return nil, fmt.Errorf("%w: the %s engine does not compact", queue.ErrInvalid, q.Info().Engine)
+		}
+		st, err := c.Compact(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -123,10 +127,10 @@ func (h *handler) do(ctx context.Context, q *queue.Queue, action string, req Act
 }
 
 // deadFilter is the request's dead-letter filter.
-func deadFilter(q *queue.Queue, req ActionRequest) queue.DeadFilter {
+func deadFilter(q queue.Engine, req ActionRequest) queue.DeadFilter {
 	f := queue.DeadFilter{Queue: req.Queue, ErrorContains: req.Error}
 	if req.OlderThanSeconds > 0 {
-		f.Before = q.Options().Clock.Now().Add(-time.Duration(req.OlderThanSeconds * float64(time.Second)))
+		f.Before = q.Info().Clock.Now().Add(-time.Duration(req.OlderThanSeconds * float64(time.Second)))
 	}
 	if req.DiedBefore != nil && (f.Before.IsZero() || req.DiedBefore.Before(f.Before)) {
 		f.Before = *req.DiedBefore
@@ -143,7 +147,7 @@ func changed(ids []uint64, dryRun bool) ChangeJSON {
 	return ChangeJSON{DryRun: dryRun, Count: len(ids), IDs: append([]uint64{}, ids...)}
 }
 
-func doRequeue(ctx context.Context, q *queue.Queue, req ActionRequest) (any, error) {
+func doRequeue(ctx context.Context, q queue.Engine, req ActionRequest) (any, error) {
 	opts := queue.RequeueOptions{Queue: req.To, Delay: time.Duration(req.DelaySeconds * float64(time.Second))}
 	if req.All {
 		if len(req.IDs) > 0 {
@@ -171,7 +175,7 @@ func doRequeue(ctx context.Context, q *queue.Queue, req ActionRequest) (any, err
 	return changed(req.IDs, false), nil
 }
 
-func doCancel(ctx context.Context, q *queue.Queue, req ActionRequest) (any, error) {
+func doCancel(ctx context.Context, q queue.Engine, req ActionRequest) (any, error) {
 	if len(req.IDs) == 0 {
 		return nil, errBadRequest("cancel: give ids")
 	}
@@ -189,7 +193,7 @@ func doCancel(ctx context.Context, q *queue.Queue, req ActionRequest) (any, erro
 	return changed(req.IDs, false), nil
 }
 
-func doPurge(ctx context.Context, q *queue.Queue, req ActionRequest) (any, error) {
+func doPurge(ctx context.Context, q queue.Engine, req ActionRequest) (any, error) {
 	if req.Dead {
 		if len(req.IDs) > 0 {
 			return nil, errBadRequest("purge: give ids or dead, not both")
@@ -216,7 +220,7 @@ func doPurge(ctx context.Context, q *queue.Queue, req ActionRequest) (any, error
 	return changed(req.IDs, false), nil
 }
 
-func doEnqueue(ctx context.Context, q *queue.Queue, req ActionRequest) (any, error) {
+func doEnqueue(ctx context.Context, q queue.Engine, req ActionRequest) (any, error) {
 	payload := []byte(req.Payload)
 	if req.PayloadBase64 != "" {
 		if req.Payload != "" {
@@ -255,7 +259,7 @@ func isFinished(s queue.JobState) bool {
 
 // checkJobs checks, before anything changes, that every job exists and is
 // in a state ok accepts, with the wording of the walq command.
-func checkJobs(ctx context.Context, q *queue.Queue, ids []uint64, ok func(queue.JobState) bool, want string) error {
+func checkJobs(ctx context.Context, q queue.Engine, ids []uint64, ok func(queue.JobState) bool, want string) error {
 	for _, id := range ids {
 		j, err := q.Get(ctx, id)
 		if errors.Is(err, queue.ErrNotFound) {
@@ -272,7 +276,7 @@ func checkJobs(ctx context.Context, q *queue.Queue, ids []uint64, ok func(queue.
 }
 
 // deadIDs lists the IDs of the dead jobs f selects.
-func deadIDs(ctx context.Context, q *queue.Queue, f queue.DeadFilter) ([]uint64, error) {
+func deadIDs(ctx context.Context, q queue.Engine, f queue.DeadFilter) ([]uint64, error) {
 	jobs, err := q.Dead(ctx, f)
 	if err != nil {
 		return nil, err
@@ -314,3 +318,9 @@ type explained struct {
 
 func (e *explained) Error() string { return e.msg }
 func (e *explained) Unwrap() error { return e.err }
+
+// compacter is an engine that compacts its storage on request (*queue.Queue
+// does; queue.Engine does not require it).
+type compacter interface {
+	Compact(ctx context.Context) (queue.CompactStats, error)
+}

@@ -26,7 +26,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // GET api/stats.
-func (h *handler) apiStats(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) apiStats(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	st, err := q.Stats(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
@@ -37,7 +37,7 @@ func (h *handler) apiStats(w http.ResponseWriter, r *http.Request, q *queue.Queu
 }
 
 // GET api/jobs?queue=&state=&after=&limit=.
-func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	l, err := parseListing(r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -52,7 +52,7 @@ func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request, q *queue.Queue
 }
 
 // GET api/jobs/{id}.
-func (h *handler) apiJob(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) apiJob(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	j, err := getJob(r, q)
 	if err != nil {
 		h.fail(w, r, err)
@@ -62,7 +62,7 @@ func (h *handler) apiJob(w http.ResponseWriter, r *http.Request, q *queue.Queue)
 }
 
 // GET api/dead?queue=&error=&older_than=&newer_than=&after=&limit=.
-func (h *handler) apiDead(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) apiDead(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	d, err := parseDeadQuery(r, q)
 	if err != nil {
 		h.fail(w, r, err)
@@ -81,7 +81,7 @@ func (h *handler) apiDead(w http.ResponseWriter, r *http.Request, q *queue.Queue
 }
 
 // GET jobs/{id}/payload[?result=1]: the bytes, as a download.
-func (h *handler) download(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) download(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	j, err := getJob(r, q)
 	if err != nil {
 		h.fail(w, r, err)
@@ -99,7 +99,7 @@ func (h *handler) download(w http.ResponseWriter, r *http.Request, q *queue.Queu
 }
 
 // getJob returns the job the path's {id} names.
-func getJob(r *http.Request, q *queue.Queue) (*queue.Job, error) {
+func getJob(r *http.Request, q queue.Engine) (*queue.Job, error) {
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil || id == 0 {
 		return nil, errBadRequest(fmt.Sprintf("invalid job ID %q: want a positive number", r.PathValue("id")))
@@ -176,7 +176,7 @@ func stateList() string {
 // listJobs returns one page: it asks the index for one job more than the
 // page to learn whether there are more, so a page costs what it shows plus
 // the jobs the filter passes over.
-func listJobs(r *http.Request, q *queue.Queue, l listing) ([]*queue.Job, bool, error) {
+func listJobs(r *http.Request, q queue.Engine, l listing) ([]*queue.Job, bool, error) {
 	jobs, err := q.Jobs(r.Context(), queue.JobFilter{Queue: l.Queue, State: l.State, AfterID: l.After, Limit: l.Limit + 1})
 	if err != nil {
 		return nil, false, err
@@ -197,10 +197,10 @@ type deadQuery struct {
 	Limit                int
 }
 
-func parseDeadQuery(r *http.Request, q *queue.Queue) (deadQuery, error) {
+func parseDeadQuery(r *http.Request, q queue.Engine) (deadQuery, error) {
 	v := r.URL.Query()
 	d := deadQuery{Queue: v.Get("queue"), Error: v.Get("error"), OlderThan: v.Get("older_than"), NewerThan: v.Get("newer_than")}
-	now := q.Options().Clock.Now()
+	now := q.Info().Clock.Now()
 	if d.OlderThan != "" {
 		age, err := parseAge(d.OlderThan)
 		if err != nil {
@@ -257,7 +257,7 @@ const deadScan = 20000
 // index (Jobs with State dead), applying the error and age filters here,
 // and looks at no more than deadScan jobs: scanned is the last ID looked
 // at, where the next page starts when the scan stopped short.
-func listDead(r *http.Request, q *queue.Queue, d deadQuery) (jobs []*queue.Job, more bool, scanned uint64, err error) {
+func listDead(r *http.Request, q queue.Engine, d deadQuery) (jobs []*queue.Job, more bool, scanned uint64, err error) {
 	after := d.From
 	for looked := 0; looked < deadScan; {
 		batch, err := q.Jobs(r.Context(), queue.JobFilter{Queue: d.Queue, State: queue.StateDead, AfterID: after, Limit: 500})

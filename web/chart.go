@@ -38,9 +38,9 @@ type sampler struct {
 func newSampler() *sampler { return &sampler{} }
 
 // observe records st if the last sample is old enough.
-func (s *sampler) observe(q *queue.Queue, st queue.Stats) {
-	now := q.Options().Clock.Now()
-	readOnly := q.Options().ReadOnly
+func (s *sampler) observe(q queue.Engine, st queue.Stats) {
+	now := q.Info().Clock.Now()
+	readOnly := q.Info().ReadOnly
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := len(s.samples); n > 0 && now.Sub(s.samples[n-1].at) < sampleEvery && !now.Before(s.samples[n-1].at) {

@@ -31,7 +31,7 @@ const heartbeat = 15 * time.Second
 // transition (q.Subscribe). A slow client loses events (counted in
 // Dropped) and never slows the queue. A read-only queue (walq web)
 // sends none: its pages poll instead.
-func (h *handler) apiEvents(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) apiEvents(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	// Subscribe before answering: a client that has the headers sees
 	// every transition after them.
 	sub := q.Subscribe(1024)

@@ -84,7 +84,7 @@ func (f *Follower) Close() error {
 
 // acquire returns the latest open, first opening the directory again if
 // its files changed since the last look.
-func (f *Follower) acquire() (*queue.Queue, func(), error) {
+func (f *Follower) acquire() (queue.Engine, func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {

@@ -15,7 +15,7 @@ import (
 // POST actions/{action}: a form of the pages. It must carry the handler's
 // token (besides passing the cross-origin check), then does what the API's
 // action does and sends the browser back where it came from with a note.
-func (h *handler) formAction(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (h *handler) formAction(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	if err := r.ParseForm(); err != nil {
 		h.fail(w, r, errBadRequest("invalid form: "+err.Error()))
@@ -51,7 +51,7 @@ func (h *handler) formAction(w http.ResponseWriter, r *http.Request, q *queue.Qu
 }
 
 // formRequest reads an action's fields from a form.
-func formRequest(q *queue.Queue, f url.Values) (ActionRequest, error) {
+func formRequest(q queue.Engine, f url.Values) (ActionRequest, error) {
 	req := ActionRequest{Queue: f.Get("queue"), Error: f.Get("error"), To: f.Get("to")}
 	for _, s := range f["id"] {
 		for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {

@@ -35,8 +35,10 @@ type Options struct {
 	Clock clock.Clock
 }
 
-// Handler returns the dashboard and JSON API for q, to mount on the app's
-// own mux:
+// Handler returns the dashboard and JSON API for q — a *queue.Queue, or
+// any queue.Engine such as the JetStream engine's queue (a compaction,
+// which only the WAL engine offers, is refused on the others) — to mount
+// on the app's own mux:
 //
 //	mux.Handle("/walq/", web.Handler(q, &web.Options{Prefix: "/walq"}))
 //
@@ -50,7 +52,7 @@ type Options struct {
 // (http.CrossOriginProtection) and, from the pages' forms, without the
 // handler's token; GETs never change anything. The handler is safe for
 // concurrent use and keeps no goroutine of its own: it needs no Close.
-func Handler(q *queue.Queue, opts *Options) http.Handler {
+func Handler(q queue.Engine, opts *Options) http.Handler {
 	return newHandler(fixed{q}, opts)
 }
 
@@ -58,12 +60,12 @@ func Handler(q *queue.Queue, opts *Options) http.Handler {
 // or the latest read-only open of a directory another process writes
 // (Follow). done is called when the request no longer uses it.
 type source interface {
-	acquire() (q *queue.Queue, done func(), err error)
+	acquire() (q queue.Engine, done func(), err error)
 }
 
-type fixed struct{ q *queue.Queue }
+type fixed struct{ q queue.Engine }
 
-func (f fixed) acquire() (*queue.Queue, func(), error) { return f.q, func() {}, nil }
+func (f fixed) acquire() (queue.Engine, func(), error) { return f.q, func() {}, nil }
 
 // handler serves the pages and the API.
 type handler struct {
@@ -131,7 +133,7 @@ func (h *handler) routes() {
 }
 
 // queueHandler is a handler of a request that reads or changes a queue.
-type queueHandler func(w http.ResponseWriter, r *http.Request, q *queue.Queue)
+type queueHandler func(w http.ResponseWriter, r *http.Request, q queue.Engine)
 
 // withQueue acquires the source's queue for the request.
 func (h *handler) withQueue(fn queueHandler) http.HandlerFunc {

@@ -151,7 +151,7 @@ type queueRow struct {
 	LastRate, LastLatency string
 }
 
-func (p *pages) overview(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (p *pages) overview(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	st, err := q.Stats(r.Context())
 	if err != nil {
 		p.h.fail(w, r, err)
@@ -160,8 +160,8 @@ func (p *pages) overview(w http.ResponseWriter, r *http.Request, q *queue.Queue)
 	p.h.charts.observe(q, st)
 	sj := StatsOf(st)
 	d := overviewData{Total: sj.Total, Log: st.Log, Compaction: st.LastCompaction, Failing: sj.Compaction,
-		ReadOnly: q.Options().ReadOnly, Dir: q.Dir(), Schedules: st.Schedules,
-		Now: q.Options().Clock.Now()}
+		ReadOnly: q.Info().ReadOnly, Dir: q.Info().Location, Schedules: st.Schedules,
+		Now: q.Info().Clock.Now()}
 	for _, qs := range sj.Queues {
 		tp, lat := p.h.charts.series(qs.Name)
 		row := queueRow{QueueStatsJSON: qs, OldestReady: st.Queues[qs.Name].OldestReady,
@@ -190,7 +190,7 @@ type jobsData struct {
 	Now    time.Time
 }
 
-func (p *pages) jobs(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (p *pages) jobs(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	if id := r.URL.Query().Get("id"); id != "" {
 		http.Redirect(w, r, p.path("/jobs/"+url.PathEscape(strings.TrimSpace(id))), http.StatusSeeOther)
 		return
@@ -214,7 +214,7 @@ func (p *pages) jobs(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
 		p.h.fail(w, r, err)
 		return
 	}
-	d := jobsData{listing: l, States: queue.JobStates(), Jobs: jobs, More: more, Now: q.Options().Clock.Now()}
+	d := jobsData{listing: l, States: queue.JobStates(), Jobs: jobs, More: more, Now: q.Info().Clock.Now()}
 	if more {
 		d.Next = jobs[len(jobs)-1].ID
 	}
@@ -286,13 +286,13 @@ func validPrefix(b []byte) []byte {
 	return b
 }
 
-func (p *pages) job(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (p *pages) job(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	j, err := getJob(r, q)
 	if err != nil {
 		p.h.fail(w, r, err)
 		return
 	}
-	now := q.Options().Clock.Now()
+	now := q.Info().Clock.Now()
 	d := jobData{Job: j, Now: now, Payload: viewBytes(j.Payload)}
 	if j.HasResult {
 		v := viewBytes(j.Result)
@@ -329,7 +329,7 @@ type deadData struct {
 	Now    time.Time
 }
 
-func (p *pages) dead(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (p *pages) dead(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	dq, err := parseDeadQuery(r, q)
 	if err != nil {
 		p.h.fail(w, r, err)
@@ -340,7 +340,7 @@ func (p *pages) dead(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
 		p.h.fail(w, r, err)
 		return
 	}
-	d := deadData{deadQuery: dq, Jobs: jobs, More: more, Next: next, Now: q.Options().Clock.Now()}
+	d := deadData{deadQuery: dq, Jobs: jobs, More: more, Next: next, Now: q.Info().Clock.Now()}
 	if st, err := q.Stats(r.Context()); err == nil {
 		d.Queues = queueNames(st)
 	}
@@ -363,13 +363,13 @@ const previewShow = 20
 
 // GET requeue?queue=&error=&older_than=&newer_than=[&purge=1]: what a
 // requeue (or purge) of every dead job matching the filter would change.
-func (p *pages) requeuePreview(w http.ResponseWriter, r *http.Request, q *queue.Queue) {
+func (p *pages) requeuePreview(w http.ResponseWriter, r *http.Request, q queue.Engine) {
 	dq, err := parseDeadQuery(r, q)
 	if err != nil {
 		p.h.fail(w, r, err)
 		return
 	}
-	now := q.Options().Clock.Now()
+	now := q.Info().Clock.Now()
 	f := dq.filter()
 	if f.Before.IsZero() || now.Before(f.Before) {
 		f.Before = now.Add(time.Nanosecond)
