@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -26,7 +27,6 @@ const (
 const (
 	featMeta     = 1 // leased: metadata, a group and a progress report
 	featBatch    = 2 // completed member of batch 2 (members 2 and 3)
-	featFlaky    = 4 // dead: its failure opened the breaker of "flaky"
 	featReleased = 5 // dead: gave its key up
 )
 
@@ -90,13 +90,13 @@ func TestFeaturePages(t *testing.T) {
 		path string
 		want []string
 	}{
-		{"/jobs/1", []string{
+		{fmt.Sprintf("/jobs/%d", featMeta), []string{
 			"Metadata", "&lt;script&gt;alert(&#34;meta&#34;)&lt;/script&gt;", "traceparent",
 			"<dt>Group</dt><dd class=\"mono\">customer/&lt;b&gt;42&lt;/b&gt;</dd>",
 			"<b>40</b>", "resized &lt;i&gt;40&lt;/i&gt; of 100",
 		}},
-		{"/jobs/2", []string{"<dt>Batch</dt><dd>2: 1 of 2 jobs finished (1 completed, 0 dead, 0 cancelled)"}},
-		{"/jobs/5", []string{"order-7", "badge-released"}},
+		{fmt.Sprintf("/jobs/%d", featBatch), []string{"<dt>Batch</dt><dd>2: 1 of 2 jobs finished (1 completed, 0 dead, 0 cancelled)"}},
+		{fmt.Sprintf("/jobs/%d", featReleased), []string{"order-7", "badge-released"}},
 		{"/dead", []string{"order-7 <span class=\"dim\">(released)</span>"}},
 		{"/", []string{
 			"Periodic schedules", "nightly", "@every 1h0m0s",
@@ -129,9 +129,9 @@ func TestFeatureAPIGolden(t *testing.T) {
 	h := Handler(q, nil)
 	for name, path := range map[string]string{
 		"api_features_stats":    "/api/stats",
-		"api_features_job":      "/api/jobs/1",
-		"api_features_batch":    "/api/jobs/2",
-		"api_features_released": "/api/jobs/5",
+		"api_features_job":      fmt.Sprintf("/api/jobs/%d", featMeta),
+		"api_features_batch":    fmt.Sprintf("/api/jobs/%d", featBatch),
+		"api_features_released": fmt.Sprintf("/api/jobs/%d", featReleased),
 	} {
 		code, body := get(t, h, path)
 		if code != http.StatusOK {

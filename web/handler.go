@@ -69,14 +69,13 @@ func (f fixed) acquire() (queue.Engine, func(), error) { return f.q, func() {}, 
 
 // handler serves the pages and the API.
 type handler struct {
-	src     source
-	opts    Options
-	token   string // the forms' anti-CSRF token, random per handler
-	mux     *http.ServeMux
-	outer   http.Handler
-	charts  *sampler
-	pages   *pages
-	writeOK http.Handler // wraps changes: cross-origin protection
+	src    source
+	opts   Options
+	token  string // the forms' anti-CSRF token, random per handler
+	mux    *http.ServeMux
+	outer  http.Handler
+	charts *sampler
+	pages  *pages
 }
 
 func newHandler(src source, opts *Options) *handler {
